@@ -1,0 +1,485 @@
+//! The command line: clap subcommands over the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use vidi::dataset::index::{index_folder_with_progress, IndexOptions};
+use vidi::dataset::presets::{Preset, TrainPreset, ValPreset};
+use vidi::dataset::split::{split_folder, SplitOptions};
+
+/// Fine-tune and run video classifiers (VideoMAE, TimeSformer, ViViT) on your own videos.
+#[derive(Parser, Debug)]
+#[command(name = "vidi", version, about, long_about = None, arg_required_else_help = false)]
+pub struct Cli {
+    /// What to do. Without one, vidi prints this help (the desktop app will open here).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what video files hold: codec, size, fps, duration, exact frame count.
+    ///
+    /// Example: vidi probe clip.mp4 other.avi --json
+    Probe(ProbeArgs),
+    /// Inspect or split a dataset folder.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Write one augmented clip as an animated GIF (and a frame strip), as the guide's preview.
+    ///
+    /// Example: vidi preview clip.avi --preset train --seed 3 --out preview.gif --strip strip.png
+    Preview(PreviewArgs),
+    /// Download from the Hugging Face Hub (honours HF_ENDPOINT, HF_HOME, HF_TOKEN).
+    #[command(subcommand)]
+    Download(DownloadCommand),
+    /// Measure vidi's speed (print a table; compare with benches/python_decode.py).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `vidi probe`.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// Video files.
+    #[arg(required = true)]
+    pub videos: Vec<PathBuf>,
+    /// Print JSON: a list of {path, width, height, fps, frames, duration_s, codec, ...} or {path, error}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vidi dataset ...`.
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Index a folder (<dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*) and report on it.
+    ///
+    /// Lists classes (sorted, as the guide's labels), videos per split and class,
+    /// unreadable files, classes with no videos, and UCF101 groups found in more
+    /// than one split (data leakage).
+    ///
+    /// Example: vidi dataset inspect UCF101_subset --json
+    Inspect(InspectArgs),
+    /// Split a flat folder (<src>/<Class>/*) into <out>/{train,val,test}/<Class>/*.
+    ///
+    /// Group-aware: UCF101 groups (v_<Class>_gNN_cMM) never straddle splits.
+    /// Files are hard-linked (copied if linking fails); the source is untouched.
+    ///
+    /// Example: vidi dataset split my_videos --out my_videos_split --val 0.1 --test 0.2 --seed 0
+    Split(SplitArgs),
+}
+
+/// `vidi dataset inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The dataset folder.
+    pub dir: PathBuf,
+    /// Print JSON with classes, counts, unreadable, empty_classes, leaking_groups.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not decode every video to check it (faster; unreadable files go unnoticed).
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+/// `vidi dataset split`.
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// The flat source folder.
+    pub src: PathBuf,
+    /// Output folder (new or empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Share of each class for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val: f64,
+    /// Share of each class for test.
+    #[arg(long, default_value_t = 0.2)]
+    pub test: f64,
+    /// Seed of the shuffle (same seed, same split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Copy files instead of hard-linking them.
+    #[arg(long)]
+    pub copy: bool,
+    /// Ignore UCF101 groups (only for data without shared scenes).
+    #[arg(long)]
+    pub no_groups: bool,
+    /// Print the split report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which transform preset.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum PresetName {
+    /// Random clip, random short-side scale, random crop, random flip.
+    Train,
+    /// First uniform clip, resize (squash) to the crop size.
+    Val,
+}
+
+/// `vidi preview`.
+#[derive(Args, Debug)]
+pub struct PreviewArgs {
+    /// The video.
+    pub video: PathBuf,
+    /// Train (augmenting) or val (deterministic) transform.
+    #[arg(long, value_enum, default_value_t = PresetName::Train)]
+    pub preset: PresetName,
+    /// Seed of every random choice (clip start, scale, crop, flip).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Frames per clip (the model's num_frames).
+    #[arg(long, default_value_t = 16)]
+    pub frames: usize,
+    /// Frame sampling rate: the clip lasts frames * rate / 30 seconds.
+    #[arg(long, default_value_t = 4)]
+    pub sample_rate: usize,
+    /// Crop (train) or resize (val) size in pixels.
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// Smallest short side of the train preset's random rescale.
+    #[arg(long, default_value_t = 256)]
+    pub min_short_side: usize,
+    /// Largest short side of the train preset's random rescale.
+    #[arg(long, default_value_t = 320)]
+    pub max_short_side: usize,
+    /// Probability of a horizontal flip (train).
+    #[arg(long, default_value_t = 0.5)]
+    pub flip_p: f64,
+    /// The GIF to write (0.25 s per frame).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write a PNG strip: sampled frames above, augmented frames below.
+    #[arg(long)]
+    pub strip: Option<PathBuf>,
+}
+
+/// `vidi download ...`.
+#[derive(Subcommand, Debug)]
+pub enum DownloadCommand {
+    /// Download a dataset archive into the Hub cache and extract it.
+    ///
+    /// Example: vidi download dataset sayakpaul/ucf101-subset --out data
+    Dataset(DownloadDatasetArgs),
+}
+
+/// `vidi download dataset`.
+#[derive(Args, Debug)]
+pub struct DownloadDatasetArgs {
+    /// Dataset repo id.
+    #[arg(default_value = vidi::hub::REFERENCE_DATASET)]
+    pub id: String,
+    /// The archive in the repo (.tar.gz or .tar).
+    #[arg(long, default_value = vidi::hub::REFERENCE_DATASET_FILE)]
+    pub file: String,
+    /// Branch, tag or commit.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Where to extract.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Only download into the cache; do not extract.
+    #[arg(long)]
+    pub no_extract: bool,
+}
+
+/// `vidi bench ...`.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// File -> (1, 16, 3, 224, 224) normalised tensor, per file: clips/s, and FFmpeg's decode-only rate.
+    ///
+    /// Example: vidi bench decode tests/fixtures/clips/v_ApplyEyeMakeup_g01_c01.avi --runs 20
+    Decode(BenchDecodeArgs),
+}
+
+/// `vidi bench decode`.
+#[derive(Args, Debug)]
+pub struct BenchDecodeArgs {
+    /// Video files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Timed runs per measurement (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Decoder threads (0: FFmpeg decides).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Print JSON rows.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Runs a subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Probe(a) => probe(a),
+        Command::Dataset(DatasetCommand::Inspect(a)) => inspect(a),
+        Command::Dataset(DatasetCommand::Split(a)) => split(a),
+        Command::Preview(a) => preview(a),
+        Command::Download(DownloadCommand::Dataset(a)) => download_dataset(a),
+        Command::Bench(BenchCommand::Decode(a)) => bench_decode(a),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn probe(a: ProbeArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for path in &a.videos {
+        match vidi::video::probe(path) {
+            Ok(info) => {
+                if !a.json {
+                    println!(
+                        "{}: {} {} {}x{}{} {:.3} fps ({}/{}), {:.2} s, {} frames{}",
+                        path.display(),
+                        info.container,
+                        info.codec,
+                        info.width,
+                        info.height,
+                        if info.rotation != 0 { format!(" rotated {}°", info.rotation) } else { String::new() },
+                        info.fps,
+                        info.fps_rational[0],
+                        info.fps_rational[1],
+                        info.duration_s,
+                        info.frames,
+                        if info.variable_frame_rate { ", variable frame rate" } else { "" },
+                    );
+                    for w in &info.warnings {
+                        println!("  warning: {w}");
+                    }
+                }
+                rows.push(serde_json::to_value(&info)?);
+            }
+            Err(e) => {
+                failed += 1;
+                if !a.json {
+                    eprintln!("error: {e}");
+                }
+                rows.push(serde_json::json!({"path": path, "error": e.to_string()}));
+            }
+        }
+    }
+    if a.json {
+        print_json(&rows)?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files could not be read", a.videos.len());
+    }
+    Ok(())
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    let pb = progress_bar(0, "checking videos");
+    let opts = IndexOptions { check_readable: !a.no_check, ..Default::default() };
+    let pb2 = pb.clone();
+    let index = index_folder_with_progress(&a.dir, &opts, &mut move |done, total| {
+        pb2.set_length(total as u64);
+        pb2.set_position(done as u64);
+    });
+    pb.finish_and_clear();
+    let index = index?;
+    if a.json {
+        return print_json(&index);
+    }
+    println!("{} ({:?} layout): {} classes", index.root.display(), index.layout, index.classes.len());
+    let splits: Vec<&String> = index.counts.keys().collect();
+    let name_w = index.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+    print!("{:name_w$}", "class");
+    for s in &splits {
+        print!(" {s:>6}");
+    }
+    println!();
+    for c in &index.classes {
+        print!("{c:name_w$}");
+        for s in &splits {
+            print!(" {:>6}", index.counts[*s].get(c).copied().unwrap_or(0));
+        }
+        println!();
+    }
+    print!("{:name_w$}", "total");
+    for s in &splits {
+        print!(" {:>6}", index.counts[*s].values().sum::<usize>());
+    }
+    println!();
+    for c in &index.empty_classes {
+        println!("warning: class folder '{c}' has no readable videos");
+    }
+    for u in &index.unreadable {
+        println!("unreadable (skipped): {}: {}", u.path.display(), u.reason);
+    }
+    for g in &index.leaking_groups {
+        println!("leakage: group {} is in {}", g.group, g.splits.join(" and "));
+    }
+    if index.unreadable.is_empty() && index.leaking_groups.is_empty() && index.empty_classes.is_empty() {
+        println!("no problems found");
+    }
+    Ok(())
+}
+
+fn split(a: SplitArgs) -> Result<()> {
+    let opts = SplitOptions {
+        val: a.val,
+        test: a.test,
+        seed: a.seed,
+        copy: a.copy,
+        group_aware: !a.no_groups,
+        check_readable: true,
+    };
+    let report = split_folder(&a.src, &a.out, &opts)?;
+    if a.json {
+        return print_json(&report);
+    }
+    for (split, per) in &report.counts {
+        println!("{split}: {} videos in {} classes", per.values().sum::<usize>(), per.len());
+    }
+    println!(
+        "wrote {} ({} files {}; manifest in split.json)",
+        report.out.display(),
+        report.assignment.len(),
+        if report.copied == report.assignment.len() { "copied".to_string() } else { format!("linked, {} copied", report.copied) }
+    );
+    Ok(())
+}
+
+fn preview(a: PreviewArgs) -> Result<()> {
+    if a.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    let preset = match a.preset {
+        PresetName::Train => Preset::Train(TrainPreset {
+            num_frames: a.frames,
+            sample_rate: a.sample_rate,
+            crop: a.size,
+            min_short_side: a.min_short_side,
+            max_short_side: a.max_short_side,
+            flip_p: a.flip_p,
+            ..Default::default()
+        }),
+        PresetName::Val => Preset::Val(ValPreset {
+            num_frames: a.frames,
+            sample_rate: a.sample_rate,
+            resize: (a.size, a.size),
+            ..Default::default()
+        }),
+    };
+    let clip = vidi::preview::preview_clip(&a.video, &preset, a.seed)?;
+    vidi::preview::write_gif(&clip.augmented, 250, &a.out)?;
+    println!(
+        "clip {:.2}s..{:.2}s of {:.2}s, {} frames -> {}",
+        clip.window.start_secs,
+        clip.window.end_secs,
+        clip.duration_s,
+        clip.augmented.len(),
+        a.out.display()
+    );
+    if let Some(strip) = &a.strip {
+        let h = clip.augmented.first().map_or(112, |f| f.height.min(112));
+        vidi::preview::write_strip(&[&clip.original, &clip.augmented], h, strip)?;
+        println!("strip -> {}", strip.display());
+    }
+    Ok(())
+}
+
+/// Shows hf-hub download progress as a bar.
+struct BarProgress(ProgressBar);
+
+impl hf_hub::progress::ProgressHandler for BarProgress {
+    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        use hf_hub::progress::{DownloadEvent, ProgressEvent};
+        match event {
+            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. }) => self.0.set_length(*total_bytes),
+            ProgressEvent::Download(DownloadEvent::Progress { files }) => {
+                let done: u64 = files.iter().map(|f| f.bytes_completed).sum();
+                self.0.set_position(done);
+            }
+            ProgressEvent::Download(DownloadEvent::AggregateProgress { bytes_completed, .. }) => {
+                self.0.set_position(*bytes_completed)
+            }
+            _ => {}
+        }
+    }
+}
+
+fn byte_bar(what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn download_dataset(a: DownloadDatasetArgs) -> Result<()> {
+    let pb = byte_bar("downloading");
+    let path = vidi::hub::download_dataset_file(
+        &a.id,
+        &a.file,
+        a.revision.as_deref(),
+        Some(hf_hub::progress::Progress::new(BarProgress(pb.clone()))),
+    )?;
+    pb.finish_and_clear();
+    println!("cached: {}", path.display());
+    if a.no_extract {
+        return Ok(());
+    }
+    let pb = byte_bar("extracting");
+    let pb2 = pb.clone();
+    let created = vidi::hub::extract_archive(&path, &a.out, &mut |done, total| {
+        pb2.set_length(total);
+        pb2.set_position(done);
+    })
+    .with_context(|| format!("extracting {}", path.display()))?;
+    pb.finish_and_clear();
+    for c in created {
+        println!("extracted: {}", c.display());
+    }
+    Ok(())
+}
+
+fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for f in &a.files {
+        rows.extend(vidi::bench::bench_decode(f, a.runs, a.threads)?);
+    }
+    if a.json {
+        return print_json(&serde_json::json!({ "threads": a.threads, "rows": rows }));
+    }
+    println!("{:<20} {:<40} {:>10} {:>9} {:>10}", "stack", "file", "median_ms", "clips/s", "frames/s");
+    for r in &rows {
+        let name = r.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        println!(
+            "{:<20} {:<40} {:>10.2} {:>9.2} {:>10}",
+            r.stack,
+            name,
+            r.median_ms,
+            r.clips_per_s,
+            r.frames_per_s.map(|f| format!("{f:.1}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

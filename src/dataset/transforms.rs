@@ -1,0 +1,567 @@
+//! Clip transforms, pure and seeded, with the semantics of PyTorchVideo /
+//! torchvision (float clips) and of the transformers image processors
+//! (uint8 frames through PIL-style resampling).
+//!
+//! A [`Clip`] is float32 in (T, C, H, W) order, C = 3 (RGB). Every random
+//! transform takes the RNG it draws from, so a seed fixes the result.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::video::RgbFrame;
+
+/// A transform could not be applied to this clip.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TransformError {
+    /// The clip has no frames.
+    #[error("the clip has no frames")]
+    Empty,
+    /// A crop larger than the picture.
+    #[error("crop {crop_h}x{crop_w} is larger than the {h}x{w} picture")]
+    CropTooLarge {
+        /// Crop height.
+        crop_h: usize,
+        /// Crop width.
+        crop_w: usize,
+        /// Picture height.
+        h: usize,
+        /// Picture width.
+        w: usize,
+    },
+    /// A size of zero, or a min above a max.
+    #[error("invalid size: {0}")]
+    BadSize(String),
+    /// Frames of different sizes in one clip.
+    #[error("frames of one clip differ in size")]
+    MixedSizes,
+}
+
+/// A video clip as float32 (T, C, H, W).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clip {
+    /// Frames.
+    pub t: usize,
+    /// Channels (3).
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// `t * c * h * w` values, frame-major, then channel, row, column.
+    pub data: Vec<f32>,
+}
+
+impl Clip {
+    /// Builds a clip from RGB frames, multiplying each byte by `scale`
+    /// (1.0 keeps 0..255 as PyTorchVideo's decoder does; 1/255 gives 0..1).
+    pub fn from_frames(frames: &[RgbFrame], scale: f32) -> Result<Clip, TransformError> {
+        let first = frames.first().ok_or(TransformError::Empty)?;
+        let (h, w) = (first.height as usize, first.width as usize);
+        let plane = h * w;
+        let mut data = vec![0f32; frames.len() * 3 * plane];
+        for (ti, f) in frames.iter().enumerate() {
+            if f.width as usize != w || f.height as usize != h {
+                return Err(TransformError::MixedSizes);
+            }
+            let base = ti * 3 * plane;
+            let (r, rest) = data[base..base + 3 * plane].split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            for (i, px) in f.data.chunks_exact(3).enumerate() {
+                r[i] = px[0] as f32 * scale;
+                g[i] = px[1] as f32 * scale;
+                b[i] = px[2] as f32 * scale;
+            }
+        }
+        Ok(Clip { t: frames.len(), c: 3, h, w, data })
+    }
+
+    /// Builds a clip from uint8 (T, C, H, W) data (the transformers processor's output before rescaling).
+    fn plane(&self, t: usize, c: usize) -> &[f32] {
+        let p = self.h * self.w;
+        let o = (t * self.c + c) * p;
+        &self.data[o..o + p]
+    }
+
+    /// Applies `f` to every (H, W) plane, producing planes of `nh x nw`.
+    fn map_planes(&self, nh: usize, nw: usize, mut f: impl FnMut(&[f32], &mut [f32])) -> Clip {
+        let np = nh * nw;
+        let mut data = vec![0f32; self.t * self.c * np];
+        for t in 0..self.t {
+            for c in 0..self.c {
+                let o = (t * self.c + c) * np;
+                f(self.plane(t, c), &mut data[o..o + np]);
+            }
+        }
+        Clip { t: self.t, c: self.c, h: nh, w: nw, data }
+    }
+
+    /// Keeps frames `indices` (in that order).
+    pub fn select_frames(&self, indices: &[usize]) -> Clip {
+        let fsz = self.c * self.h * self.w;
+        let mut data = Vec::with_capacity(indices.len() * fsz);
+        for &i in indices {
+            data.extend_from_slice(&self.data[i * fsz..(i + 1) * fsz]);
+        }
+        Clip { t: indices.len(), c: self.c, h: self.h, w: self.w, data }
+    }
+
+    /// PyTorchVideo `UniformTemporalSubsample(n)`.
+    pub fn uniform_temporal_subsample(&self, n: usize) -> Clip {
+        self.select_frames(&super::sampler::uniform_temporal_subsample(self.t, n))
+    }
+
+    /// Multiplies every value by `factor` and adds `offset` (`x / 255`, or
+    /// the ViViT processor's `x / 127.5 - 1`).
+    pub fn rescale(mut self, factor: f32, offset: f32) -> Clip {
+        for v in &mut self.data {
+            *v = *v * factor + offset;
+        }
+        self
+    }
+
+    /// torchvision/PyTorchVideo `Normalize(mean, std)` per channel.
+    pub fn normalize(mut self, mean: &[f32; 3], std: &[f32; 3]) -> Clip {
+        let p = self.h * self.w;
+        for (i, chunk) in self.data.chunks_exact_mut(p).enumerate() {
+            let c = i % self.c;
+            let (m, s) = (mean[c.min(2)], std[c.min(2)]);
+            for v in chunk {
+                *v = (*v - m) / s;
+            }
+        }
+        self
+    }
+
+    /// The inverse of [`Clip::normalize`], for display.
+    pub fn denormalize(mut self, mean: &[f32; 3], std: &[f32; 3]) -> Clip {
+        let p = self.h * self.w;
+        for (i, chunk) in self.data.chunks_exact_mut(p).enumerate() {
+            let c = i % self.c;
+            for v in chunk {
+                *v = *v * std[c.min(2)] + mean[c.min(2)];
+            }
+        }
+        self
+    }
+
+    /// Resizes to `nh x nw` with bilinear interpolation, `align_corners=False`.
+    /// With `antialias`, downscaling widens the filter as torchvision's
+    /// `Resize(antialias=True)` and PIL do; without, it is
+    /// `torch.nn.functional.interpolate(mode="bilinear")`.
+    pub fn resize(&self, nh: usize, nw: usize, antialias: bool) -> Result<Clip, TransformError> {
+        if nh == 0 || nw == 0 {
+            return Err(TransformError::BadSize(format!("resize to {nh}x{nw}")));
+        }
+        if self.t == 0 {
+            return Err(TransformError::Empty);
+        }
+        let hx = Coeffs::new(self.w, nw, antialias);
+        let vy = Coeffs::new(self.h, nh, antialias);
+        let (h, w) = (self.h, self.w);
+        let mut tmp = vec![0f32; h * nw];
+        Ok(self.map_planes(nh, nw, |src, dst| {
+            for y in 0..h {
+                let row = &src[y * w..(y + 1) * w];
+                for x in 0..nw {
+                    tmp[y * nw + x] = hx.apply(x, |i| row[i]);
+                }
+            }
+            for y in 0..nh {
+                let (lo, ws) = vy.taps(y);
+                let out = &mut dst[y * nw..(y + 1) * nw];
+                out.fill(0.0);
+                for (k, &wt) in ws.iter().enumerate() {
+                    let r = &tmp[(lo + k) * nw..(lo + k + 1) * nw];
+                    for x in 0..nw {
+                        out[x] += wt * r[x];
+                    }
+                }
+            }
+        }))
+    }
+
+    /// PyTorchVideo `ShortSideScale(size)`: the short side becomes `size`,
+    /// the long side `floor(long / short * size)`; bilinear, no antialias.
+    pub fn short_side_scale(&self, size: usize) -> Result<Clip, TransformError> {
+        let (nh, nw) = if self.w < self.h {
+            (((self.h as f64 / self.w as f64) * size as f64).floor() as usize, size)
+        } else {
+            (size, ((self.w as f64 / self.h as f64) * size as f64).floor() as usize)
+        };
+        self.resize(nh, nw, false)
+    }
+
+    /// PyTorchVideo `RandomShortSideScale(min_size, max_size)`: an integer size drawn from `[min, max]`.
+    pub fn random_short_side_scale<R: Rng + ?Sized>(&self, min: usize, max: usize, rng: &mut R) -> Result<Clip, TransformError> {
+        if min == 0 || min > max {
+            return Err(TransformError::BadSize(format!("short side range {min}..={max}")));
+        }
+        self.short_side_scale(rng.random_range(min..=max))
+    }
+
+    /// Crops the box at (`top`, `left`) of `ch x cw`.
+    pub fn crop(&self, top: usize, left: usize, ch: usize, cw: usize) -> Result<Clip, TransformError> {
+        if top + ch > self.h || left + cw > self.w || ch == 0 || cw == 0 {
+            return Err(TransformError::CropTooLarge { crop_h: top + ch, crop_w: left + cw, h: self.h, w: self.w });
+        }
+        let w = self.w;
+        Ok(self.map_planes(ch, cw, |src, dst| {
+            for y in 0..ch {
+                dst[y * cw..(y + 1) * cw].copy_from_slice(&src[(top + y) * w + left..(top + y) * w + left + cw]);
+            }
+        }))
+    }
+
+    /// torchvision `RandomCrop(size)`: top in `[0, h - size]`, then left in `[0, w - size]`.
+    pub fn random_crop<R: Rng + ?Sized>(&self, ch: usize, cw: usize, rng: &mut R) -> Result<Clip, TransformError> {
+        if ch > self.h || cw > self.w {
+            return Err(TransformError::CropTooLarge { crop_h: ch, crop_w: cw, h: self.h, w: self.w });
+        }
+        let top = rng.random_range(0..=self.h - ch);
+        let left = rng.random_range(0..=self.w - cw);
+        self.crop(top, left, ch, cw)
+    }
+
+    /// torchvision `CenterCrop(size)`: offsets `round((dim - size) / 2)` with
+    /// Python's round-half-to-even.
+    pub fn center_crop(&self, ch: usize, cw: usize) -> Result<Clip, TransformError> {
+        if ch > self.h || cw > self.w {
+            return Err(TransformError::CropTooLarge { crop_h: ch, crop_w: cw, h: self.h, w: self.w });
+        }
+        let top = ((self.h - ch) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((self.w - cw) as f64 / 2.0).round_ties_even() as usize;
+        self.crop(top, left, ch, cw)
+    }
+
+    /// Mirrors left-right.
+    pub fn hflip(&self) -> Clip {
+        let w = self.w;
+        self.map_planes(self.h, self.w, |src, dst| {
+            for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(w)) {
+                for x in 0..w {
+                    d[x] = s[w - 1 - x];
+                }
+            }
+        })
+    }
+
+    /// torchvision `RandomHorizontalFlip(p)`.
+    pub fn random_hflip<R: Rng + ?Sized>(self, p: f64, rng: &mut R) -> Clip {
+        if rng.random::<f64>() < p {
+            self.hflip()
+        } else {
+            self
+        }
+    }
+
+    /// Frames back to RGB bytes (values clamped to 0..=1, times 255, rounded), for display.
+    pub fn to_rgb_frames(&self) -> Vec<RgbFrame> {
+        let p = self.h * self.w;
+        (0..self.t)
+            .map(|t| {
+                let mut data = vec![0u8; p * 3];
+                for c in 0..3.min(self.c) {
+                    for (i, v) in self.plane(t, c).iter().enumerate() {
+                        data[i * 3 + c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    }
+                }
+                RgbFrame { width: self.w as u32, height: self.h as u32, data, time_secs: None }
+            })
+            .collect()
+    }
+}
+
+/// Separable resampling weights for one axis, computed as PIL's
+/// `precompute_coeffs` does (triangle filter, centre `(i + 0.5) * scale`,
+/// support widened by the scale when downscaling with antialias).
+struct Coeffs {
+    ksize: usize,
+    bounds: Vec<(usize, usize)>,
+    weights: Vec<f64>,
+}
+
+impl Coeffs {
+    fn new(in_size: usize, out_size: usize, antialias: bool) -> Coeffs {
+        let scale = in_size as f64 / out_size as f64;
+        let filterscale = if antialias { scale.max(1.0) } else { 1.0 };
+        let support = filterscale;
+        let ksize = support.ceil() as usize * 2 + 1;
+        let mut bounds = Vec::with_capacity(out_size);
+        let mut weights = vec![0f64; out_size * ksize];
+        for xx in 0..out_size {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(xmin as i64) as usize;
+            let n = (xmax - xmin).min(ksize);
+            let k = &mut weights[xx * ksize..xx * ksize + ksize];
+            let mut ww = 0.0;
+            for x in 0..n {
+                let arg = ((x + xmin) as f64 - center + 0.5) * ss;
+                let w = (1.0 - arg.abs()).max(0.0);
+                k[x] = w;
+                ww += w;
+            }
+            if ww != 0.0 {
+                for v in k.iter_mut().take(n) {
+                    *v /= ww;
+                }
+            }
+            bounds.push((xmin, n));
+        }
+        Coeffs { ksize, bounds, weights }
+    }
+
+    fn taps(&self, i: usize) -> (usize, Vec<f32>) {
+        let (lo, n) = self.bounds[i];
+        (lo, self.weights[i * self.ksize..i * self.ksize + n].iter().map(|w| *w as f32).collect())
+    }
+
+    fn apply(&self, i: usize, src: impl Fn(usize) -> f32) -> f32 {
+        let (lo, n) = self.bounds[i];
+        let w = &self.weights[i * self.ksize..i * self.ksize + n];
+        let mut acc = 0f64;
+        for (k, wt) in w.iter().enumerate() {
+            acc += *wt * src(lo + k) as f64;
+        }
+        acc as f32
+    }
+
+    /// PIL's 8-bit fixed-point form: weights times 2^22, rounded half away from zero.
+    fn fixed(&self) -> Vec<i32> {
+        self.weights
+            .iter()
+            .map(|w| if *w < 0.0 { (w * (1 << 22) as f64 - 0.5) as i32 } else { (w * (1 << 22) as f64 + 0.5) as i32 })
+            .collect()
+    }
+}
+
+/// PIL `Image.resize(size, BILINEAR)` on an RGB24 picture: horizontal pass,
+/// then vertical, each rounded to uint8 in 22-bit fixed point, exactly as
+/// Pillow's `ImagingResample` does. This is the resize step of the
+/// transformers image processors.
+pub fn pil_resize_bilinear(src: &RgbFrame, nw: usize, nh: usize) -> RgbFrame {
+    let (w, h) = (src.width as usize, src.height as usize);
+    if nw == w && nh == h {
+        return src.clone();
+    }
+    const HALF: i64 = 1 << 21;
+    let clip8 = |v: i64| (v >> 22).clamp(0, 255) as u8;
+    let mut horiz = src.data.clone();
+    let mut cur_w = w;
+    if nw != w {
+        let cx = Coeffs::new(w, nw, true);
+        let kx = cx.fixed();
+        horiz = vec![0u8; nw * h * 3];
+        for y in 0..h {
+            for x in 0..nw {
+                let (lo, n) = cx.bounds[x];
+                let k = &kx[x * cx.ksize..x * cx.ksize + n];
+                for c in 0..3 {
+                    let mut ss = HALF;
+                    for (j, kv) in k.iter().enumerate() {
+                        ss += src.data[(y * w + lo + j) * 3 + c] as i64 * *kv as i64;
+                    }
+                    horiz[(y * nw + x) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        cur_w = nw;
+    }
+    let mut out = horiz.clone();
+    if nh != h {
+        let cy = Coeffs::new(h, nh, true);
+        let ky = cy.fixed();
+        out = vec![0u8; cur_w * nh * 3];
+        for y in 0..nh {
+            let (lo, n) = cy.bounds[y];
+            let k = &ky[y * cy.ksize..y * cy.ksize + n];
+            for x in 0..cur_w {
+                for c in 0..3 {
+                    let mut ss = HALF;
+                    for (j, kv) in k.iter().enumerate() {
+                        ss += horiz[((lo + j) * cur_w + x) * 3 + c] as i64 * *kv as i64;
+                    }
+                    out[(y * cur_w + x) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+    }
+    RgbFrame { width: cur_w as u32, height: nh as u32, data: out, time_secs: src.time_secs }
+}
+
+/// The `size` of a transformers image processor.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProcessorSize {
+    /// Resize so the short side is this many pixels, keeping the aspect ratio.
+    ShortestEdge {
+        /// Short side in pixels.
+        shortest_edge: usize,
+    },
+    /// Resize to exactly this size.
+    HeightWidth {
+        /// Height in pixels.
+        height: usize,
+        /// Width in pixels.
+        width: usize,
+    },
+}
+
+/// The steps of a transformers `VideoMAEImageProcessor` / `VivitImageProcessor`
+/// (the fields of `preprocessor_config.json` that change the output).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageProcessor {
+    /// Resize first.
+    pub do_resize: bool,
+    /// Target of the resize.
+    pub size: ProcessorSize,
+    /// Centre-crop after resizing.
+    pub do_center_crop: bool,
+    /// Crop (height, width).
+    pub crop_size: (usize, usize),
+    /// Multiply by `rescale_factor`.
+    pub do_rescale: bool,
+    /// Usually 1/255 (ViViT: 1/127.5).
+    pub rescale_factor: f32,
+    /// ViViT's `offset`: subtract 1 after rescaling (values in [-1, 1]).
+    pub offset: bool,
+    /// Normalise with mean/std.
+    pub do_normalize: bool,
+    /// Per-channel mean.
+    pub image_mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub image_std: [f32; 3],
+}
+
+impl Default for ImageProcessor {
+    /// `MCG-NJU/videomae-base`'s processor.
+    fn default() -> Self {
+        ImageProcessor {
+            do_resize: true,
+            size: ProcessorSize::ShortestEdge { shortest_edge: 224 },
+            do_center_crop: true,
+            crop_size: (224, 224),
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            offset: false,
+            do_normalize: true,
+            image_mean: [0.485, 0.456, 0.406],
+            image_std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+impl ImageProcessor {
+    /// Runs the processor on RGB frames; the result is (T, 3, H, W).
+    pub fn apply(&self, frames: &[RgbFrame]) -> Result<Clip, TransformError> {
+        if frames.is_empty() {
+            return Err(TransformError::Empty);
+        }
+        let mut processed = Vec::with_capacity(frames.len());
+        for f in frames {
+            let mut f = if self.do_resize {
+                let (nw, nh) = self.resized_size(f.width as usize, f.height as usize)?;
+                pil_resize_bilinear(f, nw, nh)
+            } else {
+                f.clone()
+            };
+            if self.do_center_crop {
+                f = hf_center_crop(&f, self.crop_size.0, self.crop_size.1);
+            }
+            processed.push(f);
+        }
+        let scale = if self.do_rescale { self.rescale_factor } else { 1.0 };
+        let mut clip = Clip::from_frames(&processed, 1.0)?;
+        if self.do_rescale {
+            // transformers rescales in float64 then casts to float32.
+            let off = if self.offset { 1.0 } else { 0.0 };
+            for v in &mut clip.data {
+                *v = (*v as f64 * scale as f64 - off) as f32;
+            }
+        }
+        if self.do_normalize {
+            clip = clip.normalize(&self.image_mean, &self.image_std);
+        }
+        Ok(clip)
+    }
+
+    /// Output size of the resize step, as `get_resize_output_image_size`:
+    /// the short side becomes `shortest_edge`, the long side `int(s * long / short)`.
+    pub fn resized_size(&self, w: usize, h: usize) -> Result<(usize, usize), TransformError> {
+        match self.size {
+            ProcessorSize::ShortestEdge { shortest_edge: s } => {
+                if s == 0 || w == 0 || h == 0 {
+                    return Err(TransformError::BadSize("shortest_edge of 0".into()));
+                }
+                let (short, long) = if w <= h { (w, h) } else { (h, w) };
+                let new_long = (s as f64 * long as f64 / short as f64) as usize;
+                Ok(if w <= h { (s, new_long) } else { (new_long, s) })
+            }
+            ProcessorSize::HeightWidth { height, width } => {
+                if height == 0 || width == 0 {
+                    return Err(TransformError::BadSize("height/width of 0".into()));
+                }
+                Ok((width, height))
+            }
+        }
+    }
+}
+
+/// transformers' `center_crop`: offsets `(dim - crop) // 2`; a crop larger
+/// than the picture pads with zeros around it.
+fn hf_center_crop(f: &RgbFrame, ch: usize, cw: usize) -> RgbFrame {
+    let (w, h) = (f.width as i64, f.height as i64);
+    let top = (h - ch as i64).div_euclid(2);
+    let left = (w - cw as i64).div_euclid(2);
+    let mut data = vec![0u8; ch * cw * 3];
+    for y in 0..ch as i64 {
+        let sy = y + top;
+        if sy < 0 || sy >= h {
+            continue;
+        }
+        for x in 0..cw as i64 {
+            let sx = x + left;
+            if sx < 0 || sx >= w {
+                continue;
+            }
+            let s = ((sy * w + sx) * 3) as usize;
+            let d = ((y * cw as i64 + x) * 3) as usize;
+            data[d..d + 3].copy_from_slice(&f.data[s..s + 3]);
+        }
+    }
+    RgbFrame { width: cw as u32, height: ch as u32, data, time_secs: f.time_secs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> Clip {
+        let data = (0..3 * h * w).map(|i| (i % (w * h)) as f32).collect();
+        Clip { t: 1, c: 3, h, w, data }
+    }
+
+    #[test]
+    fn identity_resize_keeps_values() {
+        let c = ramp(7, 5);
+        let r = c.resize(5, 7, true).unwrap();
+        for (a, b) in c.data.iter().zip(&r.data) {
+            assert!((a - b).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn crop_errors_instead_of_panicking() {
+        let c = ramp(8, 6);
+        assert!(matches!(c.center_crop(7, 4), Err(TransformError::CropTooLarge { .. })));
+        assert_eq!(c.center_crop(2, 4).unwrap().data[0], 2.0 * 8.0 + 2.0);
+    }
+
+    #[test]
+    fn hflip_twice_is_identity() {
+        let c = ramp(5, 3);
+        assert_eq!(c.hflip().hflip(), c);
+        assert_eq!(c.hflip().data[0], 4.0);
+    }
+}

@@ -1,0 +1,16 @@
+//! vidi — fine-tune and run video classifiers on your own videos.
+//!
+//! The library is the engine; the `vidi` binary's CLI (and, with the `gui`
+//! feature, the desktop app) are thin front ends over it.
+//!
+//! - [`video`]: probe files and decode chosen frames (FFmpeg).
+//! - [`dataset`]: index folders of clips, split them without group leakage,
+//!   sample clips and transform them exactly as PyTorchVideo and the
+//!   transformers image processors do, batch and prefetch.
+//! - [`hub`]: download from the Hugging Face Hub into its cache.
+
+pub mod video;
+pub mod dataset;
+pub mod hub;
+pub mod preview;
+pub mod bench;

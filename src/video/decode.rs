@@ -1,0 +1,493 @@
+//! Decoding: chosen frame indices, time ranges (PyTorchVideo's `get_clip`), or everything.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next as ff;
+use ff::format::context::Input;
+use ff::software::scaling;
+
+use super::{open_input, RgbFrame, VideoError};
+
+/// How to decode.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// Read this stream index instead of the best video stream.
+    pub stream: Option<usize>,
+    /// Decoder threads; 0 lets FFmpeg choose. Loaders that decode several
+    /// videos at once use 1 per worker.
+    pub threads: usize,
+    /// Turn pictures upright according to the display matrix, as the ffmpeg
+    /// command line does (PyAV does not; turn off for bit-exact PyAV parity on
+    /// rotated phone videos).
+    pub autorotate: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { stream: None, threads: 0, autorotate: true }
+    }
+}
+
+/// A decoded frame before colour conversion, with its presentation timestamp.
+pub(crate) struct RawFrame {
+    pub frame: ff::frame::Video,
+    /// Presentation timestamp in stream time-base units.
+    pub pts: Option<i64>,
+}
+
+/// One video stream of one open file: demuxes, decodes, converts to RGB.
+pub(crate) struct StreamReader {
+    path: PathBuf,
+    input: Input,
+    stream_index: usize,
+    decoder: ff::decoder::Video,
+    time_base: ff::Rational,
+    start_pts: i64,
+    rotation: i32,
+    autorotate: bool,
+    scaler: Option<(scaling::Context, ff::format::Pixel, u32, u32)>,
+    eof_sent: bool,
+    /// The first non-EOF read error, when the file stopped early.
+    pub read_error: Option<String>,
+}
+
+impl StreamReader {
+    /// Opens `path` and its chosen video stream.
+    pub fn open(path: &Path, opts: &DecodeOptions) -> Result<StreamReader, VideoError> {
+        let input = open_input(path)?;
+        let index = match opts.stream {
+            Some(i) => {
+                let ok = input
+                    .stream(i)
+                    .is_some_and(|s| s.parameters().medium() == ff::media::Type::Video);
+                if !ok {
+                    return Err(VideoError::BadStream { path: path.into(), index: i });
+                }
+                i
+            }
+            None => super::best_video_stream(&input).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?,
+        };
+        let mut reader = StreamReader::open_stream(path, input, index, opts.threads)?;
+        reader.autorotate = opts.autorotate;
+        Ok(reader)
+    }
+
+    /// Sets up the decoder for stream `index` of an already open container.
+    pub fn open_stream(path: &Path, input: Input, index: usize, threads: usize) -> Result<StreamReader, VideoError> {
+        let stream = input.stream(index).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
+        let time_base = stream.time_base();
+        let start_pts = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
+        let rotation = super::stream_rotation(&stream);
+        let params = stream.parameters();
+        let codec_id = params.id();
+        let mut ctx = ff::codec::context::Context::from_parameters(params)
+            .map_err(|source| VideoError::Ffmpeg { path: path.into(), context: "reading codec parameters", source })?;
+        ctx.set_threading(ff::codec::threading::Config {
+            kind: ff::codec::threading::Type::Frame,
+            count: threads,
+            ..Default::default()
+        });
+        if ff::decoder::find(codec_id).is_none() {
+            return Err(VideoError::UnsupportedCodec { path: path.into(), codec: format!("{codec_id:?}").to_lowercase() });
+        }
+        let decoder = ctx
+            .decoder()
+            .video()
+            .map_err(|source| VideoError::Ffmpeg { path: path.into(), context: "opening the decoder", source })?;
+        drop(stream);
+        Ok(StreamReader {
+            path: path.into(),
+            input,
+            stream_index: index,
+            decoder,
+            time_base,
+            start_pts,
+            rotation,
+            autorotate: true,
+            scaler: None,
+            eof_sent: false,
+            read_error: None,
+        })
+    }
+
+    /// The decoder's codec short name.
+    pub fn codec_name(&self) -> String {
+        self.decoder.codec().map(|c| c.name().to_string()).unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Coded picture size from the stream parameters.
+    pub fn coded_size(&self) -> (u32, u32) {
+        (self.decoder.width(), self.decoder.height())
+    }
+
+    /// Converts a timestamp of this stream to seconds from the stream's start.
+    pub fn pts_to_secs(&self, pts: i64) -> f64 {
+        (pts - self.start_pts) as f64 * f64::from(self.time_base)
+    }
+
+    /// PyTorchVideo's `secs_to_pts(..., round_mode="ceil")`.
+    pub fn secs_to_pts_ceil(&self, secs: f64) -> i64 {
+        if secs.is_infinite() {
+            return i64::MAX;
+        }
+        (secs / f64::from(self.time_base)).ceil() as i64 + self.start_pts
+    }
+
+    /// The next decoded frame in presentation order, or `None` at the end.
+    pub fn next_raw(&mut self) -> Result<Option<RawFrame>, VideoError> {
+        let mut frame = ff::frame::Video::empty();
+        loop {
+            match self.decoder.receive_frame(&mut frame) {
+                Ok(()) => {
+                    // best_effort_timestamp is monotonic where packet pts are not (xvid AVI
+                    // with B-frames labels frames 1,2,4,3,...); fall back to pts.
+                    let pts = frame.timestamp().or_else(|| frame.pts());
+                    return Ok(Some(RawFrame { frame, pts }));
+                }
+                Err(ff::Error::Eof) => return Ok(None),
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
+                Err(source) => {
+                    // A damaged frame: note it and keep going, as players do.
+                    self.read_error.get_or_insert_with(|| format!("decoder error: {source}"));
+                    if self.eof_sent {
+                        return Ok(None);
+                    }
+                }
+            }
+            if self.eof_sent {
+                return Ok(None);
+            }
+            self.feed()?;
+        }
+    }
+
+    /// Sends the next packet of our stream to the decoder (or EOF).
+    fn feed(&mut self) -> Result<(), VideoError> {
+        let mut packet = ff::Packet::empty();
+        loop {
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    match self.decoder.send_packet(&packet) {
+                        Ok(()) => return Ok(()),
+                        Err(ff::Error::InvalidData) => {
+                            self.read_error.get_or_insert_with(|| "a damaged packet was skipped".into());
+                            continue;
+                        }
+                        Err(source) => {
+                            return Err(VideoError::Ffmpeg { path: self.path.clone(), context: "decoding", source })
+                        }
+                    }
+                }
+                Err(ff::Error::Eof) => break,
+                Err(ff::Error::InvalidData) => {
+                    self.read_error.get_or_insert_with(|| "damaged data was skipped".into());
+                    continue;
+                }
+                Err(e) => {
+                    self.read_error.get_or_insert_with(|| format!("read error: {e}"));
+                    break;
+                }
+            }
+        }
+        self.eof_sent = true;
+        let _ = self.decoder.send_eof();
+        Ok(())
+    }
+
+    /// Seeks so that decoding resumes at the key frame at or before `pts` (stream units).
+    pub fn seek_to_pts(&mut self, pts: i64) -> Result<(), VideoError> {
+        let us = ff::rescale::Rescale::rescale(&pts, self.time_base, ff::rescale::TIME_BASE);
+        self.input
+            .seek(us, ..us)
+            .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "seeking", source })?;
+        self.decoder.flush();
+        self.eof_sent = false;
+        Ok(())
+    }
+
+    /// Rewinds to the start of the file.
+    pub fn rewind(&mut self) -> Result<(), VideoError> {
+        self.input
+            .seek(i64::MIN + 1, ..)
+            .or_else(|_| self.input.seek(0, ..0))
+            .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "seeking to the start", source })?;
+        self.decoder.flush();
+        self.eof_sent = false;
+        Ok(())
+    }
+
+    /// Converts a decoded frame to packed RGB24, honouring line stride and rotation.
+    pub fn to_rgb(&mut self, raw: &RawFrame) -> Result<RgbFrame, VideoError> {
+        let f = &raw.frame;
+        let (w, h, fmt) = (f.width(), f.height(), f.format());
+        let stale = !matches!(&self.scaler, Some((_, pf, pw, ph)) if *pf == fmt && *pw == w && *ph == h);
+        if stale {
+            let ctx = scaling::Context::get(fmt, w, h, ff::format::Pixel::RGB24, w, h, scaling::Flags::BILINEAR)
+                .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "setting up colour conversion", source })?;
+            self.scaler = Some((ctx, fmt, w, h));
+        }
+        let Some((scaler, ..)) = self.scaler.as_mut() else { unreachable!("scaler set above") };
+        let mut rgb = ff::frame::Video::empty();
+        scaler
+            .run(f, &mut rgb)
+            .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "converting to RGB", source })?;
+        let stride = rgb.stride(0);
+        let row = w as usize * 3;
+        let src = rgb.data(0);
+        let mut data = Vec::with_capacity(row * h as usize);
+        for y in 0..h as usize {
+            data.extend_from_slice(&src[y * stride..y * stride + row]);
+        }
+        let out = RgbFrame { width: w, height: h, data, time_secs: raw.pts.map(|p| self.pts_to_secs(p)) };
+        Ok(if self.autorotate { out.rotated_clockwise(self.rotation) } else { out })
+    }
+
+    /// Demuxes the whole stream without decoding: packet timestamps in
+    /// presentation order and the key-frame ones. `None` when timestamps are
+    /// missing or the stream has placeholder packets (packed B-frames), where
+    /// packet order cannot stand for frame order.
+    fn packet_index(&mut self) -> Option<(Vec<i64>, Vec<i64>)> {
+        let mut all = Vec::new();
+        let mut keys = Vec::new();
+        let mut packet = ff::Packet::empty();
+        let ok = loop {
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() == self.stream_index => {
+                    let Some(pts) = packet.pts() else { break false };
+                    if packet.size() <= 8 {
+                        break false;
+                    }
+                    all.push(pts);
+                    if packet.is_key() {
+                        keys.push(pts);
+                    }
+                }
+                Ok(()) => {}
+                Err(ff::Error::Eof) => break true,
+                Err(_) => break false,
+            }
+        };
+        if self.rewind().is_err() || !ok || keys.is_empty() {
+            return None;
+        }
+        all.sort_unstable();
+        all.dedup();
+        keys.sort_unstable();
+        Some((all, keys))
+    }
+}
+
+/// Frame counting for `probe`.
+pub(crate) struct Counted {
+    pub frames: usize,
+    pub read_error: Option<String>,
+    pub variable: bool,
+    first_secs: Option<f64>,
+    last_secs: Option<f64>,
+}
+
+impl Counted {
+    /// Frames per second from the timestamps, when there are any.
+    pub fn mean_fps(&self) -> Option<f64> {
+        let (a, b) = (self.first_secs?, self.last_secs?);
+        (b > a && self.frames > 1).then(|| (self.frames - 1) as f64 / (b - a))
+    }
+
+    /// Duration from the timestamps: last frame's time plus one frame.
+    pub fn span_secs(&self, fps: f64) -> Option<f64> {
+        Some(self.last_secs? + 1.0 / fps)
+    }
+}
+
+/// Decodes every frame (no colour conversion) to count them.
+pub(crate) fn count_frames(reader: &mut StreamReader) -> Result<Counted, VideoError> {
+    let mut frames = 0;
+    let mut pts_list = Vec::new();
+    while let Some(raw) = reader.next_raw()? {
+        frames += 1;
+        if let Some(p) = raw.pts {
+            pts_list.push(p);
+        }
+    }
+    pts_list.sort_unstable();
+    let diffs: Vec<i64> = pts_list.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
+    let variable = match (diffs.iter().min(), diffs.iter().max()) {
+        (Some(&lo), Some(&hi)) => (hi - lo) as f64 > (lo as f64 * 0.1).max(1.0),
+        _ => false,
+    };
+    Ok(Counted {
+        frames,
+        read_error: reader.read_error.clone(),
+        variable,
+        first_secs: pts_list.first().map(|p| reader.pts_to_secs(*p)),
+        last_secs: pts_list.last().map(|p| reader.pts_to_secs(*p)),
+    })
+}
+
+/// Below this first index, decoding from the start beats building a seek index.
+const SEEK_MIN_INDEX: usize = 48;
+
+/// Decodes the frames at `indices` (0-based, in the decoder's presentation
+/// order) and returns them in the order asked, duplicates included.
+///
+/// Only what is needed is decoded: when the first wanted frame is far in,
+/// the reader seeks to the key frame before it; decoding stops after the
+/// last wanted frame. Asking past the end gives [`VideoError::Truncated`]
+/// with the number of readable frames.
+pub fn decode_indices(path: &Path, indices: &[usize], opts: &DecodeOptions) -> Result<Vec<RgbFrame>, VideoError> {
+    if indices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut reader = StreamReader::open(path, opts)?;
+    let wanted: std::collections::BTreeSet<usize> = indices.iter().copied().collect();
+    let first = *wanted.first().unwrap_or(&0);
+    let last = *wanted.last().unwrap_or(&0);
+    let mut got: BTreeMap<usize, RgbFrame> = BTreeMap::new();
+
+    let mut sequential_from = 0usize;
+    if first >= SEEK_MIN_INDEX {
+        if let Some((all_pts, key_pts)) = reader.packet_index() {
+            if let Some(seek_pts) = all_pts
+                .get(first)
+                .and_then(|target| key_pts.iter().rev().find(|k| *k <= target).copied())
+            {
+                reader.seek_to_pts(seek_pts)?;
+                let mut exact = true;
+                while let Some(raw) = reader.next_raw()? {
+                    let Some(idx) = raw.pts.and_then(|p| all_pts.binary_search(&p).ok()) else {
+                        exact = false;
+                        break;
+                    };
+                    if wanted.contains(&idx) {
+                        got.insert(idx, reader.to_rgb(&raw)?);
+                    }
+                    if idx >= last {
+                        break;
+                    }
+                }
+                if exact && wanted.iter().all(|i| got.contains_key(i)) {
+                    return Ok(indices.iter().map(|i| got[i].clone()).collect());
+                }
+                // Timestamps did not line up with packet order: decode from the start instead.
+                got.clear();
+                reader.rewind()?;
+            }
+        }
+    }
+
+    let mut idx = sequential_from;
+    while let Some(raw) = reader.next_raw()? {
+        if wanted.contains(&idx) {
+            got.insert(idx, reader.to_rgb(&raw)?);
+        }
+        if idx >= last {
+            break;
+        }
+        idx += 1;
+    }
+    sequential_from = idx;
+    let _ = sequential_from;
+    if got.is_empty() && idx == 0 {
+        return Err(VideoError::NoFrames { path: path.into() });
+    }
+    if let Some(missing) = wanted.iter().find(|i| !got.contains_key(i)) {
+        let readable = if got.contains_key(&idx) { idx + 1 } else { idx };
+        return Err(VideoError::Truncated { path: path.into(), wanted: *missing.max(&last), readable });
+    }
+    Ok(indices.iter().map(|i| got[i].clone()).collect())
+}
+
+/// Frames of a time range, with the times PyTorchVideo would assign.
+#[derive(Clone, Debug)]
+pub struct TimedFrames {
+    /// The frames in presentation order.
+    pub frames: Vec<RgbFrame>,
+}
+
+/// Decodes the frames whose timestamps lie in `[start_secs, end_secs)` —
+/// PyTorchVideo's `EncodedVideo.get_clip` (PyAV decoder): the bounds become
+/// stream timestamps rounded up, decoding starts at the key frame before
+/// `start - 1024` ticks, and stops at the first frame at or past the end.
+pub fn decode_time_range(
+    path: &Path,
+    start_secs: f64,
+    end_secs: f64,
+    opts: &DecodeOptions,
+) -> Result<TimedFrames, VideoError> {
+    let mut reader = StreamReader::open(path, opts)?;
+    let start_pts = reader.secs_to_pts_ceil(start_secs);
+    let end_pts = reader.secs_to_pts_ceil(end_secs);
+    let seek_to = (start_pts - 1024).max(0);
+    if seek_to > reader.start_pts {
+        reader.seek_to_pts(seek_to)?;
+    }
+    let mut by_pts: BTreeMap<i64, RgbFrame> = BTreeMap::new();
+    let mut decoded_any = false;
+    while let Some(raw) = reader.next_raw()? {
+        decoded_any = true;
+        let Some(pts) = raw.pts else { continue };
+        if pts >= end_pts {
+            break;
+        }
+        if pts >= start_pts {
+            by_pts.insert(pts, reader.to_rgb(&raw)?);
+        }
+    }
+    if !decoded_any {
+        return Err(VideoError::NoFrames { path: path.into() });
+    }
+    Ok(TimedFrames { frames: by_pts.into_values().collect() })
+}
+
+/// Decodes every frame of the chosen stream.
+pub fn decode_all(path: &Path, opts: &DecodeOptions) -> Result<Vec<RgbFrame>, VideoError> {
+    let mut reader = StreamReader::open(path, opts)?;
+    let mut out = Vec::new();
+    while let Some(raw) = reader.next_raw()? {
+        out.push(reader.to_rgb(&raw)?);
+    }
+    if out.is_empty() {
+        return Err(VideoError::NoFrames { path: path.into() });
+    }
+    Ok(out)
+}
+
+/// `n` frames spread evenly over the whole video (`np.linspace(0, frames-1, n)`),
+/// and the video's decoded frame count. Decodes the stream once, converting
+/// only the chosen frames; the container's frame count is used as a first
+/// guess and checked against the real count at the end.
+pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Vec<RgbFrame>, usize), VideoError> {
+    let mut reader = StreamReader::open(path, opts)?;
+    let guess = {
+        let s = reader.input.stream(reader.stream_index);
+        s.map(|s| s.frames().max(0) as usize).unwrap_or(0)
+    };
+    let guessed = crate::dataset::sampler::whole_video_indices(guess, n);
+    let wanted: std::collections::BTreeSet<usize> = guessed.iter().copied().collect();
+    let mut got: BTreeMap<usize, RgbFrame> = BTreeMap::new();
+    let mut total = 0usize;
+    while let Some(raw) = reader.next_raw()? {
+        if wanted.contains(&total) {
+            got.insert(total, reader.to_rgb(&raw)?);
+        }
+        total += 1;
+    }
+    if total == 0 {
+        return Err(VideoError::NoFrames { path: path.into() });
+    }
+    let indices = crate::dataset::sampler::whole_video_indices(total, n);
+    if indices.iter().all(|i| got.contains_key(i)) {
+        return Ok((indices.iter().map(|i| got[i].clone()).collect(), total));
+    }
+    Ok((decode_indices(path, &indices, opts)?, total))
+}
+
+/// Decodes every frame without colour conversion and returns how many there were (the FFmpeg-only ceiling).
+pub fn decode_count_only(path: &Path, opts: &DecodeOptions) -> Result<usize, VideoError> {
+    let mut reader = StreamReader::open(path, opts)?;
+    Ok(count_frames(&mut reader)?.frames)
+}

@@ -1,0 +1,221 @@
+//! Video files: probing and frame decoding over FFmpeg (ffmpeg-next).
+//!
+//! This module owns every call into FFmpeg; nothing else in vidi touches it.
+//! Frames come out as tightly packed RGB24 ([`RgbFrame`]), whatever the
+//! decoder's pixel format and line stride. Frame *indices* count the frames a
+//! decoder yields from the start of the chosen stream, in presentation order —
+//! the numbering PyAV's `container.decode(video=0)` and the transformers
+//! pipeline use.
+
+mod decode;
+mod probe;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+pub use decode::{
+    decode_all, decode_count_only, decode_indices, decode_time_range, decode_uniform, DecodeOptions, TimedFrames,
+};
+pub use probe::{probe, VideoInfo};
+
+/// Something went wrong reading a video. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    /// The path does not exist.
+    #[error("{path}: no such file")]
+    NotFound {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
+    /// The file exists but FFmpeg cannot read it as a media container.
+    #[error("{path}: not a video FFmpeg can read ({source})")]
+    NotAVideo {
+        /// The file.
+        path: PathBuf,
+        /// FFmpeg's reason.
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// The container holds no video stream (audio only, subtitles, ...).
+    #[error("{path}: the file has no video stream")]
+    NoVideoStream {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The requested stream index does not exist or is not video.
+    #[error("{path}: stream {index} is not a video stream")]
+    BadStream {
+        /// The file.
+        path: PathBuf,
+        /// The stream index asked for.
+        index: usize,
+    },
+    /// This FFmpeg build has no decoder for the stream's codec.
+    #[error("{path}: no decoder for codec '{codec}' in this FFmpeg")]
+    UnsupportedCodec {
+        /// The file.
+        path: PathBuf,
+        /// The codec's short name.
+        codec: String,
+    },
+    /// The stream decodes to nothing at all.
+    #[error("{path}: no frame could be decoded")]
+    NoFrames {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Frames were asked for past the end of what is decodable.
+    #[error("{path}: frame {wanted} was asked for but only {readable} frames are readable (file truncated or damaged?)")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The highest frame index asked for.
+        wanted: usize,
+        /// How many frames could be decoded.
+        readable: usize,
+    },
+    /// Any other FFmpeg failure, with what vidi was doing at the time.
+    #[error("{path}: {context}: {source}")]
+    Ffmpeg {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// FFmpeg's error.
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+}
+
+/// One decoded picture, RGB24, rows packed with no padding (`data.len() == width * height * 3`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RgbFrame {
+    /// Width in pixels (after rotation, when rotation is applied).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `height` rows of `width * 3` bytes, R, G, B.
+    pub data: Vec<u8>,
+    /// Presentation time in seconds from the stream's start, when known.
+    pub time_secs: Option<f64>,
+}
+
+impl RgbFrame {
+    /// The pixel at (x, y) as [r, g, b].
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = ((y * self.width + x) * 3) as usize;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Rotates the picture clockwise by a multiple of 90 degrees.
+    pub fn rotated_clockwise(self, degrees: i32) -> RgbFrame {
+        let turns = degrees.rem_euclid(360) / 90;
+        if turns == 0 {
+            return self;
+        }
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (nw, nh) = if turns % 2 == 1 { (h, w) } else { (w, h) };
+        let mut out = vec![0u8; self.data.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let (nx, ny) = match turns {
+                    1 => (h - 1 - y, x),
+                    2 => (w - 1 - x, h - 1 - y),
+                    _ => (y, w - 1 - x),
+                };
+                let s = (y * w + x) * 3;
+                let d = (ny * nw + nx) * 3;
+                out[d..d + 3].copy_from_slice(&self.data[s..s + 3]);
+            }
+        }
+        RgbFrame { width: nw as u32, height: nh as u32, data: out, time_secs: self.time_secs }
+    }
+}
+
+/// Initialises FFmpeg once per process and keeps its own logging quiet:
+/// vidi reports problems itself, as typed errors. Set `VIDI_FFMPEG_LOG=1`
+/// to see FFmpeg's messages.
+pub(crate) fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // ffmpeg::init only registers devices on FFmpeg >= 4; failure is harmless.
+        let _ = ffmpeg_next::init();
+        let level = if std::env::var_os("VIDI_FFMPEG_LOG").is_some() {
+            ffmpeg_next::util::log::Level::Warning
+        } else {
+            ffmpeg_next::util::log::Level::Fatal
+        };
+        ffmpeg_next::util::log::set_level(level);
+    });
+}
+
+/// Opens a container, mapping failures to typed errors.
+pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::Input, VideoError> {
+    init();
+    if !path.exists() {
+        return Err(VideoError::NotFound { path: path.to_path_buf() });
+    }
+    if path.is_dir() {
+        return Err(VideoError::NotAVideo {
+            path: path.to_path_buf(),
+            source: ffmpeg_next::Error::InvalidData,
+        });
+    }
+    ffmpeg_next::format::input(path).map_err(|source| VideoError::NotAVideo { path: path.to_path_buf(), source })
+}
+
+/// Picks the video stream to read: the one with the most pixels, as the
+/// ffmpeg command line does, skipping attached pictures (cover art); ties go
+/// to the stream marked default, then to the lowest index.
+pub(crate) fn best_video_stream(input: &ffmpeg_next::format::context::Input) -> Option<usize> {
+    use ffmpeg_next::format::stream::Disposition;
+    let mut best: Option<(u64, bool, usize)> = None;
+    for stream in input.streams() {
+        let params = stream.parameters();
+        if params.medium() != ffmpeg_next::media::Type::Video
+            || stream.disposition().contains(Disposition::ATTACHED_PIC)
+        {
+            continue;
+        }
+        // SAFETY: codecpar is valid for the stream's lifetime; width/height are plain ints.
+        let (w, h) = unsafe {
+            let p = params.as_ptr();
+            ((*p).width.max(0) as u64, (*p).height.max(0) as u64)
+        };
+        let key = (w * h, stream.disposition().contains(Disposition::DEFAULT), stream.index());
+        let better = match best {
+            None => true,
+            Some((px, def, _)) => key.0 > px || (key.0 == px && key.1 && !def),
+        };
+        if better {
+            best = Some(key);
+        }
+    }
+    best.map(|b| b.2)
+}
+
+/// Reads the display-matrix rotation of a stream, in degrees clockwise as
+/// the picture must be turned to be shown upright (0, 90, 180 or 270), the
+/// way the ffmpeg command line applies it.
+pub(crate) fn stream_rotation(stream: &ffmpeg_next::format::stream::Stream) -> i32 {
+    for side in stream.side_data() {
+        if side.kind() == ffmpeg_next::codec::packet::side_data::Type::DisplayMatrix {
+            let d = side.data();
+            if d.len() < 36 {
+                continue;
+            }
+            let m = |i: usize| i32::from_le_bytes([d[i * 4], d[i * 4 + 1], d[i * 4 + 2], d[i * 4 + 3]]) as f64 / 65536.0;
+            // av_display_rotation_get: counter-clockwise angle of the matrix.
+            let scale0 = m(0).hypot(m(3));
+            let scale1 = m(1).hypot(m(4));
+            if scale0 == 0.0 || scale1 == 0.0 {
+                continue;
+            }
+            let ccw = -(m(1) / scale1).atan2(m(0) / scale0).to_degrees();
+            // Displaying needs the inverse turn: clockwise by -ccw, i.e. the CLI's "transpose".
+            let cw = (-ccw).round() as i32;
+            return (cw.rem_euclid(360) + 45) / 90 * 90 % 360;
+        }
+    }
+    0
+}
