@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use crate::dataset::presets::{Preset, ValPreset};
 use crate::dataset::transforms::ImageProcessor;
-use crate::video::{decode_count_only, decode_time_range, decode_uniform, DecodeOptions, VideoError};
+use crate::video::{
+    decode_count_only, decode_time_range, decode_uniform, DecodeOptions, VideoError,
+};
 
 /// One measured row.
 #[derive(Clone, Debug, Serialize)]
@@ -38,7 +40,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut() -> Result<usize, VideoError>) -> Result<(f64, usize), VideoError> {
+fn time_runs(
+    runs: usize,
+    mut f: impl FnMut() -> Result<usize, VideoError>,
+) -> Result<(f64, usize), VideoError> {
     let mut last = f()?; // warm-up
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
@@ -51,7 +56,10 @@ fn time_runs(runs: usize, mut f: impl FnMut() -> Result<usize, VideoError>) -> R
 
 /// Measures the three paths on `file` with `threads` decoder threads.
 pub fn bench_decode(file: &Path, runs: usize, threads: usize) -> Result<Vec<BenchRow>, VideoError> {
-    let opts = DecodeOptions { threads, ..Default::default() };
+    let opts = DecodeOptions {
+        threads,
+        ..Default::default()
+    };
     let processor = ImageProcessor::default();
     let row = |stack: &str, ms: f64, fps: Option<f64>| BenchRow {
         stack: stack.into(),
@@ -62,19 +70,27 @@ pub fn bench_decode(file: &Path, runs: usize, threads: usize) -> Result<Vec<Benc
     };
     let (ms_proc, _) = time_runs(runs, || {
         let (frames, _) = decode_uniform(file, 16, &opts)?;
-        let clip = processor.apply(&frames).map_err(|_| VideoError::NoFrames { path: file.into() })?;
+        let clip = processor
+            .apply(&frames)
+            .map_err(|_| VideoError::NoFrames { path: file.into() })?;
         Ok(clip.data.len())
     })?;
     let preset = Preset::Val(ValPreset::default());
     let (ms_val, _) = time_runs(runs, || {
         let tf = decode_time_range(file, 0.0, 64.0 / 30.0, &opts)?;
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-        let clip = preset.apply(&tf.frames, &mut rng).map_err(|_| VideoError::NoFrames { path: file.into() })?;
+        let clip = preset
+            .apply(&tf.frames, &mut rng)
+            .map_err(|_| VideoError::NoFrames { path: file.into() })?;
         Ok(clip.data.len())
     })?;
     let (ms_dec, frames) = time_runs(runs, || decode_count_only(file, &opts))?;
     Ok(vec![
-        row("ffmpeg_decode_only", ms_dec, Some(frames as f64 * 1000.0 / ms_dec)),
+        row(
+            "ffmpeg_decode_only",
+            ms_dec,
+            Some(frames as f64 * 1000.0 / ms_dec),
+        ),
         row("vidi_processor", ms_proc, None),
         row("vidi_guide_val", ms_val, None),
     ])

@@ -9,8 +9,8 @@
 //!   transformers image processors do, batch and prefetch.
 //! - [`hub`]: download from the Hugging Face Hub into its cache.
 
-pub mod video;
+pub mod bench;
 pub mod dataset;
 pub mod hub;
 pub mod preview;
-pub mod bench;
+pub mod video;

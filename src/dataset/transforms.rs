@@ -72,7 +72,13 @@ impl Clip {
                 b[i] = px[2] as f32 * scale;
             }
         }
-        Ok(Clip { t: frames.len(), c: 3, h, w, data })
+        Ok(Clip {
+            t: frames.len(),
+            c: 3,
+            h,
+            w,
+            data,
+        })
     }
 
     /// Builds a clip from uint8 (T, C, H, W) data (the transformers processor's output before rescaling).
@@ -92,7 +98,13 @@ impl Clip {
                 f(self.plane(t, c), &mut data[o..o + np]);
             }
         }
-        Clip { t: self.t, c: self.c, h: nh, w: nw, data }
+        Clip {
+            t: self.t,
+            c: self.c,
+            h: nh,
+            w: nw,
+            data,
+        }
     }
 
     /// Keeps frames `indices` (in that order).
@@ -102,7 +114,13 @@ impl Clip {
         for &i in indices {
             data.extend_from_slice(&self.data[i * fsz..(i + 1) * fsz]);
         }
-        Clip { t: indices.len(), c: self.c, h: self.h, w: self.w, data }
+        Clip {
+            t: indices.len(),
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            data,
+        }
     }
 
     /// PyTorchVideo `UniformTemporalSubsample(n)`.
@@ -184,38 +202,73 @@ impl Clip {
     /// the long side `floor(long / short * size)`; bilinear, no antialias.
     pub fn short_side_scale(&self, size: usize) -> Result<Clip, TransformError> {
         let (nh, nw) = if self.w < self.h {
-            (((self.h as f64 / self.w as f64) * size as f64).floor() as usize, size)
+            (
+                ((self.h as f64 / self.w as f64) * size as f64).floor() as usize,
+                size,
+            )
         } else {
-            (size, ((self.w as f64 / self.h as f64) * size as f64).floor() as usize)
+            (
+                size,
+                ((self.w as f64 / self.h as f64) * size as f64).floor() as usize,
+            )
         };
         self.resize(nh, nw, false)
     }
 
     /// PyTorchVideo `RandomShortSideScale(min_size, max_size)`: an integer size drawn from `[min, max]`.
-    pub fn random_short_side_scale<R: Rng + ?Sized>(&self, min: usize, max: usize, rng: &mut R) -> Result<Clip, TransformError> {
+    pub fn random_short_side_scale<R: Rng + ?Sized>(
+        &self,
+        min: usize,
+        max: usize,
+        rng: &mut R,
+    ) -> Result<Clip, TransformError> {
         if min == 0 || min > max {
-            return Err(TransformError::BadSize(format!("short side range {min}..={max}")));
+            return Err(TransformError::BadSize(format!(
+                "short side range {min}..={max}"
+            )));
         }
         self.short_side_scale(rng.random_range(min..=max))
     }
 
     /// Crops the box at (`top`, `left`) of `ch x cw`.
-    pub fn crop(&self, top: usize, left: usize, ch: usize, cw: usize) -> Result<Clip, TransformError> {
+    pub fn crop(
+        &self,
+        top: usize,
+        left: usize,
+        ch: usize,
+        cw: usize,
+    ) -> Result<Clip, TransformError> {
         if top + ch > self.h || left + cw > self.w || ch == 0 || cw == 0 {
-            return Err(TransformError::CropTooLarge { crop_h: top + ch, crop_w: left + cw, h: self.h, w: self.w });
+            return Err(TransformError::CropTooLarge {
+                crop_h: top + ch,
+                crop_w: left + cw,
+                h: self.h,
+                w: self.w,
+            });
         }
         let w = self.w;
         Ok(self.map_planes(ch, cw, |src, dst| {
             for y in 0..ch {
-                dst[y * cw..(y + 1) * cw].copy_from_slice(&src[(top + y) * w + left..(top + y) * w + left + cw]);
+                dst[y * cw..(y + 1) * cw]
+                    .copy_from_slice(&src[(top + y) * w + left..(top + y) * w + left + cw]);
             }
         }))
     }
 
     /// torchvision `RandomCrop(size)`: top in `[0, h - size]`, then left in `[0, w - size]`.
-    pub fn random_crop<R: Rng + ?Sized>(&self, ch: usize, cw: usize, rng: &mut R) -> Result<Clip, TransformError> {
+    pub fn random_crop<R: Rng + ?Sized>(
+        &self,
+        ch: usize,
+        cw: usize,
+        rng: &mut R,
+    ) -> Result<Clip, TransformError> {
         if ch > self.h || cw > self.w {
-            return Err(TransformError::CropTooLarge { crop_h: ch, crop_w: cw, h: self.h, w: self.w });
+            return Err(TransformError::CropTooLarge {
+                crop_h: ch,
+                crop_w: cw,
+                h: self.h,
+                w: self.w,
+            });
         }
         let top = rng.random_range(0..=self.h - ch);
         let left = rng.random_range(0..=self.w - cw);
@@ -226,7 +279,12 @@ impl Clip {
     /// Python's round-half-to-even.
     pub fn center_crop(&self, ch: usize, cw: usize) -> Result<Clip, TransformError> {
         if ch > self.h || cw > self.w {
-            return Err(TransformError::CropTooLarge { crop_h: ch, crop_w: cw, h: self.h, w: self.w });
+            return Err(TransformError::CropTooLarge {
+                crop_h: ch,
+                crop_w: cw,
+                h: self.h,
+                w: self.w,
+            });
         }
         let top = ((self.h - ch) as f64 / 2.0).round_ties_even() as usize;
         let left = ((self.w - cw) as f64 / 2.0).round_ties_even() as usize;
@@ -265,7 +323,12 @@ impl Clip {
                         data[i * 3 + c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
                     }
                 }
-                RgbFrame { width: self.w as u32, height: self.h as u32, data, time_secs: None }
+                RgbFrame {
+                    width: self.w as u32,
+                    height: self.h as u32,
+                    data,
+                    time_secs: None,
+                }
             })
             .collect()
     }
@@ -292,7 +355,9 @@ impl Coeffs {
             let center = (xx as f64 + 0.5) * scale;
             let ss = 1.0 / filterscale;
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(xmin as i64) as usize;
+            let xmax = ((center + support + 0.5) as i64)
+                .min(in_size as i64)
+                .max(xmin as i64) as usize;
             let n = (xmax - xmin).min(ksize);
             let k = &mut weights[xx * ksize..xx * ksize + ksize];
             let mut ww = 0.0;
@@ -309,12 +374,22 @@ impl Coeffs {
             }
             bounds.push((xmin, n));
         }
-        Coeffs { ksize, bounds, weights }
+        Coeffs {
+            ksize,
+            bounds,
+            weights,
+        }
     }
 
     fn taps(&self, i: usize) -> (usize, Vec<f32>) {
         let (lo, n) = self.bounds[i];
-        (lo, self.weights[i * self.ksize..i * self.ksize + n].iter().map(|w| *w as f32).collect())
+        (
+            lo,
+            self.weights[i * self.ksize..i * self.ksize + n]
+                .iter()
+                .map(|w| *w as f32)
+                .collect(),
+        )
     }
 
     fn apply(&self, i: usize, src: impl Fn(usize) -> f32) -> f32 {
@@ -331,7 +406,13 @@ impl Coeffs {
     fn fixed(&self) -> Vec<i32> {
         self.weights
             .iter()
-            .map(|w| if *w < 0.0 { (w * (1 << 22) as f64 - 0.5) as i32 } else { (w * (1 << 22) as f64 + 0.5) as i32 })
+            .map(|w| {
+                if *w < 0.0 {
+                    (w * (1 << 22) as f64 - 0.5) as i32
+                } else {
+                    (w * (1 << 22) as f64 + 0.5) as i32
+                }
+            })
             .collect()
     }
 }
@@ -387,7 +468,12 @@ pub fn pil_resize_bilinear(src: &RgbFrame, nw: usize, nh: usize) -> RgbFrame {
             }
         }
     }
-    RgbFrame { width: cur_w as u32, height: nh as u32, data: out, time_secs: src.time_secs }
+    RgbFrame {
+        width: cur_w as u32,
+        height: nh as u32,
+        data: out,
+        time_secs: src.time_secs,
+    }
 }
 
 /// The `size` of a transformers image processor.
@@ -471,7 +557,11 @@ impl ImageProcessor {
             }
             processed.push(f);
         }
-        let scale = if self.do_rescale { self.rescale_factor } else { 1.0 };
+        let scale = if self.do_rescale {
+            self.rescale_factor
+        } else {
+            1.0
+        };
         let mut clip = Clip::from_frames(&processed, 1.0)?;
         if self.do_rescale {
             // transformers rescales in float64 then casts to float32.
@@ -530,7 +620,12 @@ fn hf_center_crop(f: &RgbFrame, ch: usize, cw: usize) -> RgbFrame {
             data[d..d + 3].copy_from_slice(&f.data[s..s + 3]);
         }
     }
-    RgbFrame { width: cw as u32, height: ch as u32, data, time_secs: f.time_secs }
+    RgbFrame {
+        width: cw as u32,
+        height: ch as u32,
+        data,
+        time_secs: f.time_secs,
+    }
 }
 
 #[cfg(test)]
@@ -539,7 +634,13 @@ mod tests {
 
     fn ramp(w: usize, h: usize) -> Clip {
         let data = (0..3 * h * w).map(|i| (i % (w * h)) as f32).collect();
-        Clip { t: 1, c: 3, h, w, data }
+        Clip {
+            t: 1,
+            c: 3,
+            h,
+            w,
+            data,
+        }
     }
 
     #[test]
@@ -554,7 +655,10 @@ mod tests {
     #[test]
     fn crop_errors_instead_of_panicking() {
         let c = ramp(8, 6);
-        assert!(matches!(c.center_crop(7, 4), Err(TransformError::CropTooLarge { .. })));
+        assert!(matches!(
+            c.center_crop(7, 4),
+            Err(TransformError::CropTooLarge { .. })
+        ));
         assert_eq!(c.center_crop(2, 4).unwrap().data[0], 2.0 * 8.0 + 2.0);
     }
 

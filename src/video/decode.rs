@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ff;
 use ff::format::context::Input;
 use ff::software::scaling;
+use ffmpeg_next as ff;
 
 use super::{open_input, RgbFrame, VideoError};
 
@@ -25,7 +25,11 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { stream: None, threads: 0, autorotate: true }
+        DecodeOptions {
+            stream: None,
+            threads: 0,
+            autorotate: true,
+        }
     }
 }
 
@@ -62,11 +66,15 @@ impl StreamReader {
                     .stream(i)
                     .is_some_and(|s| s.parameters().medium() == ff::media::Type::Video);
                 if !ok {
-                    return Err(VideoError::BadStream { path: path.into(), index: i });
+                    return Err(VideoError::BadStream {
+                        path: path.into(),
+                        index: i,
+                    });
                 }
                 i
             }
-            None => super::best_video_stream(&input).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?,
+            None => super::best_video_stream(&input)
+                .ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?,
         };
         let mut reader = StreamReader::open_stream(path, input, index, opts.threads)?;
         reader.autorotate = opts.autorotate;
@@ -74,27 +82,47 @@ impl StreamReader {
     }
 
     /// Sets up the decoder for stream `index` of an already open container.
-    pub fn open_stream(path: &Path, input: Input, index: usize, threads: usize) -> Result<StreamReader, VideoError> {
-        let stream = input.stream(index).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
+    pub fn open_stream(
+        path: &Path,
+        input: Input,
+        index: usize,
+        threads: usize,
+    ) -> Result<StreamReader, VideoError> {
+        let stream = input
+            .stream(index)
+            .ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
         let time_base = stream.time_base();
-        let start_pts = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
+        let start_pts = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE {
+            0
+        } else {
+            stream.start_time()
+        };
         let rotation = super::stream_rotation(&stream);
         let params = stream.parameters();
         let codec_id = params.id();
-        let mut ctx = ff::codec::context::Context::from_parameters(params)
-            .map_err(|source| VideoError::Ffmpeg { path: path.into(), context: "reading codec parameters", source })?;
+        let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|source| {
+            VideoError::Ffmpeg {
+                path: path.into(),
+                context: "reading codec parameters",
+                source,
+            }
+        })?;
         ctx.set_threading(ff::codec::threading::Config {
             kind: ff::codec::threading::Type::Frame,
             count: threads,
             ..Default::default()
         });
         if ff::decoder::find(codec_id).is_none() {
-            return Err(VideoError::UnsupportedCodec { path: path.into(), codec: format!("{codec_id:?}").to_lowercase() });
+            return Err(VideoError::UnsupportedCodec {
+                path: path.into(),
+                codec: format!("{codec_id:?}").to_lowercase(),
+            });
         }
-        let decoder = ctx
-            .decoder()
-            .video()
-            .map_err(|source| VideoError::Ffmpeg { path: path.into(), context: "opening the decoder", source })?;
+        let decoder = ctx.decoder().video().map_err(|source| VideoError::Ffmpeg {
+            path: path.into(),
+            context: "opening the decoder",
+            source,
+        })?;
         drop(stream);
         Ok(StreamReader {
             path: path.into(),
@@ -113,7 +141,10 @@ impl StreamReader {
 
     /// The decoder's codec short name.
     pub fn codec_name(&self) -> String {
-        self.decoder.codec().map(|c| c.name().to_string()).unwrap_or_else(|| "unknown".into())
+        self.decoder
+            .codec()
+            .map(|c| c.name().to_string())
+            .unwrap_or_else(|| "unknown".into())
     }
 
     /// Coded picture size from the stream parameters.
@@ -149,7 +180,8 @@ impl StreamReader {
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
                 Err(source) => {
                     // A damaged frame: note it and keep going, as players do.
-                    self.read_error.get_or_insert_with(|| format!("decoder error: {source}"));
+                    self.read_error
+                        .get_or_insert_with(|| format!("decoder error: {source}"));
                     if self.eof_sent {
                         return Ok(None);
                     }
@@ -174,21 +206,28 @@ impl StreamReader {
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => return Ok(()),
                         Err(ff::Error::InvalidData) => {
-                            self.read_error.get_or_insert_with(|| "a damaged packet was skipped".into());
+                            self.read_error
+                                .get_or_insert_with(|| "a damaged packet was skipped".into());
                             continue;
                         }
                         Err(source) => {
-                            return Err(VideoError::Ffmpeg { path: self.path.clone(), context: "decoding", source })
+                            return Err(VideoError::Ffmpeg {
+                                path: self.path.clone(),
+                                context: "decoding",
+                                source,
+                            })
                         }
                     }
                 }
                 Err(ff::Error::Eof) => break,
                 Err(ff::Error::InvalidData) => {
-                    self.read_error.get_or_insert_with(|| "damaged data was skipped".into());
+                    self.read_error
+                        .get_or_insert_with(|| "damaged data was skipped".into());
                     continue;
                 }
                 Err(e) => {
-                    self.read_error.get_or_insert_with(|| format!("read error: {e}"));
+                    self.read_error
+                        .get_or_insert_with(|| format!("read error: {e}"));
                     break;
                 }
             }
@@ -203,7 +242,11 @@ impl StreamReader {
         let us = ff::rescale::Rescale::rescale(&pts, self.time_base, ff::rescale::TIME_BASE);
         self.input
             .seek(us, ..us)
-            .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "seeking", source })?;
+            .map_err(|source| VideoError::Ffmpeg {
+                path: self.path.clone(),
+                context: "seeking",
+                source,
+            })?;
         self.decoder.flush();
         self.eof_sent = false;
         Ok(())
@@ -214,7 +257,11 @@ impl StreamReader {
         self.input
             .seek(i64::MIN + 1, ..)
             .or_else(|_| self.input.seek(0, ..0))
-            .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "seeking to the start", source })?;
+            .map_err(|source| VideoError::Ffmpeg {
+                path: self.path.clone(),
+                context: "seeking to the start",
+                source,
+            })?;
         self.decoder.flush();
         self.eof_sent = false;
         Ok(())
@@ -224,17 +271,36 @@ impl StreamReader {
     pub fn to_rgb(&mut self, raw: &RawFrame) -> Result<RgbFrame, VideoError> {
         let f = &raw.frame;
         let (w, h, fmt) = (f.width(), f.height(), f.format());
-        let stale = !matches!(&self.scaler, Some((_, pf, pw, ph)) if *pf == fmt && *pw == w && *ph == h);
+        let stale =
+            !matches!(&self.scaler, Some((_, pf, pw, ph)) if *pf == fmt && *pw == w && *ph == h);
         if stale {
-            let ctx = scaling::Context::get(fmt, w, h, ff::format::Pixel::RGB24, w, h, scaling::Flags::BILINEAR)
-                .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "setting up colour conversion", source })?;
+            let ctx = scaling::Context::get(
+                fmt,
+                w,
+                h,
+                ff::format::Pixel::RGB24,
+                w,
+                h,
+                scaling::Flags::BILINEAR,
+            )
+            .map_err(|source| VideoError::Ffmpeg {
+                path: self.path.clone(),
+                context: "setting up colour conversion",
+                source,
+            })?;
             self.scaler = Some((ctx, fmt, w, h));
         }
-        let Some((scaler, ..)) = self.scaler.as_mut() else { unreachable!("scaler set above") };
+        let Some((scaler, ..)) = self.scaler.as_mut() else {
+            unreachable!("scaler set above")
+        };
         let mut rgb = ff::frame::Video::empty();
         scaler
             .run(f, &mut rgb)
-            .map_err(|source| VideoError::Ffmpeg { path: self.path.clone(), context: "converting to RGB", source })?;
+            .map_err(|source| VideoError::Ffmpeg {
+                path: self.path.clone(),
+                context: "converting to RGB",
+                source,
+            })?;
         let stride = rgb.stride(0);
         let row = w as usize * 3;
         let src = rgb.data(0);
@@ -242,8 +308,17 @@ impl StreamReader {
         for y in 0..h as usize {
             data.extend_from_slice(&src[y * stride..y * stride + row]);
         }
-        let out = RgbFrame { width: w, height: h, data, time_secs: raw.pts.map(|p| self.pts_to_secs(p)) };
-        Ok(if self.autorotate { out.rotated_clockwise(self.rotation) } else { out })
+        let out = RgbFrame {
+            width: w,
+            height: h,
+            data,
+            time_secs: raw.pts.map(|p| self.pts_to_secs(p)),
+        };
+        Ok(if self.autorotate {
+            out.rotated_clockwise(self.rotation)
+        } else {
+            out
+        })
     }
 
     /// Demuxes the whole stream without decoding: packet timestamps in
@@ -314,7 +389,11 @@ pub(crate) fn count_frames(reader: &mut StreamReader) -> Result<Counted, VideoEr
         }
     }
     pts_list.sort_unstable();
-    let diffs: Vec<i64> = pts_list.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
+    let diffs: Vec<i64> = pts_list
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0)
+        .collect();
     let variable = match (diffs.iter().min(), diffs.iter().max()) {
         (Some(&lo), Some(&hi)) => (hi - lo) as f64 > (lo as f64 * 0.1).max(1.0),
         _ => false,
@@ -338,7 +417,11 @@ const SEEK_MIN_INDEX: usize = 48;
 /// the reader seeks to the key frame before it; decoding stops after the
 /// last wanted frame. Asking past the end gives [`VideoError::Truncated`]
 /// with the number of readable frames.
-pub fn decode_indices(path: &Path, indices: &[usize], opts: &DecodeOptions) -> Result<Vec<RgbFrame>, VideoError> {
+pub fn decode_indices(
+    path: &Path,
+    indices: &[usize],
+    opts: &DecodeOptions,
+) -> Result<Vec<RgbFrame>, VideoError> {
     if indices.is_empty() {
         return Ok(Vec::new());
     }
@@ -396,7 +479,11 @@ pub fn decode_indices(path: &Path, indices: &[usize], opts: &DecodeOptions) -> R
     }
     if let Some(missing) = wanted.iter().find(|i| !got.contains_key(i)) {
         let readable = if got.contains_key(&idx) { idx + 1 } else { idx };
-        return Err(VideoError::Truncated { path: path.into(), wanted: *missing.max(&last), readable });
+        return Err(VideoError::Truncated {
+            path: path.into(),
+            wanted: *missing.max(&last),
+            readable,
+        });
     }
     Ok(indices.iter().map(|i| got[i].clone()).collect())
 }
@@ -440,7 +527,9 @@ pub fn decode_time_range(
     if !decoded_any {
         return Err(VideoError::NoFrames { path: path.into() });
     }
-    Ok(TimedFrames { frames: by_pts.into_values().collect() })
+    Ok(TimedFrames {
+        frames: by_pts.into_values().collect(),
+    })
 }
 
 /// Decodes every frame of the chosen stream.
@@ -460,7 +549,11 @@ pub fn decode_all(path: &Path, opts: &DecodeOptions) -> Result<Vec<RgbFrame>, Vi
 /// and the video's decoded frame count. Decodes the stream once, converting
 /// only the chosen frames; the container's frame count is used as a first
 /// guess and checked against the real count at the end.
-pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Vec<RgbFrame>, usize), VideoError> {
+pub fn decode_uniform(
+    path: &Path,
+    n: usize,
+    opts: &DecodeOptions,
+) -> Result<(Vec<RgbFrame>, usize), VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
     let guess = {
         let s = reader.input.stream(reader.stream_index);

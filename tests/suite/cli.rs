@@ -1,0 +1,173 @@
+//! The `vidi` binary: JSON outputs checked against ffprobe, one-line errors.
+
+use std::process::Command;
+
+fn vidi(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .args(args)
+        .output()
+        .expect("run vidi")
+}
+
+#[test]
+fn probe_json_matches_ffprobe_and_reports_failures() {
+    let avi = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
+    let mkv = crate::clip("asl_thanks.mkv");
+    let o = vidi(&[
+        "probe",
+        "--json",
+        avi.to_str().unwrap(),
+        mkv.to_str().unwrap(),
+        "/nonexistent.mp4",
+    ]);
+    assert!(
+        !o.status.success(),
+        "a failed file must make the exit code non-zero"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON list on stdout");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, path) in rows.iter().zip([&avi, &mkv]) {
+        let (frames, w, h, codec) = crate::ffprobe_count(path, "v:0");
+        assert_eq!(row["frames"].as_u64().unwrap() as usize, frames);
+        assert_eq!(row["width"].as_u64().unwrap() as u32, w);
+        assert_eq!(row["height"].as_u64().unwrap() as u32, h);
+        assert_eq!(row["codec"], codec.as_str());
+        assert!(row["fps"].as_f64().unwrap() > 0.0 && row["duration_s"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(rows[0]["fps"].as_f64().unwrap(), 25.0);
+    assert!(rows[2]["error"].as_str().unwrap().contains("no such file"));
+}
+
+#[test]
+fn bad_input_is_one_line_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, b"garbage").unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["probe".into(), junk.display().to_string()],
+        vec![
+            "dataset".into(),
+            "inspect".into(),
+            dir.path().join("missing").display().to_string(),
+        ],
+        vec![
+            "dataset".into(),
+            "inspect".into(),
+            dir.path().display().to_string(),
+        ],
+        vec![
+            "preview".into(),
+            junk.display().to_string(),
+            "--out".into(),
+            dir.path().join("x.gif").display().to_string(),
+        ],
+        vec![
+            "dataset".into(),
+            "split".into(),
+            dir.path().display().to_string(),
+            "--out".into(),
+            "/tmp/vidi-never".into(),
+            "--val".into(),
+            "0.7".into(),
+            "--test".into(),
+            "0.5".into(),
+        ],
+    ];
+    for args in cases {
+        let o = vidi(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/vidi-never").exists());
+}
+
+#[test]
+fn preview_writes_a_gif_of_the_clip_at_four_frames_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("p.gif");
+    let strip = dir.path().join("s.png");
+    let avi = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
+    let o = vidi(&[
+        "preview",
+        avi.to_str().unwrap(),
+        "--preset",
+        "train",
+        "--seed",
+        "5",
+        "--frames",
+        "8",
+        "--size",
+        "112",
+        "--min-short-side",
+        "128",
+        "--max-short-side",
+        "160",
+        "--out",
+        gif.to_str().unwrap(),
+        "--strip",
+        strip.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    use image::AnimationDecoder;
+    let dec = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&gif).unwrap(),
+    ))
+    .unwrap();
+    let frames = dec.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 8);
+    assert_eq!(frames[0].delay().numer_denom_ms(), (250, 1));
+    assert_eq!(frames[0].buffer().dimensions(), (112, 112));
+    let png = image::open(&strip).unwrap();
+    assert!(
+        png.height() > 112 && png.width() > 8 * 50,
+        "strip {}x{}",
+        png.width(),
+        png.height()
+    );
+    // Same seed, same GIF.
+    let gif2 = dir.path().join("p2.gif");
+    let o = vidi(&[
+        "preview",
+        avi.to_str().unwrap(),
+        "--preset",
+        "train",
+        "--seed",
+        "5",
+        "--frames",
+        "8",
+        "--size",
+        "112",
+        "--min-short-side",
+        "128",
+        "--max-short-side",
+        "160",
+        "--out",
+        gif2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(&gif).unwrap(), std::fs::read(&gif2).unwrap());
+}
+
+#[test]
+fn dataset_inspect_json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::dataset::make_clip(&dir.path().join("train/B/v_B_g01_c01.mp4"), 1, 1.0);
+    crate::dataset::make_clip(&dir.path().join("val/A/v_A_g02_c01.mp4"), 2, 1.0);
+    let o = vidi(&["dataset", "inspect", "--json", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["classes"], serde_json::json!(["A", "B"]));
+    assert_eq!(v["counts"]["train"]["B"], 1);
+    assert_eq!(v["counts"]["train"]["A"], 0);
+    assert!(v["unreadable"].as_array().unwrap().is_empty());
+    assert!(v["leaking_groups"].as_array().unwrap().is_empty());
+}
