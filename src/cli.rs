@@ -259,21 +259,13 @@ fn probe(a: ProbeArgs) -> Result<()> {
                         info.codec,
                         info.width,
                         info.height,
-                        if info.rotation != 0 {
-                            format!(" rotated {}°", info.rotation)
-                        } else {
-                            String::new()
-                        },
+                        if info.rotation != 0 { format!(" rotated {}°", info.rotation) } else { String::new() },
                         info.fps,
                         info.fps_rational[0],
                         info.fps_rational[1],
                         info.duration_s,
                         info.frames,
-                        if info.variable_frame_rate {
-                            ", variable frame rate"
-                        } else {
-                            ""
-                        },
+                        if info.variable_frame_rate { ", variable frame rate" } else { "" },
                     );
                     for w in &info.warnings {
                         println!("  warning: {w}");
@@ -305,10 +297,7 @@ fn probe(a: ProbeArgs) -> Result<()> {
 
 fn inspect(a: InspectArgs) -> Result<()> {
     let pb = progress_bar(0, "checking videos");
-    let opts = IndexOptions {
-        check_readable: !a.no_check,
-        ..Default::default()
-    };
+    let opts = IndexOptions { check_readable: !a.no_check, ..Default::default() };
     let pb2 = pb.clone();
     let index = index_folder_with_progress(&a.dir, &opts, &mut move |done, total| {
         pb2.set_length(total as u64);
@@ -319,20 +308,9 @@ fn inspect(a: InspectArgs) -> Result<()> {
     if a.json {
         return print_json(&index);
     }
-    println!(
-        "{} ({:?} layout): {} classes",
-        index.root.display(),
-        index.layout,
-        index.classes.len()
-    );
+    println!("{} ({:?} layout): {} classes", index.root.display(), index.layout, index.classes.len());
     let splits: Vec<&String> = index.counts.keys().collect();
-    let name_w = index
-        .classes
-        .iter()
-        .map(|c| c.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    let name_w = index.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
     print!("{:name_w$}", "class");
     for s in &splits {
         print!(" {s:>6}");
@@ -357,16 +335,9 @@ fn inspect(a: InspectArgs) -> Result<()> {
         println!("unreadable (skipped): {}: {}", u.path.display(), u.reason);
     }
     for g in &index.leaking_groups {
-        println!(
-            "leakage: group {} is in {}",
-            g.group,
-            g.splits.join(" and ")
-        );
+        println!("leakage: group {} is in {}", g.group, g.splits.join(" and "));
     }
-    if index.unreadable.is_empty()
-        && index.leaking_groups.is_empty()
-        && index.empty_classes.is_empty()
-    {
+    if index.unreadable.is_empty() && index.leaking_groups.is_empty() && index.empty_classes.is_empty() {
         println!("no problems found");
     }
     Ok(())
@@ -386,11 +357,7 @@ fn split(a: SplitArgs) -> Result<()> {
         return print_json(&report);
     }
     for (split, per) in &report.counts {
-        println!(
-            "{split}: {} videos in {} classes",
-            per.values().sum::<usize>(),
-            per.len()
-        );
+        println!("{split}: {} videos in {} classes", per.values().sum::<usize>(), per.len());
     }
     println!(
         "wrote {} ({} files {}; manifest in split.json)",
@@ -451,16 +418,14 @@ impl hf_hub::progress::ProgressHandler for BarProgress {
     fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
         use hf_hub::progress::{DownloadEvent, ProgressEvent};
         match event {
-            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. }) => {
-                self.0.set_length(*total_bytes)
-            }
+            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. }) => self.0.set_length(*total_bytes),
             ProgressEvent::Download(DownloadEvent::Progress { files }) => {
                 let done: u64 = files.iter().map(|f| f.bytes_completed).sum();
                 self.0.set_position(done);
             }
-            ProgressEvent::Download(DownloadEvent::AggregateProgress {
-                bytes_completed, ..
-            }) => self.0.set_position(*bytes_completed),
+            ProgressEvent::Download(DownloadEvent::AggregateProgress { bytes_completed, .. }) => {
+                self.0.set_position(*bytes_completed)
+            }
             _ => {}
         }
     }
@@ -469,11 +434,9 @@ impl hf_hub::progress::ProgressHandler for BarProgress {
 fn byte_bar(what: &str) -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb
@@ -514,25 +477,16 @@ fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
     if a.json {
         return print_json(&serde_json::json!({ "threads": a.threads, "rows": rows }));
     }
-    println!(
-        "{:<20} {:<40} {:>10} {:>9} {:>10}",
-        "stack", "file", "median_ms", "clips/s", "frames/s"
-    );
+    println!("{:<20} {:<40} {:>10} {:>9} {:>10}", "stack", "file", "median_ms", "clips/s", "frames/s");
     for r in &rows {
-        let name = r
-            .file
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let name = r.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         println!(
             "{:<20} {:<40} {:>10.2} {:>9.2} {:>10}",
             r.stack,
             name,
             r.median_ms,
             r.clips_per_s,
-            r.frames_per_s
-                .map(|f| format!("{f:.1}"))
-                .unwrap_or_default()
+            r.frames_per_s.map(|f| format!("{f:.1}")).unwrap_or_default()
         );
     }
     Ok(())

@@ -72,10 +72,7 @@ pub fn download_dataset_file(
 ) -> Result<PathBuf, HubError> {
     let (owner, name) = split_repo_id(repo_id)?;
     let what = format!("downloading {filename} from dataset {repo_id}");
-    let client = HFClientSync::new().map_err(|source| HubError::Client {
-        what: what.clone(),
-        source,
-    })?;
+    let client = HFClientSync::new().map_err(|source| HubError::Client { what: what.clone(), source })?;
     client
         .dataset(owner, name)
         .download_file()
@@ -110,20 +107,14 @@ pub fn extract_archive(
             let entry = entry.map_err(io(archive))?;
             let path = entry.path().map_err(io(archive))?.into_owned();
             let shown = path.display().to_string();
-            let unsafe_entry = || HubError::UnsafeEntry {
-                archive: archive.into(),
-                entry: shown.clone(),
-            };
+            let unsafe_entry = || HubError::UnsafeEntry { archive: archive.into(), entry: shown.clone() };
             if path.components().any(|c| c == Component::ParentDir) {
                 return Err(unsafe_entry());
             }
             let rel = safe_relative(&path).ok_or_else(unsafe_entry)?;
             let kind = entry.header().entry_type();
             if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry
-                    .link_name()
-                    .map_err(io(archive))?
-                    .ok_or_else(unsafe_entry)?;
+                let target = entry.link_name().map_err(io(archive))?.ok_or_else(unsafe_entry)?;
                 let base = if kind.is_hard_link() {
                     PathBuf::new()
                 } else {
@@ -150,12 +141,7 @@ pub fn extract_archive(
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     let result = (|| {
         let file = std::fs::File::open(archive).map_err(io(archive))?;
-        let counted = CountingReader {
-            inner: file,
-            read: 0,
-            total,
-            on_bytes,
-        };
+        let counted = CountingReader { inner: file, read: 0, total, on_bytes };
         let mut ar = tar::Archive::new(maybe_gz(counted, archive)?);
         ar.set_preserve_permissions(false);
         for entry in ar.entries().map_err(io(archive))? {
@@ -211,26 +197,16 @@ impl<R: Read> Read for CountingReader<'_, R> {
 
 fn is_gzip(path: &Path) -> Result<bool, HubError> {
     let mut magic = [0u8; 2];
-    let mut f = std::fs::File::open(path).map_err(|source| HubError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let mut f = std::fs::File::open(path).map_err(|source| HubError::Io { path: path.into(), source })?;
     Ok(f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b])
 }
 
 fn maybe_gz<'a, R: Read + 'a>(r: R, path: &Path) -> Result<Box<dyn Read + 'a>, HubError> {
-    Ok(if is_gzip(path)? {
-        Box::new(flate2::read::GzDecoder::new(r))
-    } else {
-        Box::new(r)
-    })
+    Ok(if is_gzip(path)? { Box::new(flate2::read::GzDecoder::new(r)) } else { Box::new(r) })
 }
 
 fn open_tar(path: &Path) -> Result<tar::Archive<Box<dyn Read>>, HubError> {
-    let f = std::fs::File::open(path).map_err(|source| HubError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let f = std::fs::File::open(path).map_err(|source| HubError::Io { path: path.into(), source })?;
     Ok(tar::Archive::new(maybe_gz(f, path)?))
 }
 
@@ -240,10 +216,7 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(
-            safe_relative(Path::new("a/./b")),
-            Some(PathBuf::from("a/b"))
-        );
+        assert_eq!(safe_relative(Path::new("a/./b")), Some(PathBuf::from("a/b")));
         assert_eq!(safe_relative(Path::new("a/../b")), Some(PathBuf::from("b")));
         assert_eq!(safe_relative(Path::new("../b")), None);
         assert_eq!(safe_relative(Path::new("/etc/passwd")), None);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::dataset::presets::Preset;
 use crate::dataset::transforms::{pil_resize_bilinear, Clip, TransformError};
 use crate::dataset::ClipWindow;
-use crate::video::{decode_time_range, probe, DecodeOptions, RgbFrame, VideoError};
+use crate::video::{decode_time_range_subsampled, probe, DecodeOptions, RgbFrame, VideoError};
 
 /// Why a preview could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -70,65 +70,39 @@ pub fn preview_clip(video: &Path, preset: &Preset, seed: u64) -> Result<PreviewC
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let duration = info.sampling_duration_s();
     let window = preset.clip_sampler().clips(duration, &mut rng)[0];
-    let frames = decode_time_range(
+    let frames = decode_time_range_subsampled(
         video,
         window.start_secs,
         window.end_secs,
+        preset.num_frames(),
         &DecodeOptions::default(),
     )?
     .frames;
     if frames.is_empty() {
-        return Err(PreviewError::EmptyWindow {
-            path: video.into(),
-            start: window.start_secs,
-            end: window.end_secs,
-        });
+        return Err(PreviewError::EmptyWindow { path: video.into(), start: window.start_secs, end: window.end_secs });
     }
-    let original: Vec<RgbFrame> = preset
-        .frame_selection(frames.len())
-        .into_iter()
-        .map(|i| frames[i].clone())
-        .collect();
-    let tensor = preset
-        .apply(&frames, &mut rng)
-        .map_err(|source| PreviewError::Transform {
-            path: video.into(),
-            source,
-        })?;
+    let original: Vec<RgbFrame> = preset.frame_selection(frames.len()).into_iter().map(|i| frames[i].clone()).collect();
+    let tensor =
+        preset.apply(&frames, &mut rng).map_err(|source| PreviewError::Transform { path: video.into(), source })?;
     let (mean, std) = preset.mean_std();
     let augmented = tensor.clone().denormalize(&mean, &std).to_rgb_frames();
-    Ok(PreviewClip {
-        window,
-        duration_s: duration,
-        original,
-        augmented,
-        tensor,
-    })
+    Ok(PreviewClip { window, duration_s: duration, original, augmented, tensor })
 }
 
 /// Writes frames as an animated GIF, `delay_ms` per frame, looping forever.
 pub fn write_gif(frames: &[RgbFrame], delay_ms: u32, path: &Path) -> Result<(), PreviewError> {
     use image::codecs::gif::{GifEncoder, Repeat};
-    let err = |m: String| PreviewError::Write {
-        path: path.into(),
-        message: m,
-    };
+    let err = |m: String| PreviewError::Write { path: path.into(), message: m };
     let tmp = path.with_extension("gif.partial");
     let file = std::fs::File::create(&tmp).map_err(|e| err(e.to_string()))?;
     {
         let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
-        enc.set_repeat(Repeat::Infinite)
-            .map_err(|e| err(e.to_string()))?;
+        enc.set_repeat(Repeat::Infinite).map_err(|e| err(e.to_string()))?;
         for f in frames {
-            let rgba: Vec<u8> = f
-                .data
-                .chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect();
-            let buf = image::RgbaImage::from_raw(f.width, f.height, rgba)
-                .ok_or_else(|| err("bad frame size".into()))?;
-            let frame =
-                image::Frame::from_parts(buf, 0, 0, image::Delay::from_numer_denom_ms(delay_ms, 1));
+            let rgba: Vec<u8> = f.data.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+            let buf =
+                image::RgbaImage::from_raw(f.width, f.height, rgba).ok_or_else(|| err("bad frame size".into()))?;
+            let frame = image::Frame::from_parts(buf, 0, 0, image::Delay::from_numer_denom_ms(delay_ms, 1));
             enc.encode_frame(frame).map_err(|e| err(e.to_string()))?;
         }
     }
@@ -137,30 +111,20 @@ pub fn write_gif(frames: &[RgbFrame], delay_ms: u32, path: &Path) -> Result<(), 
 
 /// Lays rows of frames side by side into one PNG; each row is scaled to `row_height` pixels high.
 pub fn write_strip(rows: &[&[RgbFrame]], row_height: u32, path: &Path) -> Result<(), PreviewError> {
-    let err = |m: String| PreviewError::Write {
-        path: path.into(),
-        message: m,
-    };
+    let err = |m: String| PreviewError::Write { path: path.into(), message: m };
     let gap = 4u32;
     let scaled: Vec<Vec<RgbFrame>> = rows
         .iter()
         .map(|row| {
             row.iter()
                 .map(|f| {
-                    let w = ((f.width as f64 * row_height as f64 / f.height.max(1) as f64).round()
-                        as usize)
-                        .max(1);
+                    let w = ((f.width as f64 * row_height as f64 / f.height.max(1) as f64).round() as usize).max(1);
                     pil_resize_bilinear(f, w, row_height as usize)
                 })
                 .collect()
         })
         .collect();
-    let width = scaled
-        .iter()
-        .map(|r| r.iter().map(|f| f.width + gap).sum::<u32>())
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let width = scaled.iter().map(|r| r.iter().map(|f| f.width + gap).sum::<u32>()).max().unwrap_or(1).max(1);
     let height = (row_height + gap) * scaled.len().max(1) as u32;
     let mut img = image::RgbImage::from_pixel(width, height, image::Rgb([32, 32, 32]));
     for (ri, row) in scaled.iter().enumerate() {
@@ -176,7 +140,6 @@ pub fn write_strip(rows: &[&[RgbFrame]], row_height: u32, path: &Path) -> Result
         }
     }
     let tmp = path.with_extension("png.partial");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| err(e.to_string()))?;
+    img.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| err(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
 }

@@ -9,10 +9,8 @@ use super::DatasetError;
 use crate::video::{probe, VideoInfo};
 
 /// File endings taken as videos (case-insensitive).
-pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "avi", "mp4", "m4v", "mkv", "webm", "mov", "mpg", "mpeg", "wmv", "flv", "ogv", "3gp", "ts",
-    "mts",
-];
+pub const VIDEO_EXTENSIONS: &[&str] =
+    &["avi", "mp4", "m4v", "mkv", "webm", "mov", "mpg", "mpeg", "wmv", "flv", "ogv", "3gp", "ts", "mts"];
 
 /// The three splits of the reference layout.
 pub const SPLITS: [&str; 3] = ["train", "val", "test"];
@@ -97,24 +95,18 @@ pub struct DatasetIndex {
 impl DatasetIndex {
     /// `label2id`.
     pub fn label_of(&self, class: &str) -> Option<usize> {
-        self.classes
-            .binary_search_by(|c| c.as_str().cmp(class))
-            .ok()
+        self.classes.binary_search_by(|c| c.as_str().cmp(class)).ok()
     }
 
     /// The readable samples of one split (`None` = a flat folder's samples).
     pub fn split(&self, split: &str) -> Vec<&Sample> {
-        self.samples
-            .iter()
-            .filter(|s| s.split.as_deref() == Some(split))
-            .collect()
+        self.samples.iter().filter(|s| s.split.as_deref() == Some(split)).collect()
     }
 }
 
 /// The UCF101 group of a file name `v_<Class>_g<NN>_c<MM>.<ext>`: `<Class>_g<NN>`.
 pub fn ucf101_group(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_str()?;
-    let bytes = stem.as_bytes();
     // Find the last "_g<digits>_c<digits>" and keep what precedes "_c".
     let gpos = stem.rfind("_g")?;
     let rest = &stem[gpos + 2..];
@@ -122,7 +114,6 @@ pub fn ucf101_group(path: &Path) -> Option<String> {
     if digits == 0 || !rest[digits..].starts_with("_c") {
         return None;
     }
-    let _ = bytes;
     let class_part = stem[..gpos].strip_prefix("v_").unwrap_or(&stem[..gpos]);
     Some(format!("{class_part}_g{}", &rest[..digits]))
 }
@@ -139,18 +130,12 @@ pub struct IndexOptions {
 
 impl Default for IndexOptions {
     fn default() -> Self {
-        IndexOptions {
-            check_readable: true,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        }
+        IndexOptions { check_readable: true, threads: std::thread::available_parallelism().map_or(2, |n| n.get()) }
     }
 }
 
 fn sorted_dir(path: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let rd = std::fs::read_dir(path).map_err(|source| DatasetError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let rd = std::fs::read_dir(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
     let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     v.sort();
     Ok(v)
@@ -176,29 +161,16 @@ pub fn index_folder_with_progress(
     let top = sorted_dir(root)?;
     let split_dirs: Vec<&PathBuf> = top
         .iter()
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| SPLITS.contains(&n))
-        })
+        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| SPLITS.contains(&n)))
         .collect();
-    let layout = if split_dirs.is_empty() {
-        Layout::Flat
-    } else {
-        Layout::Split
-    };
+    let layout = if split_dirs.is_empty() { Layout::Flat } else { Layout::Split };
 
     // (split, class dir) pairs.
     let mut class_dirs: Vec<(Option<String>, PathBuf)> = Vec::new();
     match layout {
         Layout::Split => {
             for sd in &split_dirs {
-                let split = sd
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-                    .to_string();
+                let split = sd.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
                 for c in sorted_dir(sd)? {
                     if c.is_dir() {
                         class_dirs.push((Some(split.clone()), c));
@@ -208,10 +180,7 @@ pub fn index_folder_with_progress(
         }
         Layout::Flat => {
             for c in top.iter().filter(|p| p.is_dir()) {
-                if c.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with('.'))
-                {
+                if c.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
                     continue;
                 }
                 class_dirs.push((None, c.clone()));
@@ -223,11 +192,7 @@ pub fn index_folder_with_progress(
     let mut all_classes = BTreeSet::new();
     let mut ignored_files = 0;
     for (split, dir) in &class_dirs {
-        let class = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let class = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         all_classes.insert(class.clone());
         for f in sorted_dir(dir)? {
             if f.is_file() && is_video_file(&f) {
@@ -242,11 +207,7 @@ pub fn index_folder_with_progress(
     }
 
     let infos: Vec<Result<Option<VideoInfo>, String>> = if opts.check_readable {
-        probe_all(
-            &candidates.iter().map(|c| c.2.clone()).collect::<Vec<_>>(),
-            opts.threads.max(1),
-            progress,
-        )
+        probe_all(&candidates.iter().map(|c| c.2.clone()).collect::<Vec<_>>(), opts.threads.max(1), progress)
     } else {
         candidates.iter().map(|_| Ok(None)).collect()
     };
@@ -259,41 +220,21 @@ pub fn index_folder_with_progress(
             Err(reason) => unreadable.push(Unreadable { path, reason }),
         }
     }
-    let classes: Vec<String> = kept
-        .iter()
-        .map(|k| k.1.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let empty_classes = all_classes
-        .iter()
-        .filter(|c| !classes.contains(c))
-        .cloned()
-        .collect();
+    let classes: Vec<String> = kept.iter().map(|k| k.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let empty_classes = all_classes.iter().filter(|c| !classes.contains(c)).cloned().collect();
 
     let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut group_splits: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut samples = Vec::with_capacity(kept.len());
     for (split, class, path, info) in kept {
         let key = split.clone().unwrap_or_else(|| "all".into());
-        *counts
-            .entry(key.clone())
-            .or_default()
-            .entry(class.clone())
-            .or_default() += 1;
+        *counts.entry(key.clone()).or_default().entry(class.clone()).or_default() += 1;
         let group = ucf101_group(&path);
         if let (Some(g), Some(s)) = (&group, &split) {
             group_splits.entry(g.clone()).or_default().insert(s.clone());
         }
         let label = classes.binary_search(&class).unwrap_or(0);
-        samples.push(Sample {
-            path,
-            class,
-            label,
-            split,
-            group,
-            info,
-        });
+        samples.push(Sample { path, class, label, split, group, info });
     }
     // Every class appears in every split's table, with 0 where it has none.
     for per in counts.values_mut() {
@@ -304,10 +245,7 @@ pub fn index_folder_with_progress(
     let leaking_groups = group_splits
         .into_iter()
         .filter(|(_, s)| s.len() > 1)
-        .map(|(group, s)| LeakingGroup {
-            group,
-            splits: sort_splits(s),
-        })
+        .map(|(group, s)| LeakingGroup { group, splits: sort_splits(s) })
         .collect();
 
     Ok(DatasetIndex {
@@ -337,8 +275,7 @@ fn probe_all(
 ) -> Vec<Result<Option<VideoInfo>, String>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    let (tx, rx) =
-        std::sync::mpsc::sync_channel::<(usize, Result<Option<VideoInfo>, String>)>(threads * 2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<Option<VideoInfo>, String>)>(threads * 2);
     let mut out: Vec<Option<Result<Option<VideoInfo>, String>>> = vec![None; paths.len()];
     std::thread::scope(|scope| {
         for w in 0..threads.min(paths.len()) {
@@ -349,14 +286,12 @@ fn probe_all(
                 .spawn_scoped(scope, move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = paths.get(i) else { break };
-                    let r = probe(p)
-                        .map(Some)
-                        .map_err(|e| short_reason(&e.to_string(), p));
+                    let r = probe(p).map(Some).map_err(|e| short_reason(&e.to_string(), p));
                     if tx.send((i, r)).is_err() {
                         break;
                     }
                 })
-                .expect("spawning a probe thread");
+                .ok(); // A worker that cannot start leaves the work to the others.
         }
         drop(tx);
         let mut done = 0;
@@ -366,9 +301,7 @@ fn probe_all(
             progress(done, paths.len());
         }
     });
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not checked".into())))
-        .collect()
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err("not checked".into()))).collect()
 }
 
 /// The error text without the leading "<path>: " (the report names the path already).
@@ -383,14 +316,8 @@ mod tests {
 
     #[test]
     fn ucf101_groups() {
-        assert_eq!(
-            ucf101_group(Path::new("a/v_ApplyEyeMakeup_g01_c01.avi")).as_deref(),
-            Some("ApplyEyeMakeup_g01")
-        );
-        assert_eq!(
-            ucf101_group(Path::new("v_Basket_ball_g25_c07.mp4")).as_deref(),
-            Some("Basket_ball_g25")
-        );
+        assert_eq!(ucf101_group(Path::new("a/v_ApplyEyeMakeup_g01_c01.avi")).as_deref(), Some("ApplyEyeMakeup_g01"));
+        assert_eq!(ucf101_group(Path::new("v_Basket_ball_g25_c07.mp4")).as_deref(), Some("Basket_ball_g25"));
         assert_eq!(ucf101_group(Path::new("holiday.mp4")), None);
         assert_eq!(ucf101_group(Path::new("x_g1.mp4")), None);
     }

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 
 use super::presets::Preset;
 use super::transforms::Clip;
-use crate::video::{decode_time_range, probe, DecodeOptions};
+use crate::video::{decode_time_range_subsampled, probe, DecodeOptions};
 
 /// One item to load: a video and its label.
 #[derive(Clone, Debug)]
@@ -29,11 +29,7 @@ pub struct Item {
 
 impl From<&super::Sample> for Item {
     fn from(s: &super::Sample) -> Item {
-        Item {
-            path: s.path.clone(),
-            label: s.label,
-            duration_s: s.info.as_ref().map(|i| i.sampling_duration_s()),
-        }
+        Item { path: s.path.clone(), label: s.label, duration_s: s.info.as_ref().map(|i| i.sampling_duration_s()) }
     }
 }
 
@@ -56,14 +52,7 @@ pub struct LoaderOptions {
 
 impl Default for LoaderOptions {
     fn default() -> Self {
-        LoaderOptions {
-            batch_size: 8,
-            workers: 2,
-            prefetch: 2,
-            shuffle: false,
-            seed: 0,
-            epoch: 0,
-        }
+        LoaderOptions { batch_size: 8, workers: 2, prefetch: 2, shuffle: false, seed: 0, epoch: 0 }
     }
 }
 
@@ -85,9 +74,7 @@ pub struct Batch {
 impl Batch {
     /// Stacks clips of equal shape into a batch.
     pub fn stack(examples: Vec<(Clip, usize, PathBuf)>, skipped: Vec<(PathBuf, String)>) -> Batch {
-        let (t, c, h, w) = examples
-            .first()
-            .map_or((0, 0, 0, 0), |e| (e.0.t, e.0.c, e.0.h, e.0.w));
+        let (t, c, h, w) = examples.first().map_or((0, 0, 0, 0), |e| (e.0.t, e.0.c, e.0.h, e.0.w));
         let mut pixel_values = Vec::with_capacity(examples.len() * t * c * h * w);
         let mut labels = Vec::new();
         let mut paths = Vec::new();
@@ -96,13 +83,7 @@ impl Batch {
             labels.push(label);
             paths.push(path);
         }
-        Batch {
-            shape: [labels.len(), t, c, h, w],
-            pixel_values,
-            labels,
-            paths,
-            skipped,
-        }
+        Batch { shape: [labels.len(), t, c, h, w], pixel_values, labels, paths, skipped }
     }
 }
 
@@ -124,8 +105,7 @@ pub struct Loader {
 
 /// Mixes seed, epoch and position into one per-item seed.
 fn item_seed(seed: u64, epoch: u64, pos: u64) -> u64 {
-    let mut x =
-        seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pos.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut x = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pos.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 31;
     x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 29)
@@ -136,18 +116,14 @@ pub fn load_item(item: &Item, preset: &Preset, seed: u64) -> JobResult {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let duration = match item.duration_s {
         Some(d) => d,
-        None => probe(&item.path)
-            .map_err(|e| e.to_string())?
-            .sampling_duration_s(),
+        None => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
     };
-    let opts = DecodeOptions {
-        threads: 1,
-        ..Default::default()
-    };
+    let opts = DecodeOptions { threads: 1, ..Default::default() };
     let mut clips = Vec::new();
     for window in preset.clip_sampler().clips(duration, &mut rng) {
-        let frames = decode_time_range(&item.path, window.start_secs, window.end_secs, &opts)
-            .map_err(|e| e.to_string())?;
+        let frames =
+            decode_time_range_subsampled(&item.path, window.start_secs, window.end_secs, preset.num_frames(), &opts)
+                .map_err(|e| e.to_string())?;
         if frames.frames.is_empty() {
             return Err(format!(
                 "{}: no frames between {:.2}s and {:.2}s",
@@ -156,11 +132,7 @@ pub fn load_item(item: &Item, preset: &Preset, seed: u64) -> JobResult {
                 window.end_secs
             ));
         }
-        clips.push(
-            preset
-                .apply(&frames.frames, &mut rng)
-                .map_err(|e| format!("{}: {e}", item.path.display()))?,
-        );
+        clips.push(preset.apply(&frames.frames, &mut rng).map_err(|e| format!("{}: {e}", item.path.display()))?);
     }
     Ok(clips)
 }
@@ -170,8 +142,7 @@ impl Loader {
     pub fn new(items: Vec<Item>, preset: Preset, opts: &LoaderOptions) -> Loader {
         let mut items = items;
         if opts.shuffle {
-            let mut rng =
-                rand_chacha::ChaCha8Rng::seed_from_u64(item_seed(opts.seed, opts.epoch, u64::MAX));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(item_seed(opts.seed, opts.epoch, u64::MAX));
             items.shuffle(&mut rng);
         }
         let items = Arc::new(items);
@@ -183,14 +154,8 @@ impl Loader {
         let preset = Arc::new(preset);
         let workers = (0..opts.workers.max(1))
             .filter_map(|w| {
-                let (tx, items, next, gate, stop, preset) = (
-                    tx.clone(),
-                    items.clone(),
-                    next.clone(),
-                    gate.clone(),
-                    stop.clone(),
-                    preset.clone(),
-                );
+                let (tx, items, next, gate, stop, preset) =
+                    (tx.clone(), items.clone(), next.clone(), gate.clone(), stop.clone(), preset.clone());
                 let (seed, epoch) = (opts.seed, opts.epoch);
                 std::thread::Builder::new()
                     .name(format!("vidi-loader-{w}"))

@@ -102,12 +102,12 @@ impl Preset {
     /// The clip sampler the guide pairs with this preset.
     pub fn clip_sampler(&self) -> ClipSampler {
         match self {
-            Preset::Train(p) => ClipSampler::Random {
-                clip_duration: guide_clip_duration(p.num_frames, p.sample_rate, p.fps),
-            },
-            Preset::Val(p) => ClipSampler::Uniform {
-                clip_duration: guide_clip_duration(p.num_frames, p.sample_rate, p.fps),
-            },
+            Preset::Train(p) => {
+                ClipSampler::Random { clip_duration: guide_clip_duration(p.num_frames, p.sample_rate, p.fps) }
+            }
+            Preset::Val(p) => {
+                ClipSampler::Uniform { clip_duration: guide_clip_duration(p.num_frames, p.sample_rate, p.fps) }
+            }
         }
     }
 
@@ -142,19 +142,11 @@ impl Preset {
 
     /// Transforms the decoded frames of one clip window into the model's
     /// input, (T, C, H, W) normalised. Only the frames [`Preset::frame_selection`] keeps are used.
-    pub fn apply<R: Rng + ?Sized>(
-        &self,
-        frames: &[RgbFrame],
-        rng: &mut R,
-    ) -> Result<Clip, TransformError> {
+    pub fn apply<R: Rng + ?Sized>(&self, frames: &[RgbFrame], rng: &mut R) -> Result<Clip, TransformError> {
         if frames.is_empty() {
             return Err(TransformError::Empty);
         }
-        let picked: Vec<RgbFrame> = self
-            .frame_selection(frames.len())
-            .into_iter()
-            .map(|i| frames[i].clone())
-            .collect();
+        let picked: Vec<RgbFrame> = self.frame_selection(frames.len()).into_iter().map(|i| frames[i].clone()).collect();
         let clip = Clip::from_frames(&picked, 1.0)?.rescale(1.0 / 255.0, 0.0);
         match self {
             Preset::Train(p) => {
@@ -163,10 +155,7 @@ impl Preset {
                 let clip = clip.random_crop(p.crop, p.crop, rng)?;
                 Ok(clip.random_hflip(p.flip_p, rng))
             }
-            Preset::Val(p) => {
-                clip.normalize(&p.mean, &p.std)
-                    .resize(p.resize.0, p.resize.1, p.antialias)
-            }
+            Preset::Val(p) => clip.normalize(&p.mean, &p.std).resize(p.resize.0, p.resize.1, p.antialias),
         }
     }
 }

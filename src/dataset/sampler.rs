@@ -62,11 +62,7 @@ fn numpy_linspace_i64(start: f64, end: f64, n: usize) -> Vec<usize> {
             (0..n)
                 .map(|i| {
                     // numpy: start + i*step, last element forced to `end`.
-                    let v = if i == n - 1 {
-                        end
-                    } else {
-                        start + i as f64 * step
-                    };
+                    let v = if i == n - 1 { end } else { start + i as f64 * step };
                     v.max(0.0) as usize
                 })
                 .collect()
@@ -119,15 +115,8 @@ impl ClipSampler {
         match *self {
             ClipSampler::Random { clip_duration } => {
                 let max_start = (duration - clip_duration).max(0.0);
-                let start = if max_start > 0.0 {
-                    rng.random_range(0.0..=max_start)
-                } else {
-                    0.0
-                };
-                vec![ClipWindow {
-                    start_secs: start,
-                    end_secs: start + clip_duration,
-                }]
+                let start = if max_start > 0.0 { rng.random_range(0.0..=max_start) } else { 0.0 };
+                vec![ClipWindow { start_secs: start, end_secs: start + clip_duration }]
             }
             ClipSampler::Uniform { clip_duration } => {
                 let mut out = Vec::new();
@@ -135,10 +124,7 @@ impl ClipSampler {
                 loop {
                     let start = i as f64 * clip_duration;
                     let end = start + clip_duration;
-                    out.push(ClipWindow {
-                        start_secs: start,
-                        end_secs: end,
-                    });
+                    out.push(ClipWindow { start_secs: start, end_secs: end });
                     let next_end = end + clip_duration;
                     if next_end - duration > EPS || clip_duration <= 0.0 {
                         break;
@@ -147,20 +133,14 @@ impl ClipSampler {
                 }
                 out
             }
-            ClipSampler::ConstantClipsPerVideo {
-                clip_duration,
-                clips_per_video,
-            } => {
+            ClipSampler::ConstantClipsPerVideo { clip_duration, clips_per_video } => {
                 let max_start = (duration - clip_duration).max(0.0);
                 // PyTorchVideo divides by clips_per_video (not clips - 1): the last clip ends before the video does.
                 let gap = max_start / clips_per_video.max(1) as f64;
                 (0..clips_per_video)
                     .map(|i| {
                         let start = gap * i as f64;
-                        ClipWindow {
-                            start_secs: start,
-                            end_secs: start + clip_duration,
-                        }
+                        ClipWindow { start_secs: start, end_secs: start + clip_duration }
                     })
                     .collect()
             }

@@ -31,14 +31,7 @@ pub struct SplitOptions {
 
 impl Default for SplitOptions {
     fn default() -> Self {
-        SplitOptions {
-            val: 0.1,
-            test: 0.2,
-            seed: 0,
-            copy: false,
-            group_aware: true,
-            check_readable: true,
-        }
+        SplitOptions { val: 0.1, test: 0.2, seed: 0, copy: false, group_aware: true, check_readable: true }
     }
 }
 
@@ -58,46 +51,22 @@ pub struct SplitReport {
 }
 
 /// Splits `src` (flat layout) into `out`. `out` must not exist or be empty.
-pub fn split_folder(
-    src: &Path,
-    out: &Path,
-    opts: &SplitOptions,
-) -> Result<SplitReport, DatasetError> {
-    if !(0.0..1.0).contains(&opts.val)
-        || !(0.0..1.0).contains(&opts.test)
-        || opts.val + opts.test >= 1.0
-    {
-        return Err(DatasetError::BadRatios {
-            val: opts.val,
-            test: opts.test,
-        });
+pub fn split_folder(src: &Path, out: &Path, opts: &SplitOptions) -> Result<SplitReport, DatasetError> {
+    if !(0.0..1.0).contains(&opts.val) || !(0.0..1.0).contains(&opts.test) || opts.val + opts.test >= 1.0 {
+        return Err(DatasetError::BadRatios { val: opts.val, test: opts.test });
     }
-    let index = index_folder(
-        src,
-        &IndexOptions {
-            check_readable: opts.check_readable,
-            ..Default::default()
-        },
-    )?;
+    let index = index_folder(src, &IndexOptions { check_readable: opts.check_readable, ..Default::default() })?;
     if index.layout != Layout::Flat {
         return Err(DatasetError::AlreadySplit { path: src.into() });
     }
     if out.exists() {
-        let non_empty = std::fs::read_dir(out)
-            .map_err(|source| DatasetError::Io {
-                path: out.into(),
-                source,
-            })?
-            .next()
-            .is_some();
+        let non_empty =
+            std::fs::read_dir(out).map_err(|source| DatasetError::Io { path: out.into(), source })?.next().is_some();
         if non_empty {
             return Err(DatasetError::OutputNotEmpty { path: out.into() });
         }
     }
-    let src_canon = src.canonicalize().map_err(|source| DatasetError::Io {
-        path: src.into(),
-        source,
-    })?;
+    let src_canon = src.canonicalize().map_err(|source| DatasetError::Io { path: src.into(), source })?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if let Ok(pc) = parent.canonicalize() {
             if pc.starts_with(&src_canon) {
@@ -107,11 +76,7 @@ pub fn split_folder(
     }
 
     let plan = plan_split(
-        &index
-            .samples
-            .iter()
-            .map(|s| (s.class.clone(), s.path.clone(), s.group.clone()))
-            .collect::<Vec<_>>(),
+        &index.samples.iter().map(|s| (s.class.clone(), s.path.clone(), s.group.clone())).collect::<Vec<_>>(),
         opts,
     );
 
@@ -119,73 +84,46 @@ pub fn split_folder(
     let mut copied = 0;
     for (split, class, path) in &plan {
         let dir = out.join(split).join(class);
-        std::fs::create_dir_all(&dir).map_err(|source| DatasetError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let name = path
-            .file_name()
-            .ok_or_else(|| DatasetError::NotFound { path: path.clone() })?;
+        std::fs::create_dir_all(&dir).map_err(|source| DatasetError::Io { path: dir.clone(), source })?;
+        let name = path.file_name().ok_or_else(|| DatasetError::NotFound { path: path.clone() })?;
         let dst = dir.join(name);
         let linked = !opts.copy && std::fs::hard_link(path, &dst).is_ok();
         if !linked {
-            std::fs::copy(path, &dst).map_err(|source| DatasetError::Io {
-                path: dst.clone(),
-                source,
-            })?;
+            std::fs::copy(path, &dst).map_err(|source| DatasetError::Io { path: dst.clone(), source })?;
             copied += 1;
         }
-        *counts
-            .entry(split.clone())
-            .or_default()
-            .entry(class.clone())
-            .or_default() += 1;
+        *counts.entry(split.clone()).or_default().entry(class.clone()).or_default() += 1;
     }
     let report = SplitReport {
         out: out.into(),
         counts,
-        assignment: plan
-            .iter()
-            .map(|(s, _, p)| (s.clone(), p.clone()))
-            .collect(),
+        assignment: plan.iter().map(|(s, _, p)| (s.clone(), p.clone())).collect(),
         copied,
         seed: opts.seed,
     };
     let manifest = out.join("split.json");
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    std::fs::write(&manifest, text).map_err(|source| DatasetError::Io {
-        path: manifest,
-        source,
-    })?;
+    std::fs::write(&manifest, text).map_err(|source| DatasetError::Io { path: manifest, source })?;
     Ok(report)
 }
 
 /// Assigns each (class, path, group) to a split. Per class, whole groups are
 /// shuffled with the seed and dealt to test, then val, until each reaches its
 /// share of the class's videos; the rest go to train. Pure and deterministic.
-pub fn plan_split(
-    items: &[(String, PathBuf, Option<String>)],
-    opts: &SplitOptions,
-) -> Vec<(String, String, PathBuf)> {
+pub fn plan_split(items: &[(String, PathBuf, Option<String>)], opts: &SplitOptions) -> Vec<(String, String, PathBuf)> {
     let mut by_class: BTreeMap<&str, BTreeMap<String, Vec<&PathBuf>>> = BTreeMap::new();
     for (class, path, group) in items {
         let key = match group {
             Some(g) if opts.group_aware => g.clone(),
             _ => format!("\u{0}{}", path.display()),
         };
-        by_class
-            .entry(class.as_str())
-            .or_default()
-            .entry(key)
-            .or_default()
-            .push(path);
+        by_class.entry(class.as_str()).or_default().entry(key).or_default().push(path);
     }
     let mut out = Vec::new();
     for (ci, (class, groups)) in by_class.into_iter().enumerate() {
         let n: usize = groups.values().map(|v| v.len()).sum();
         let mut keys: Vec<&String> = groups.keys().collect();
-        let mut rng =
-            rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(ci as u64 * 0x9E37_79B9));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(ci as u64 * 0x9E37_79B9));
         keys.shuffle(&mut rng);
         let want_test = (n as f64 * opts.test).round() as usize;
         let want_val = (n as f64 * opts.val).round() as usize;

@@ -72,16 +72,10 @@ impl Clip {
                 b[i] = px[2] as f32 * scale;
             }
         }
-        Ok(Clip {
-            t: frames.len(),
-            c: 3,
-            h,
-            w,
-            data,
-        })
+        Ok(Clip { t: frames.len(), c: 3, h, w, data })
     }
 
-    /// Builds a clip from uint8 (T, C, H, W) data (the transformers processor's output before rescaling).
+    /// The (H, W) plane of frame `t`, channel `c`.
     fn plane(&self, t: usize, c: usize) -> &[f32] {
         let p = self.h * self.w;
         let o = (t * self.c + c) * p;
@@ -98,13 +92,7 @@ impl Clip {
                 f(self.plane(t, c), &mut data[o..o + np]);
             }
         }
-        Clip {
-            t: self.t,
-            c: self.c,
-            h: nh,
-            w: nw,
-            data,
-        }
+        Clip { t: self.t, c: self.c, h: nh, w: nw, data }
     }
 
     /// Keeps frames `indices` (in that order).
@@ -114,13 +102,7 @@ impl Clip {
         for &i in indices {
             data.extend_from_slice(&self.data[i * fsz..(i + 1) * fsz]);
         }
-        Clip {
-            t: indices.len(),
-            c: self.c,
-            h: self.h,
-            w: self.w,
-            data,
-        }
+        Clip { t: indices.len(), c: self.c, h: self.h, w: self.w, data }
     }
 
     /// PyTorchVideo `UniformTemporalSubsample(n)`.
@@ -202,15 +184,9 @@ impl Clip {
     /// the long side `floor(long / short * size)`; bilinear, no antialias.
     pub fn short_side_scale(&self, size: usize) -> Result<Clip, TransformError> {
         let (nh, nw) = if self.w < self.h {
-            (
-                ((self.h as f64 / self.w as f64) * size as f64).floor() as usize,
-                size,
-            )
+            (((self.h as f64 / self.w as f64) * size as f64).floor() as usize, size)
         } else {
-            (
-                size,
-                ((self.w as f64 / self.h as f64) * size as f64).floor() as usize,
-            )
+            (size, ((self.w as f64 / self.h as f64) * size as f64).floor() as usize)
         };
         self.resize(nh, nw, false)
     }
@@ -223,52 +199,28 @@ impl Clip {
         rng: &mut R,
     ) -> Result<Clip, TransformError> {
         if min == 0 || min > max {
-            return Err(TransformError::BadSize(format!(
-                "short side range {min}..={max}"
-            )));
+            return Err(TransformError::BadSize(format!("short side range {min}..={max}")));
         }
         self.short_side_scale(rng.random_range(min..=max))
     }
 
     /// Crops the box at (`top`, `left`) of `ch x cw`.
-    pub fn crop(
-        &self,
-        top: usize,
-        left: usize,
-        ch: usize,
-        cw: usize,
-    ) -> Result<Clip, TransformError> {
+    pub fn crop(&self, top: usize, left: usize, ch: usize, cw: usize) -> Result<Clip, TransformError> {
         if top + ch > self.h || left + cw > self.w || ch == 0 || cw == 0 {
-            return Err(TransformError::CropTooLarge {
-                crop_h: top + ch,
-                crop_w: left + cw,
-                h: self.h,
-                w: self.w,
-            });
+            return Err(TransformError::CropTooLarge { crop_h: top + ch, crop_w: left + cw, h: self.h, w: self.w });
         }
         let w = self.w;
         Ok(self.map_planes(ch, cw, |src, dst| {
             for y in 0..ch {
-                dst[y * cw..(y + 1) * cw]
-                    .copy_from_slice(&src[(top + y) * w + left..(top + y) * w + left + cw]);
+                dst[y * cw..(y + 1) * cw].copy_from_slice(&src[(top + y) * w + left..(top + y) * w + left + cw]);
             }
         }))
     }
 
     /// torchvision `RandomCrop(size)`: top in `[0, h - size]`, then left in `[0, w - size]`.
-    pub fn random_crop<R: Rng + ?Sized>(
-        &self,
-        ch: usize,
-        cw: usize,
-        rng: &mut R,
-    ) -> Result<Clip, TransformError> {
+    pub fn random_crop<R: Rng + ?Sized>(&self, ch: usize, cw: usize, rng: &mut R) -> Result<Clip, TransformError> {
         if ch > self.h || cw > self.w {
-            return Err(TransformError::CropTooLarge {
-                crop_h: ch,
-                crop_w: cw,
-                h: self.h,
-                w: self.w,
-            });
+            return Err(TransformError::CropTooLarge { crop_h: ch, crop_w: cw, h: self.h, w: self.w });
         }
         let top = rng.random_range(0..=self.h - ch);
         let left = rng.random_range(0..=self.w - cw);
@@ -279,12 +231,7 @@ impl Clip {
     /// Python's round-half-to-even.
     pub fn center_crop(&self, ch: usize, cw: usize) -> Result<Clip, TransformError> {
         if ch > self.h || cw > self.w {
-            return Err(TransformError::CropTooLarge {
-                crop_h: ch,
-                crop_w: cw,
-                h: self.h,
-                w: self.w,
-            });
+            return Err(TransformError::CropTooLarge { crop_h: ch, crop_w: cw, h: self.h, w: self.w });
         }
         let top = ((self.h - ch) as f64 / 2.0).round_ties_even() as usize;
         let left = ((self.w - cw) as f64 / 2.0).round_ties_even() as usize;
@@ -323,12 +270,7 @@ impl Clip {
                         data[i * 3 + c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
                     }
                 }
-                RgbFrame {
-                    width: self.w as u32,
-                    height: self.h as u32,
-                    data,
-                    time_secs: None,
-                }
+                RgbFrame { width: self.w as u32, height: self.h as u32, data, time_secs: None }
             })
             .collect()
     }
@@ -355,9 +297,7 @@ impl Coeffs {
             let center = (xx as f64 + 0.5) * scale;
             let ss = 1.0 / filterscale;
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64)
-                .min(in_size as i64)
-                .max(xmin as i64) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(xmin as i64) as usize;
             let n = (xmax - xmin).min(ksize);
             let k = &mut weights[xx * ksize..xx * ksize + ksize];
             let mut ww = 0.0;
@@ -374,22 +314,12 @@ impl Coeffs {
             }
             bounds.push((xmin, n));
         }
-        Coeffs {
-            ksize,
-            bounds,
-            weights,
-        }
+        Coeffs { ksize, bounds, weights }
     }
 
     fn taps(&self, i: usize) -> (usize, Vec<f32>) {
         let (lo, n) = self.bounds[i];
-        (
-            lo,
-            self.weights[i * self.ksize..i * self.ksize + n]
-                .iter()
-                .map(|w| *w as f32)
-                .collect(),
-        )
+        (lo, self.weights[i * self.ksize..i * self.ksize + n].iter().map(|w| *w as f32).collect())
     }
 
     fn apply(&self, i: usize, src: impl Fn(usize) -> f32) -> f32 {
@@ -406,13 +336,7 @@ impl Coeffs {
     fn fixed(&self) -> Vec<i32> {
         self.weights
             .iter()
-            .map(|w| {
-                if *w < 0.0 {
-                    (w * (1 << 22) as f64 - 0.5) as i32
-                } else {
-                    (w * (1 << 22) as f64 + 0.5) as i32
-                }
-            })
+            .map(|w| if *w < 0.0 { (w * (1 << 22) as f64 - 0.5) as i32 } else { (w * (1 << 22) as f64 + 0.5) as i32 })
             .collect()
     }
 }
@@ -422,58 +346,101 @@ impl Coeffs {
 /// Pillow's `ImagingResample` does. This is the resize step of the
 /// transformers image processors.
 pub fn pil_resize_bilinear(src: &RgbFrame, nw: usize, nh: usize) -> RgbFrame {
+    pil_resize_window(src, nw, nh, 0, 0, nh as i64, nw as i64)
+}
+
+/// [`pil_resize_bilinear`] to `nw x nh`, keeping only the `ch x cw` window at
+/// (`top`, `left`) of the resized picture (pixels outside it are 0, as the
+/// transformers centre crop pads). Only the window is computed: resizing then
+/// cropping costs what the crop costs.
+pub fn pil_resize_window(src: &RgbFrame, nw: usize, nh: usize, top: i64, left: i64, ch: i64, cw: i64) -> RgbFrame {
     let (w, h) = (src.width as usize, src.height as usize);
-    if nw == w && nh == h {
-        return src.clone();
+    let (ch_u, cw_u) = (ch.max(0) as usize, cw.max(0) as usize);
+    let mut out = vec![0u8; ch_u * cw_u * 3];
+    // Output rows / columns of the resized picture that the window covers.
+    let ys: Vec<(usize, usize)> = (0..ch)
+        .filter_map(|y| usize::try_from(y + top).ok().filter(|sy| *sy < nh).map(|sy| (y as usize, sy)))
+        .collect();
+    let xs: Vec<(usize, usize)> = (0..cw)
+        .filter_map(|x| usize::try_from(x + left).ok().filter(|sx| *sx < nw).map(|sx| (x as usize, sx)))
+        .collect();
+    if ys.is_empty() || xs.is_empty() {
+        return RgbFrame { width: cw_u as u32, height: ch_u as u32, data: out, time_secs: src.time_secs };
     }
-    const HALF: i64 = 1 << 21;
-    let clip8 = |v: i64| (v >> 22).clamp(0, 255) as u8;
-    let mut horiz = src.data.clone();
-    let mut cur_w = w;
-    if nw != w {
-        let cx = Coeffs::new(w, nw, true);
-        let kx = cx.fixed();
-        horiz = vec![0u8; nw * h * 3];
-        for y in 0..h {
-            for x in 0..nw {
-                let (lo, n) = cx.bounds[x];
-                let k = &kx[x * cx.ksize..x * cx.ksize + n];
-                for c in 0..3 {
-                    let mut ss = HALF;
+    const HALF: i32 = 1 << 21;
+    #[inline]
+    fn clip8(v: i32) -> u8 {
+        (v >> 22).clamp(0, 255) as u8
+    }
+    let cx = (nw != w).then(|| Coeffs::new(w, nw, true));
+    let cy = (nh != h).then(|| Coeffs::new(h, nh, true));
+    let kx = cx.as_ref().map(Coeffs::fixed);
+    let ky = cy.as_ref().map(Coeffs::fixed);
+    // Source rows the vertical pass reads.
+    let (row_lo, row_hi) = match &cy {
+        Some(c) => {
+            let lo = ys.iter().map(|(_, sy)| c.bounds[*sy].0).min().unwrap_or(0);
+            let hi = ys.iter().map(|(_, sy)| c.bounds[*sy].0 + c.bounds[*sy].1).max().unwrap_or(0);
+            (lo, hi)
+        }
+        None => (ys[0].1, ys[ys.len() - 1].1 + 1),
+    };
+    // Horizontal pass over rows row_lo..row_hi, only the window's columns (uint8, as Pillow).
+    let nx = xs.len();
+    let mut horiz = vec![0u8; (row_hi - row_lo) * nx * 3];
+    for (ri, y) in (row_lo..row_hi).enumerate() {
+        let srow = &src.data[y * w * 3..(y + 1) * w * 3];
+        let drow = &mut horiz[ri * nx * 3..(ri + 1) * nx * 3];
+        for (xi, &(_, sx)) in xs.iter().enumerate() {
+            let d = &mut drow[xi * 3..xi * 3 + 3];
+            match (&cx, &kx) {
+                (Some(c), Some(k)) => {
+                    let (lo, n) = c.bounds[sx];
+                    let k = &k[sx * c.ksize..sx * c.ksize + n];
+                    let (mut r, mut g, mut b) = (HALF, HALF, HALF);
                     for (j, kv) in k.iter().enumerate() {
-                        ss += src.data[(y * w + lo + j) * 3 + c] as i64 * *kv as i64;
+                        let p = &srow[(lo + j) * 3..(lo + j) * 3 + 3];
+                        r += p[0] as i32 * kv;
+                        g += p[1] as i32 * kv;
+                        b += p[2] as i32 * kv;
                     }
-                    horiz[(y * nw + x) * 3 + c] = clip8(ss);
+                    d[0] = clip8(r);
+                    d[1] = clip8(g);
+                    d[2] = clip8(b);
+                }
+                _ => d.copy_from_slice(&srow[sx * 3..sx * 3 + 3]),
+            }
+        }
+    }
+    // Vertical pass into the window.
+    for &(oy, sy) in &ys {
+        let drow = &mut out[oy * cw_u * 3..(oy + 1) * cw_u * 3];
+        match (&cy, &ky) {
+            (Some(c), Some(k)) => {
+                let (lo, n) = c.bounds[sy];
+                let k = &k[sy * c.ksize..sy * c.ksize + n];
+                for (xi, &(ox, _)) in xs.iter().enumerate() {
+                    let (mut r, mut g, mut b) = (HALF, HALF, HALF);
+                    for (j, kv) in k.iter().enumerate() {
+                        let o = ((lo + j - row_lo) * nx + xi) * 3;
+                        r += horiz[o] as i32 * kv;
+                        g += horiz[o + 1] as i32 * kv;
+                        b += horiz[o + 2] as i32 * kv;
+                    }
+                    drow[ox * 3] = clip8(r);
+                    drow[ox * 3 + 1] = clip8(g);
+                    drow[ox * 3 + 2] = clip8(b);
+                }
+            }
+            _ => {
+                let o = (sy - row_lo) * nx * 3;
+                for (xi, &(ox, _)) in xs.iter().enumerate() {
+                    drow[ox * 3..ox * 3 + 3].copy_from_slice(&horiz[o + xi * 3..o + xi * 3 + 3]);
                 }
             }
         }
-        cur_w = nw;
     }
-    let mut out = horiz.clone();
-    if nh != h {
-        let cy = Coeffs::new(h, nh, true);
-        let ky = cy.fixed();
-        out = vec![0u8; cur_w * nh * 3];
-        for y in 0..nh {
-            let (lo, n) = cy.bounds[y];
-            let k = &ky[y * cy.ksize..y * cy.ksize + n];
-            for x in 0..cur_w {
-                for c in 0..3 {
-                    let mut ss = HALF;
-                    for (j, kv) in k.iter().enumerate() {
-                        ss += horiz[((lo + j) * cur_w + x) * 3 + c] as i64 * *kv as i64;
-                    }
-                    out[(y * cur_w + x) * 3 + c] = clip8(ss);
-                }
-            }
-        }
-    }
-    RgbFrame {
-        width: cur_w as u32,
-        height: nh as u32,
-        data: out,
-        time_secs: src.time_secs,
-    }
+    RgbFrame { width: cw_u as u32, height: ch_u as u32, data: out, time_secs: src.time_secs }
 }
 
 /// The `size` of a transformers image processor.
@@ -541,33 +508,58 @@ impl Default for ImageProcessor {
 impl ImageProcessor {
     /// Runs the processor on RGB frames; the result is (T, 3, H, W).
     pub fn apply(&self, frames: &[RgbFrame]) -> Result<Clip, TransformError> {
+        self.apply_threaded(frames, 1)
+    }
+
+    /// [`ImageProcessor::apply`] with frames spread over `threads` threads (same result).
+    pub fn apply_threaded(&self, frames: &[RgbFrame], threads: usize) -> Result<Clip, TransformError> {
         if frames.is_empty() {
             return Err(TransformError::Empty);
         }
-        let mut processed = Vec::with_capacity(frames.len());
         for f in frames {
-            let mut f = if self.do_resize {
-                let (nw, nh) = self.resized_size(f.width as usize, f.height as usize)?;
-                pil_resize_bilinear(f, nw, nh)
+            if self.do_resize {
+                self.resized_size(f.width as usize, f.height as usize)?;
+            }
+        }
+        let one = |f: &RgbFrame| -> RgbFrame {
+            let (nw, nh) = if self.do_resize {
+                self.resized_size(f.width as usize, f.height as usize).unwrap_or((f.width as usize, f.height as usize))
             } else {
-                f.clone()
+                (f.width as usize, f.height as usize)
             };
             if self.do_center_crop {
-                f = hf_center_crop(&f, self.crop_size.0, self.crop_size.1);
+                // transformers' center_crop: offsets (dim - crop) // 2, zero padding outside.
+                let (ch, cw) = (self.crop_size.0 as i64, self.crop_size.1 as i64);
+                let top = (nh as i64 - ch).div_euclid(2);
+                let left = (nw as i64 - cw).div_euclid(2);
+                if nw == f.width as usize && nh == f.height as usize {
+                    return hf_center_crop(f, self.crop_size.0, self.crop_size.1);
+                }
+                pil_resize_window(f, nw, nh, top, left, ch, cw)
+            } else {
+                pil_resize_bilinear(f, nw, nh)
             }
-            processed.push(f);
-        }
-        let scale = if self.do_rescale {
-            self.rescale_factor
-        } else {
-            1.0
         };
+        let threads = threads.clamp(1, frames.len());
+        let processed: Vec<RgbFrame> = if threads == 1 {
+            frames.iter().map(one).collect()
+        } else {
+            let chunk = frames.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    frames.chunks(chunk).map(|c| scope.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+                handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+            })
+        };
+        if processed.len() != frames.len() {
+            return Err(TransformError::Empty);
+        }
         let mut clip = Clip::from_frames(&processed, 1.0)?;
         if self.do_rescale {
             // transformers rescales in float64 then casts to float32.
-            let off = if self.offset { 1.0 } else { 0.0 };
+            let (scale, off) = (self.rescale_factor as f64, if self.offset { 1.0 } else { 0.0 });
             for v in &mut clip.data {
-                *v = (*v as f64 * scale as f64 - off) as f32;
+                *v = (*v as f64 * scale - off) as f32;
             }
         }
         if self.do_normalize {
@@ -620,12 +612,7 @@ fn hf_center_crop(f: &RgbFrame, ch: usize, cw: usize) -> RgbFrame {
             data[d..d + 3].copy_from_slice(&f.data[s..s + 3]);
         }
     }
-    RgbFrame {
-        width: cw as u32,
-        height: ch as u32,
-        data,
-        time_secs: f.time_secs,
-    }
+    RgbFrame { width: cw as u32, height: ch as u32, data, time_secs: f.time_secs }
 }
 
 #[cfg(test)]
@@ -634,13 +621,7 @@ mod tests {
 
     fn ramp(w: usize, h: usize) -> Clip {
         let data = (0..3 * h * w).map(|i| (i % (w * h)) as f32).collect();
-        Clip {
-            t: 1,
-            c: 3,
-            h,
-            w,
-            data,
-        }
+        Clip { t: 1, c: 3, h, w, data }
     }
 
     #[test]
@@ -655,10 +636,7 @@ mod tests {
     #[test]
     fn crop_errors_instead_of_panicking() {
         let c = ramp(8, 6);
-        assert!(matches!(
-            c.center_crop(7, 4),
-            Err(TransformError::CropTooLarge { .. })
-        ));
+        assert!(matches!(c.center_crop(7, 4), Err(TransformError::CropTooLarge { .. })));
         assert_eq!(c.center_crop(2, 4).unwrap().data[0], 2.0 * 8.0 + 2.0);
     }
 

@@ -25,11 +25,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions {
-            stream: None,
-            threads: 0,
-            autorotate: true,
-        }
+        DecodeOptions { stream: None, threads: 0, autorotate: true }
     }
 }
 
@@ -62,19 +58,13 @@ impl StreamReader {
         let input = open_input(path)?;
         let index = match opts.stream {
             Some(i) => {
-                let ok = input
-                    .stream(i)
-                    .is_some_and(|s| s.parameters().medium() == ff::media::Type::Video);
+                let ok = input.stream(i).is_some_and(|s| s.parameters().medium() == ff::media::Type::Video);
                 if !ok {
-                    return Err(VideoError::BadStream {
-                        path: path.into(),
-                        index: i,
-                    });
+                    return Err(VideoError::BadStream { path: path.into(), index: i });
                 }
                 i
             }
-            None => super::best_video_stream(&input)
-                .ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?,
+            None => super::best_video_stream(&input).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?,
         };
         let mut reader = StreamReader::open_stream(path, input, index, opts.threads)?;
         reader.autorotate = opts.autorotate;
@@ -82,30 +72,17 @@ impl StreamReader {
     }
 
     /// Sets up the decoder for stream `index` of an already open container.
-    pub fn open_stream(
-        path: &Path,
-        input: Input,
-        index: usize,
-        threads: usize,
-    ) -> Result<StreamReader, VideoError> {
-        let stream = input
-            .stream(index)
-            .ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
+    pub fn open_stream(path: &Path, input: Input, index: usize, threads: usize) -> Result<StreamReader, VideoError> {
+        let stream = input.stream(index).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
         let time_base = stream.time_base();
-        let start_pts = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE {
-            0
-        } else {
-            stream.start_time()
-        };
+        let start_pts = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
         let rotation = super::stream_rotation(&stream);
         let params = stream.parameters();
         let codec_id = params.id();
-        let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|source| {
-            VideoError::Ffmpeg {
-                path: path.into(),
-                context: "reading codec parameters",
-                source,
-            }
+        let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|source| VideoError::Ffmpeg {
+            path: path.into(),
+            context: "reading codec parameters",
+            source,
         })?;
         ctx.set_threading(ff::codec::threading::Config {
             kind: ff::codec::threading::Type::Frame,
@@ -141,10 +118,7 @@ impl StreamReader {
 
     /// The decoder's codec short name.
     pub fn codec_name(&self) -> String {
-        self.decoder
-            .codec()
-            .map(|c| c.name().to_string())
-            .unwrap_or_else(|| "unknown".into())
+        self.decoder.codec().map(|c| c.name().to_string()).unwrap_or_else(|| "unknown".into())
     }
 
     /// Coded picture size from the stream parameters.
@@ -180,8 +154,7 @@ impl StreamReader {
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
                 Err(source) => {
                     // A damaged frame: note it and keep going, as players do.
-                    self.read_error
-                        .get_or_insert_with(|| format!("decoder error: {source}"));
+                    self.read_error.get_or_insert_with(|| format!("decoder error: {source}"));
                     if self.eof_sent {
                         return Ok(None);
                     }
@@ -206,28 +179,21 @@ impl StreamReader {
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => return Ok(()),
                         Err(ff::Error::InvalidData) => {
-                            self.read_error
-                                .get_or_insert_with(|| "a damaged packet was skipped".into());
+                            self.read_error.get_or_insert_with(|| "a damaged packet was skipped".into());
                             continue;
                         }
                         Err(source) => {
-                            return Err(VideoError::Ffmpeg {
-                                path: self.path.clone(),
-                                context: "decoding",
-                                source,
-                            })
+                            return Err(VideoError::Ffmpeg { path: self.path.clone(), context: "decoding", source })
                         }
                     }
                 }
                 Err(ff::Error::Eof) => break,
                 Err(ff::Error::InvalidData) => {
-                    self.read_error
-                        .get_or_insert_with(|| "damaged data was skipped".into());
+                    self.read_error.get_or_insert_with(|| "damaged data was skipped".into());
                     continue;
                 }
                 Err(e) => {
-                    self.read_error
-                        .get_or_insert_with(|| format!("read error: {e}"));
+                    self.read_error.get_or_insert_with(|| format!("read error: {e}"));
                     break;
                 }
             }
@@ -240,13 +206,11 @@ impl StreamReader {
     /// Seeks so that decoding resumes at the key frame at or before `pts` (stream units).
     pub fn seek_to_pts(&mut self, pts: i64) -> Result<(), VideoError> {
         let us = ff::rescale::Rescale::rescale(&pts, self.time_base, ff::rescale::TIME_BASE);
-        self.input
-            .seek(us, ..us)
-            .map_err(|source| VideoError::Ffmpeg {
-                path: self.path.clone(),
-                context: "seeking",
-                source,
-            })?;
+        self.input.seek(us, ..us).map_err(|source| VideoError::Ffmpeg {
+            path: self.path.clone(),
+            context: "seeking",
+            source,
+        })?;
         self.decoder.flush();
         self.eof_sent = false;
         Ok(())
@@ -254,14 +218,9 @@ impl StreamReader {
 
     /// Rewinds to the start of the file.
     pub fn rewind(&mut self) -> Result<(), VideoError> {
-        self.input
-            .seek(i64::MIN + 1, ..)
-            .or_else(|_| self.input.seek(0, ..0))
-            .map_err(|source| VideoError::Ffmpeg {
-                path: self.path.clone(),
-                context: "seeking to the start",
-                source,
-            })?;
+        self.input.seek(i64::MIN + 1, ..).or_else(|_| self.input.seek(0, ..0)).map_err(|source| {
+            VideoError::Ffmpeg { path: self.path.clone(), context: "seeking to the start", source }
+        })?;
         self.decoder.flush();
         self.eof_sent = false;
         Ok(())
@@ -271,36 +230,23 @@ impl StreamReader {
     pub fn to_rgb(&mut self, raw: &RawFrame) -> Result<RgbFrame, VideoError> {
         let f = &raw.frame;
         let (w, h, fmt) = (f.width(), f.height(), f.format());
-        let stale =
-            !matches!(&self.scaler, Some((_, pf, pw, ph)) if *pf == fmt && *pw == w && *ph == h);
+        let stale = !matches!(&self.scaler, Some((_, pf, pw, ph)) if *pf == fmt && *pw == w && *ph == h);
         if stale {
-            let ctx = scaling::Context::get(
-                fmt,
-                w,
-                h,
-                ff::format::Pixel::RGB24,
-                w,
-                h,
-                scaling::Flags::BILINEAR,
-            )
-            .map_err(|source| VideoError::Ffmpeg {
-                path: self.path.clone(),
-                context: "setting up colour conversion",
-                source,
-            })?;
+            let ctx = scaling::Context::get(fmt, w, h, ff::format::Pixel::RGB24, w, h, scaling::Flags::BILINEAR)
+                .map_err(|source| VideoError::Ffmpeg {
+                    path: self.path.clone(),
+                    context: "setting up colour conversion",
+                    source,
+                })?;
             self.scaler = Some((ctx, fmt, w, h));
         }
-        let Some((scaler, ..)) = self.scaler.as_mut() else {
-            unreachable!("scaler set above")
-        };
+        let Some((scaler, ..)) = self.scaler.as_mut() else { unreachable!("scaler set above") };
         let mut rgb = ff::frame::Video::empty();
-        scaler
-            .run(f, &mut rgb)
-            .map_err(|source| VideoError::Ffmpeg {
-                path: self.path.clone(),
-                context: "converting to RGB",
-                source,
-            })?;
+        scaler.run(f, &mut rgb).map_err(|source| VideoError::Ffmpeg {
+            path: self.path.clone(),
+            context: "converting to RGB",
+            source,
+        })?;
         let stride = rgb.stride(0);
         let row = w as usize * 3;
         let src = rgb.data(0);
@@ -308,17 +254,8 @@ impl StreamReader {
         for y in 0..h as usize {
             data.extend_from_slice(&src[y * stride..y * stride + row]);
         }
-        let out = RgbFrame {
-            width: w,
-            height: h,
-            data,
-            time_secs: raw.pts.map(|p| self.pts_to_secs(p)),
-        };
-        Ok(if self.autorotate {
-            out.rotated_clockwise(self.rotation)
-        } else {
-            out
-        })
+        let out = RgbFrame { width: w, height: h, data, time_secs: raw.pts.map(|p| self.pts_to_secs(p)) };
+        Ok(if self.autorotate { out.rotated_clockwise(self.rotation) } else { out })
     }
 
     /// Demuxes the whole stream without decoding: packet timestamps in
@@ -389,11 +326,7 @@ pub(crate) fn count_frames(reader: &mut StreamReader) -> Result<Counted, VideoEr
         }
     }
     pts_list.sort_unstable();
-    let diffs: Vec<i64> = pts_list
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0)
-        .collect();
+    let diffs: Vec<i64> = pts_list.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
     let variable = match (diffs.iter().min(), diffs.iter().max()) {
         (Some(&lo), Some(&hi)) => (hi - lo) as f64 > (lo as f64 * 0.1).max(1.0),
         _ => false,
@@ -417,11 +350,7 @@ const SEEK_MIN_INDEX: usize = 48;
 /// the reader seeks to the key frame before it; decoding stops after the
 /// last wanted frame. Asking past the end gives [`VideoError::Truncated`]
 /// with the number of readable frames.
-pub fn decode_indices(
-    path: &Path,
-    indices: &[usize],
-    opts: &DecodeOptions,
-) -> Result<Vec<RgbFrame>, VideoError> {
+pub fn decode_indices(path: &Path, indices: &[usize], opts: &DecodeOptions) -> Result<Vec<RgbFrame>, VideoError> {
     if indices.is_empty() {
         return Ok(Vec::new());
     }
@@ -431,12 +360,10 @@ pub fn decode_indices(
     let last = *wanted.last().unwrap_or(&0);
     let mut got: BTreeMap<usize, RgbFrame> = BTreeMap::new();
 
-    let mut sequential_from = 0usize;
     if first >= SEEK_MIN_INDEX {
         if let Some((all_pts, key_pts)) = reader.packet_index() {
-            if let Some(seek_pts) = all_pts
-                .get(first)
-                .and_then(|target| key_pts.iter().rev().find(|k| *k <= target).copied())
+            if let Some(seek_pts) =
+                all_pts.get(first).and_then(|target| key_pts.iter().rev().find(|k| *k <= target).copied())
             {
                 reader.seek_to_pts(seek_pts)?;
                 let mut exact = true;
@@ -462,7 +389,7 @@ pub fn decode_indices(
         }
     }
 
-    let mut idx = sequential_from;
+    let mut idx = 0usize;
     while let Some(raw) = reader.next_raw()? {
         if wanted.contains(&idx) {
             got.insert(idx, reader.to_rgb(&raw)?);
@@ -472,27 +399,49 @@ pub fn decode_indices(
         }
         idx += 1;
     }
-    sequential_from = idx;
-    let _ = sequential_from;
     if got.is_empty() && idx == 0 {
         return Err(VideoError::NoFrames { path: path.into() });
     }
     if let Some(missing) = wanted.iter().find(|i| !got.contains_key(i)) {
         let readable = if got.contains_key(&idx) { idx + 1 } else { idx };
-        return Err(VideoError::Truncated {
-            path: path.into(),
-            wanted: *missing.max(&last),
-            readable,
-        });
+        return Err(VideoError::Truncated { path: path.into(), wanted: *missing.max(&last), readable });
     }
     Ok(indices.iter().map(|i| got[i].clone()).collect())
 }
 
-/// Frames of a time range, with the times PyTorchVideo would assign.
+/// Frames of a time range.
 #[derive(Clone, Debug)]
 pub struct TimedFrames {
-    /// The frames in presentation order.
+    /// The frames in presentation order (all of the window's, or the subsample asked for).
     pub frames: Vec<RgbFrame>,
+    /// How many frames the window held.
+    pub window_frames: usize,
+}
+
+/// The raw frames whose timestamps lie in the window, in presentation order.
+fn time_range_raw(reader: &mut StreamReader, start_secs: f64, end_secs: f64) -> Result<Vec<RawFrame>, VideoError> {
+    let start_pts = reader.secs_to_pts_ceil(start_secs);
+    let end_pts = reader.secs_to_pts_ceil(end_secs);
+    let seek_to = (start_pts - 1024).max(0);
+    if seek_to > reader.start_pts {
+        reader.seek_to_pts(seek_to)?;
+    }
+    let mut by_pts: BTreeMap<i64, RawFrame> = BTreeMap::new();
+    let mut decoded_any = false;
+    while let Some(raw) = reader.next_raw()? {
+        decoded_any = true;
+        let Some(pts) = raw.pts else { continue };
+        if pts >= end_pts {
+            break;
+        }
+        if pts >= start_pts {
+            by_pts.insert(pts, raw);
+        }
+    }
+    if !decoded_any {
+        return Err(VideoError::NoFrames { path: reader.path.clone() });
+    }
+    Ok(by_pts.into_values().collect())
 }
 
 /// Decodes the frames whose timestamps lie in `[start_secs, end_secs)` —
@@ -506,30 +455,25 @@ pub fn decode_time_range(
     opts: &DecodeOptions,
 ) -> Result<TimedFrames, VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
-    let start_pts = reader.secs_to_pts_ceil(start_secs);
-    let end_pts = reader.secs_to_pts_ceil(end_secs);
-    let seek_to = (start_pts - 1024).max(0);
-    if seek_to > reader.start_pts {
-        reader.seek_to_pts(seek_to)?;
-    }
-    let mut by_pts: BTreeMap<i64, RgbFrame> = BTreeMap::new();
-    let mut decoded_any = false;
-    while let Some(raw) = reader.next_raw()? {
-        decoded_any = true;
-        let Some(pts) = raw.pts else { continue };
-        if pts >= end_pts {
-            break;
-        }
-        if pts >= start_pts {
-            by_pts.insert(pts, reader.to_rgb(&raw)?);
-        }
-    }
-    if !decoded_any {
-        return Err(VideoError::NoFrames { path: path.into() });
-    }
-    Ok(TimedFrames {
-        frames: by_pts.into_values().collect(),
-    })
+    let raw = time_range_raw(&mut reader, start_secs, end_secs)?;
+    let frames = raw.iter().map(|r| reader.to_rgb(r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(TimedFrames { window_frames: frames.len(), frames })
+}
+
+/// [`decode_time_range`] followed by PyTorchVideo's `UniformTemporalSubsample(n)`,
+/// converting only the `n` kept frames to RGB.
+pub fn decode_time_range_subsampled(
+    path: &Path,
+    start_secs: f64,
+    end_secs: f64,
+    n: usize,
+    opts: &DecodeOptions,
+) -> Result<TimedFrames, VideoError> {
+    let mut reader = StreamReader::open(path, opts)?;
+    let raw = time_range_raw(&mut reader, start_secs, end_secs)?;
+    let keep = crate::dataset::sampler::uniform_temporal_subsample(raw.len(), n);
+    let frames = keep.iter().map(|i| reader.to_rgb(&raw[*i])).collect::<Result<Vec<_>, _>>()?;
+    Ok(TimedFrames { window_frames: raw.len(), frames })
 }
 
 /// Decodes every frame of the chosen stream.
@@ -549,11 +493,7 @@ pub fn decode_all(path: &Path, opts: &DecodeOptions) -> Result<Vec<RgbFrame>, Vi
 /// and the video's decoded frame count. Decodes the stream once, converting
 /// only the chosen frames; the container's frame count is used as a first
 /// guess and checked against the real count at the end.
-pub fn decode_uniform(
-    path: &Path,
-    n: usize,
-    opts: &DecodeOptions,
-) -> Result<(Vec<RgbFrame>, usize), VideoError> {
+pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Vec<RgbFrame>, usize), VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
     let guess = {
         let s = reader.input.stream(reader.stream_index);

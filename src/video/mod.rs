@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 pub use decode::{
-    decode_all, decode_count_only, decode_indices, decode_time_range, decode_uniform,
+    decode_all, decode_count_only, decode_indices, decode_time_range, decode_time_range_subsampled, decode_uniform,
     DecodeOptions, TimedFrames,
 };
 pub use probe::{probe, VideoInfo};
@@ -66,7 +66,9 @@ pub enum VideoError {
         path: PathBuf,
     },
     /// Frames were asked for past the end of what is decodable.
-    #[error("{path}: frame {wanted} was asked for but only {readable} frames are readable (file truncated or damaged?)")]
+    #[error(
+        "{path}: frame {wanted} was asked for but only {readable} frames are readable (file truncated or damaged?)"
+    )]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -129,12 +131,7 @@ impl RgbFrame {
                 out[d..d + 3].copy_from_slice(&self.data[s..s + 3]);
             }
         }
-        RgbFrame {
-            width: nw as u32,
-            height: nh as u32,
-            data: out,
-            time_secs: self.time_secs,
-        }
+        RgbFrame { width: nw as u32, height: nh as u32, data: out, time_secs: self.time_secs }
     }
 }
 
@@ -159,20 +156,12 @@ pub(crate) fn init() {
 pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::Input, VideoError> {
     init();
     if !path.exists() {
-        return Err(VideoError::NotFound {
-            path: path.to_path_buf(),
-        });
+        return Err(VideoError::NotFound { path: path.to_path_buf() });
     }
     if path.is_dir() {
-        return Err(VideoError::NotAVideo {
-            path: path.to_path_buf(),
-            source: ffmpeg_next::Error::InvalidData,
-        });
+        return Err(VideoError::NotAVideo { path: path.to_path_buf(), source: ffmpeg_next::Error::InvalidData });
     }
-    ffmpeg_next::format::input(path).map_err(|source| VideoError::NotAVideo {
-        path: path.to_path_buf(),
-        source,
-    })
+    ffmpeg_next::format::input(path).map_err(|source| VideoError::NotAVideo { path: path.to_path_buf(), source })
 }
 
 /// Picks the video stream to read: the one with the most pixels, as the
@@ -193,11 +182,7 @@ pub(crate) fn best_video_stream(input: &ffmpeg_next::format::context::Input) -> 
             let p = params.as_ptr();
             ((*p).width.max(0) as u64, (*p).height.max(0) as u64)
         };
-        let key = (
-            w * h,
-            stream.disposition().contains(Disposition::DEFAULT),
-            stream.index(),
-        );
+        let key = (w * h, stream.disposition().contains(Disposition::DEFAULT), stream.index());
         let better = match best {
             None => true,
             Some((px, def, _)) => key.0 > px || (key.0 == px && key.1 && !def),
@@ -219,10 +204,8 @@ pub(crate) fn stream_rotation(stream: &ffmpeg_next::format::stream::Stream) -> i
             if d.len() < 36 {
                 continue;
             }
-            let m = |i: usize| {
-                i32::from_le_bytes([d[i * 4], d[i * 4 + 1], d[i * 4 + 2], d[i * 4 + 3]]) as f64
-                    / 65536.0
-            };
+            let m =
+                |i: usize| i32::from_le_bytes([d[i * 4], d[i * 4 + 1], d[i * 4 + 2], d[i * 4 + 3]]) as f64 / 65536.0;
             // av_display_rotation_get: counter-clockwise angle of the matrix.
             let scale0 = m(0).hypot(m(3));
             let scale1 = m(1).hypot(m(4));

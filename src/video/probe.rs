@@ -78,20 +78,16 @@ impl VideoInfo {
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
     let input = open_input(path)?;
     let container = input.format().name().to_string();
-    let stream_index = super::best_video_stream(&input)
-        .ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
+    let stream_index =
+        super::best_video_stream(&input).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
     let video_streams = input
         .streams()
         .filter(|s| {
             s.parameters().medium() == ffmpeg_next::media::Type::Video
-                && !s
-                    .disposition()
-                    .contains(ffmpeg_next::format::stream::Disposition::ATTACHED_PIC)
+                && !s.disposition().contains(ffmpeg_next::format::stream::Disposition::ATTACHED_PIC)
         })
         .count();
-    let stream = input
-        .stream(stream_index)
-        .ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
+    let stream = input.stream(stream_index).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
     let tb = stream.time_base();
     let rotation = super::stream_rotation(&stream);
     let header_frames = (stream.frames() > 0).then_some(stream.frames() as u64);
@@ -103,18 +99,15 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
             stream.rate()
         }
     };
-    let stream_duration = (stream.duration() > 0 && tb.denominator() > 0)
-        .then(|| stream.duration() as f64 * f64::from(tb));
-    let audio_duration_s = input
-        .streams()
-        .find(|s| s.parameters().medium() == ffmpeg_next::media::Type::Audio)
-        .and_then(|s| {
+    let stream_duration =
+        (stream.duration() > 0 && tb.denominator() > 0).then(|| stream.duration() as f64 * f64::from(tb));
+    let audio_duration_s =
+        input.streams().find(|s| s.parameters().medium() == ffmpeg_next::media::Type::Audio).and_then(|s| {
             let atb = s.time_base();
-            (s.duration() > 0 && atb.denominator() > 0)
-                .then(|| s.duration() as f64 * f64::from(atb))
+            (s.duration() > 0 && atb.denominator() > 0).then(|| s.duration() as f64 * f64::from(atb))
         });
-    let container_duration = (input.duration() > 0)
-        .then(|| input.duration() as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE));
+    let container_duration =
+        (input.duration() > 0).then(|| input.duration() as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE));
     drop(stream);
 
     let mut reader = StreamReader::open_stream(path, input, stream_index, 0)?;
@@ -126,35 +119,23 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
     }
     let mut warnings = Vec::new();
     if let Some(err) = &counted.read_error {
-        warnings.push(format!(
-            "reading stopped early after {} frames: {err}",
-            counted.frames
-        ));
+        warnings.push(format!("reading stopped early after {} frames: {err}", counted.frames));
     }
     if let Some(h) = header_frames {
         if h as usize != counted.frames {
-            warnings.push(format!(
-                "the container says {h} frames; {} were decodable",
-                counted.frames
-            ));
+            warnings.push(format!("the container says {h} frames; {} were decodable", counted.frames));
         }
     }
 
     let mut fps_rational = [rate.numerator(), rate.denominator()];
-    let mut fps = if rate.denominator() > 0 {
-        f64::from(rate)
-    } else {
-        0.0
-    };
+    let mut fps = if rate.denominator() > 0 { f64::from(rate) } else { 0.0 };
     if !(fps.is_finite() && fps > 0.0) {
         // Raw elementary streams may state no rate at all: derive it from timestamps, else assume 25 (FFmpeg's default).
         fps = counted.mean_fps().unwrap_or(25.0);
         fps_rational = [(fps * 1000.0).round() as i32, 1000];
     }
-    let duration_s = stream_duration
-        .or(counted.span_secs(fps))
-        .or(container_duration)
-        .unwrap_or(counted.frames as f64 / fps);
+    let duration_s =
+        stream_duration.or(counted.span_secs(fps)).or(container_duration).unwrap_or(counted.frames as f64 / fps);
 
     Ok(VideoInfo {
         path: path.into(),

@@ -3,27 +3,15 @@
 use std::process::Command;
 
 fn vidi(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vidi"))
-        .args(args)
-        .output()
-        .expect("run vidi")
+    Command::new(env!("CARGO_BIN_EXE_vidi")).args(args).output().expect("run vidi")
 }
 
 #[test]
 fn probe_json_matches_ffprobe_and_reports_failures() {
     let avi = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
     let mkv = crate::clip("asl_thanks.mkv");
-    let o = vidi(&[
-        "probe",
-        "--json",
-        avi.to_str().unwrap(),
-        mkv.to_str().unwrap(),
-        "/nonexistent.mp4",
-    ]);
-    assert!(
-        !o.status.success(),
-        "a failed file must make the exit code non-zero"
-    );
+    let o = vidi(&["probe", "--json", avi.to_str().unwrap(), mkv.to_str().unwrap(), "/nonexistent.mp4"]);
+    assert!(!o.status.success(), "a failed file must make the exit code non-zero");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON list on stdout");
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -46,16 +34,8 @@ fn bad_input_is_one_line_never_a_panic() {
     std::fs::write(&junk, b"garbage").unwrap();
     let cases: Vec<Vec<String>> = vec![
         vec!["probe".into(), junk.display().to_string()],
-        vec![
-            "dataset".into(),
-            "inspect".into(),
-            dir.path().join("missing").display().to_string(),
-        ],
-        vec![
-            "dataset".into(),
-            "inspect".into(),
-            dir.path().display().to_string(),
-        ],
+        vec!["dataset".into(), "inspect".into(), dir.path().join("missing").display().to_string()],
+        vec!["dataset".into(), "inspect".into(), dir.path().display().to_string()],
         vec![
             "preview".into(),
             junk.display().to_string(),
@@ -78,14 +58,8 @@ fn bad_input_is_one_line_never_a_panic() {
         let o = vidi(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{args:?} succeeded");
-        assert!(
-            err.starts_with("error: ") && err.trim_end().lines().count() == 1,
-            "{args:?}: {err}"
-        );
-        assert!(
-            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-            "{args:?}: {err}"
-        );
+        assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
     }
     assert!(!std::path::Path::new("/tmp/vidi-never").exists());
 }
@@ -96,63 +70,28 @@ fn preview_writes_a_gif_of_the_clip_at_four_frames_per_second() {
     let gif = dir.path().join("p.gif");
     let strip = dir.path().join("s.png");
     let avi = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
-    let o = vidi(&[
-        "preview",
-        avi.to_str().unwrap(),
-        "--preset",
-        "train",
-        "--seed",
-        "5",
-        "--frames",
-        "8",
-        "--size",
-        "112",
-        "--min-short-side",
-        "128",
-        "--max-short-side",
-        "160",
-        "--out",
-        gif.to_str().unwrap(),
-        "--strip",
-        strip.to_str().unwrap(),
-    ]);
+    // Same seed, same everything: the base arguments of both runs.
+    let base = |out: &std::path::Path| -> Vec<String> {
+        let a =
+            ["preview", avi.to_str().unwrap(), "--preset", "train", "--seed", "5", "--frames", "8", "--size", "112"];
+        let b = ["--min-short-side", "128", "--max-short-side", "160", "--out", out.to_str().unwrap()];
+        a.iter().chain(&b).map(|x| x.to_string()).collect()
+    };
+    let mut args = base(&gif);
+    args.extend(["--strip".to_string(), strip.display().to_string()]);
+    let o = vidi(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     use image::AnimationDecoder;
-    let dec = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
-        std::fs::File::open(&gif).unwrap(),
-    ))
-    .unwrap();
+    let dec = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(&gif).unwrap())).unwrap();
     let frames = dec.into_frames().collect_frames().unwrap();
     assert_eq!(frames.len(), 8);
     assert_eq!(frames[0].delay().numer_denom_ms(), (250, 1));
     assert_eq!(frames[0].buffer().dimensions(), (112, 112));
     let png = image::open(&strip).unwrap();
-    assert!(
-        png.height() > 112 && png.width() > 8 * 50,
-        "strip {}x{}",
-        png.width(),
-        png.height()
-    );
+    assert!(png.height() > 112 && png.width() > 8 * 50, "strip {}x{}", png.width(), png.height());
     // Same seed, same GIF.
     let gif2 = dir.path().join("p2.gif");
-    let o = vidi(&[
-        "preview",
-        avi.to_str().unwrap(),
-        "--preset",
-        "train",
-        "--seed",
-        "5",
-        "--frames",
-        "8",
-        "--size",
-        "112",
-        "--min-short-side",
-        "128",
-        "--max-short-side",
-        "160",
-        "--out",
-        gif2.to_str().unwrap(),
-    ]);
+    let o = vidi(&base(&gif2).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success());
     assert_eq!(std::fs::read(&gif).unwrap(), std::fs::read(&gif2).unwrap());
 }

@@ -13,10 +13,7 @@ use crate::ffmpeg;
 /// Writes a small H.264 clip (`secs` long, 96x72) with a distinct pattern per `seed`.
 pub fn make_clip(path: &Path, seed: u32, secs: f32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let src = format!(
-        "testsrc2=size=96x72:rate=25:duration={secs},hue=h={}",
-        seed * 37 % 360
-    );
+    let src = format!("testsrc2=size=96x72:rate=25:duration={secs},hue=h={}", seed * 37 % 360);
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -40,9 +37,7 @@ fn flat_dataset(root: &Path) -> Vec<PathBuf> {
     for class in ["Zebra", "Apple", "mango"] {
         for g in 1..=4 {
             for c in 1..=2 {
-                let p = root
-                    .join(class)
-                    .join(format!("v_{class}_g{g:02}_c{c:02}.mp4"));
+                let p = root.join(class).join(format!("v_{class}_g{g:02}_c{c:02}.mp4"));
                 make_clip(&p, k, 1.0);
                 made.push(p);
                 k += 1;
@@ -100,23 +95,14 @@ fn split_keeps_groups_whole_and_leaves_the_source_untouched() {
     flat_dataset(&root);
     let before = tree_listing(&root);
     let out = dir.path().join("split");
-    let opts = SplitOptions {
-        val: 0.25,
-        test: 0.25,
-        seed: 7,
-        ..Default::default()
-    };
+    let opts = SplitOptions { val: 0.25, test: 0.25, seed: 7, ..Default::default() };
     let report = split_folder(&root, &out, &opts).unwrap();
     assert_eq!(tree_listing(&root), before, "the source folder changed");
     assert_eq!(report.assignment.len(), 24);
 
     let idx = index_folder(&out, &IndexOptions::default()).unwrap();
     assert_eq!(idx.layout, Layout::Split);
-    assert!(
-        idx.leaking_groups.is_empty(),
-        "leakage: {:?}",
-        idx.leaking_groups
-    );
+    assert!(idx.leaking_groups.is_empty(), "leakage: {:?}", idx.leaking_groups);
     assert_eq!(idx.classes, vec!["Apple", "Zebra", "mango"]);
     for split in ["train", "val", "test"] {
         let n: usize = idx.counts[split].values().sum();
@@ -125,10 +111,7 @@ fn split_keeps_groups_whole_and_leaves_the_source_untouched() {
     // Every group in exactly one split, checked from the files themselves.
     let mut group_splits: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in &idx.samples {
-        group_splits
-            .entry(s.group.clone().unwrap())
-            .or_default()
-            .insert(s.split.clone().unwrap());
+        group_splits.entry(s.group.clone().unwrap()).or_default().insert(s.split.clone().unwrap());
     }
     assert_eq!(group_splits.len(), 12);
     assert!(group_splits.values().all(|s| s.len() == 1));
@@ -136,8 +119,7 @@ fn split_keeps_groups_whole_and_leaves_the_source_untouched() {
     // Same seed, same split; refusing a non-empty output.
     let out2 = dir.path().join("split2");
     let again = split_folder(&root, &out2, &opts).unwrap();
-    let norm =
-        |r: &vidi::dataset::SplitReport| r.assignment.iter().cloned().collect::<BTreeSet<_>>();
+    let norm = |r: &vidi::dataset::SplitReport| r.assignment.iter().cloned().collect::<BTreeSet<_>>();
     assert_eq!(norm(&again), norm(&report));
     assert!(split_folder(&root, &out, &opts).is_err());
 }
@@ -171,17 +153,9 @@ fn loader_batches_are_shaped_and_independent_of_thread_count() {
     for i in 0..5u32 {
         let p = dir.path().join(format!("c{i}.mp4"));
         make_clip(&p, i, 3.0);
-        items.push(Item {
-            path: p,
-            label: i as usize % 2,
-            duration_s: None,
-        });
+        items.push(Item { path: p, label: i as usize % 2, duration_s: None });
     }
-    items.push(Item {
-        path: dir.path().join("missing.mp4"),
-        label: 0,
-        duration_s: None,
-    });
+    items.push(Item { path: dir.path().join("missing.mp4"), label: 0, duration_s: None });
     let preset = Preset::Train(TrainPreset {
         num_frames: 4,
         crop: 48,
@@ -190,14 +164,7 @@ fn loader_batches_are_shaped_and_independent_of_thread_count() {
         ..Default::default()
     });
     let run = |workers| {
-        let opts = LoaderOptions {
-            batch_size: 2,
-            workers,
-            prefetch: 1,
-            shuffle: true,
-            seed: 11,
-            epoch: 1,
-        };
+        let opts = LoaderOptions { batch_size: 2, workers, prefetch: 1, shuffle: true, seed: 11, epoch: 1 };
         Loader::new(items.clone(), preset.clone(), &opts).collect::<Vec<_>>()
     };
     let a = run(1);
@@ -215,29 +182,13 @@ fn loader_batches_are_shaped_and_independent_of_thread_count() {
         assert_eq!(x.paths, y.paths);
     }
     // Another epoch draws other clips.
-    let opts = LoaderOptions {
-        batch_size: 2,
-        workers: 2,
-        prefetch: 1,
-        shuffle: true,
-        seed: 11,
-        epoch: 2,
-    };
+    let opts = LoaderOptions { batch_size: 2, workers: 2, prefetch: 1, shuffle: true, seed: 11, epoch: 2 };
     let c: Vec<_> = Loader::new(items.clone(), preset.clone(), &opts).collect();
     assert_ne!(c[0].pixel_values, a[0].pixel_values);
 
     // The val preset yields every uniform clip: 3 s videos hold one 64/30 s clip each.
-    let val = Preset::Val(ValPreset {
-        num_frames: 4,
-        sample_rate: 16,
-        resize: (32, 32),
-        ..Default::default()
-    });
-    let opts = LoaderOptions {
-        batch_size: 4,
-        workers: 2,
-        ..Default::default()
-    };
+    let val = Preset::Val(ValPreset { num_frames: 4, sample_rate: 16, resize: (32, 32), ..Default::default() });
+    let opts = LoaderOptions { batch_size: 4, workers: 2, ..Default::default() };
     let v: Vec<_> = Loader::new(items[..5].to_vec(), val, &opts).collect();
     assert_eq!(v.iter().map(|x| x.labels.len()).sum::<usize>(), 5);
     assert_eq!(v[0].shape, [4, 4, 3, 32, 32]);

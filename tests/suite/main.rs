@@ -26,34 +26,21 @@ pub fn ffmpeg(args: &[&str]) {
         .args(args)
         .output()
         .expect("the ffmpeg CLI is needed by the tests (scripts/setup.sh --test installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {:?} failed: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffmpeg {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
 }
 
 /// `ffprobe -count_frames` on the default video stream: (frames, width, height, codec).
 pub fn ffprobe_count(path: &Path, stream: &str) -> (usize, u32, u32, String) {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", stream])
-        .args([
-            "-show_entries",
-            "stream=nb_read_frames,width,height,codec_name",
-            "-of",
-            "json",
-        ])
+        .args(["-show_entries", "stream=nb_read_frames,width,height,codec_name", "-of", "json"])
         .arg(path)
         .output()
         .expect("ffprobe");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
     let s = &v["streams"][0];
     (
-        s["nb_read_frames"]
-            .as_str()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0),
+        s["nb_read_frames"].as_str().and_then(|x| x.parse().ok()).unwrap_or(0),
         s["width"].as_u64().unwrap_or(0) as u32,
         s["height"].as_u64().unwrap_or(0) as u32,
         s["codec_name"].as_str().unwrap_or_default().to_string(),
@@ -67,24 +54,11 @@ pub fn ffmpeg_frame_rgb(path: &Path, n: usize, extra_input_args: &[&str]) -> Vec
         .args(extra_input_args)
         .arg("-i")
         .arg(path)
-        .args([
-            "-map",
-            "0:v:0",
-            "-vf",
-            &format!("select=eq(n\\,{n})"),
-            "-vsync",
-            "passthrough",
-            "-frames:v",
-            "1",
-        ])
+        .args(["-map", "0:v:0", "-vf", &format!("select=eq(n\\,{n})"), "-vsync", "passthrough", "-frames:v", "1"])
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()
         .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -92,15 +66,11 @@ pub fn ffmpeg_frame_rgb(path: &Path, n: usize, extra_input_args: &[&str]) -> Vec
 pub fn read_tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|_| panic!("{name} not in {}", file.display()));
+    let t = st.tensor(name).unwrap_or_else(|_| panic!("{name} not in {}", file.display()));
     let data = match t.dtype() {
-        safetensors::Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        safetensors::Dtype::F32 => {
+            t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        }
         safetensors::Dtype::U8 => t.data().iter().map(|b| *b as f32).collect(),
         d => panic!("unexpected dtype {d:?}"),
     };
@@ -110,8 +80,11 @@ pub fn read_tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
 /// Max |a - b| over two equal-length slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Mean |a - b| over two equal-length byte slices (pixels).
+pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.len().max(1) as f64
 }

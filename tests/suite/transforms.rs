@@ -12,18 +12,11 @@ use vidi::video::RgbFrame;
 use crate::{fixtures, max_abs_diff, read_tensor};
 
 fn manifest() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("transforms/manifest.json")).unwrap(),
-    )
-    .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("transforms/manifest.json")).unwrap()).unwrap()
 }
 
 fn indices(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
 }
 
 fn u(v: &Value) -> usize {
@@ -31,12 +24,7 @@ fn u(v: &Value) -> usize {
 }
 
 fn f3(v: &Value) -> [f32; 3] {
-    let a: Vec<f32> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
+    let a: Vec<f32> = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
     [a[0], a[1], a[2]]
 }
 
@@ -51,13 +39,7 @@ fn clip_from_cthw(shape: &[usize], data: &[f32]) -> Clip {
             out[dst..dst + h * w].copy_from_slice(&data[src..src + h * w]);
         }
     }
-    Clip {
-        t,
-        c,
-        h,
-        w,
-        data: out,
-    }
+    Clip { t, c, h, w, data: out }
 }
 
 /// Clip (T, C, H, W) -> (C, T, H, W) data.
@@ -80,10 +62,7 @@ fn frames_from_thwc(shape: &[usize], data: &[f32]) -> Vec<RgbFrame> {
         .map(|i| RgbFrame {
             width: w as u32,
             height: h as u32,
-            data: data[i * h * w * 3..(i + 1) * h * w * 3]
-                .iter()
-                .map(|v| *v as u8)
-                .collect(),
+            data: data[i * h * w * 3..(i + 1) * h * w * 3].iter().map(|v| *v as u8).collect(),
             time_secs: None,
         })
         .collect()
@@ -97,30 +76,20 @@ fn frame_indices_and_clip_samplers_match_exactly() {
     for case in m["cases"].as_array().unwrap() {
         let p = &case["params"];
         let got: Option<Value> = match case["op"].as_str().unwrap() {
-            "uniform_temporal_subsample" => Some(serde_json::json!(uniform_temporal_subsample(
-                u(&p["t"]),
-                u(&p["n"])
-            ))),
-            "pipeline_indices" => Some(serde_json::json!(pipeline_indices(
-                u(&p["num_frames"]),
-                u(&p["frame_sampling_rate"])
-            ))),
+            "uniform_temporal_subsample" => Some(serde_json::json!(uniform_temporal_subsample(u(&p["t"]), u(&p["n"])))),
+            "pipeline_indices" => {
+                Some(serde_json::json!(pipeline_indices(u(&p["num_frames"]), u(&p["frame_sampling_rate"]))))
+            }
             "uniform_clip_sampler" => {
-                let s = ClipSampler::Uniform {
-                    clip_duration: p["clip_duration"].as_f64().unwrap(),
-                };
-                Some(windows(
-                    &s.clips(p["video_duration"].as_f64().unwrap(), &mut rng),
-                ))
+                let s = ClipSampler::Uniform { clip_duration: p["clip_duration"].as_f64().unwrap() };
+                Some(windows(&s.clips(p["video_duration"].as_f64().unwrap(), &mut rng)))
             }
             "constant_clips_per_video_sampler" => {
                 let s = ClipSampler::ConstantClipsPerVideo {
                     clip_duration: p["clip_duration"].as_f64().unwrap(),
                     clips_per_video: u(&p["clips_per_video"]),
                 };
-                Some(windows(
-                    &s.clips(p["video_duration"].as_f64().unwrap(), &mut rng),
-                ))
+                Some(windows(&s.clips(p["video_duration"].as_f64().unwrap(), &mut rng)))
             }
             _ => None,
         };
@@ -136,12 +105,7 @@ fn frame_indices_and_clip_samplers_match_exactly() {
                 }
             }
         } else {
-            assert_eq!(
-                indices(&got),
-                indices(&case["expected"]),
-                "{}",
-                case["name"]
-            );
+            assert_eq!(indices(&got), indices(&case["expected"]), "{}", case["name"]);
         }
         n += 1;
     }
@@ -149,10 +113,7 @@ fn frame_indices_and_clip_samplers_match_exactly() {
 }
 
 fn windows(w: &[vidi::dataset::ClipWindow]) -> Value {
-    serde_json::json!(w
-        .iter()
-        .map(|c| [c.start_secs, c.end_secs])
-        .collect::<Vec<_>>())
+    serde_json::json!(w.iter().map(|c| [c.start_secs, c.end_secs]).collect::<Vec<_>>())
 }
 
 #[test]
@@ -175,24 +136,13 @@ fn pixel_transforms_match_within_one_level() {
             "short_side_scale" | "resize" | "center_crop" | "crop" | "hflip" | "normalize" => {
                 let clip = clip_from_cthw(&in_shape, &input);
                 let (out, tol) = match op {
-                    "short_side_scale" => {
-                        (clip.short_side_scale(u(&p["size"])).unwrap(), 1.0 / 255.0)
-                    }
+                    "short_side_scale" => (clip.short_side_scale(u(&p["size"])).unwrap(), 1.0 / 255.0),
                     "resize" => (
-                        clip.resize(
-                            u(&p["height"]),
-                            u(&p["width"]),
-                            p["antialias"].as_bool().unwrap(),
-                        )
-                        .unwrap(),
+                        clip.resize(u(&p["height"]), u(&p["width"]), p["antialias"].as_bool().unwrap()).unwrap(),
                         1.0 / 255.0,
                     ),
                     "center_crop" => (clip.center_crop(u(&p["size"]), u(&p["size"])).unwrap(), 0.0),
-                    "crop" => (
-                        clip.crop(u(&p["top"]), u(&p["left"]), u(&p["height"]), u(&p["width"]))
-                            .unwrap(),
-                        0.0,
-                    ),
+                    "crop" => (clip.crop(u(&p["top"]), u(&p["left"]), u(&p["height"]), u(&p["width"])).unwrap(), 0.0),
                     "hflip" => (clip.hflip(), 0.0),
                     _ => (clip.normalize(&f3(&p["mean"]), &f3(&p["std"])), 1e-5),
                 };
@@ -202,14 +152,9 @@ fn pixel_transforms_match_within_one_level() {
             "hf_image_processor" => {
                 let frames = frames_from_thwc(&in_shape, &input);
                 let size = if p["size"]["shortest_edge"].is_u64() {
-                    ProcessorSize::ShortestEdge {
-                        shortest_edge: u(&p["size"]["shortest_edge"]),
-                    }
+                    ProcessorSize::ShortestEdge { shortest_edge: u(&p["size"]["shortest_edge"]) }
                 } else {
-                    ProcessorSize::HeightWidth {
-                        height: u(&p["size"]["height"]),
-                        width: u(&p["size"]["width"]),
-                    }
+                    ProcessorSize::HeightWidth { height: u(&p["size"]["height"]), width: u(&p["size"]["width"]) }
                 };
                 let proc = ImageProcessor {
                     do_resize: p["do_resize"].as_bool().unwrap(),
@@ -226,11 +171,7 @@ fn pixel_transforms_match_within_one_level() {
                 let out = proc.apply(&frames).unwrap();
                 let min_std = proc.image_std.iter().cloned().fold(f32::MAX, f32::min);
                 let scale = p["rescale_factor"].as_f64().unwrap() as f32;
-                (
-                    vec![out.t, out.c, out.h, out.w],
-                    out.data,
-                    scale / min_std * 1.01,
-                )
+                (vec![out.t, out.c, out.h, out.w], out.data, scale / min_std * 1.01)
             }
             "guide_val_transform" => {
                 let clip = clip_from_cthw(&in_shape, &input);

@@ -2,11 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use vidi::video::{
-    decode_all, decode_indices, decode_time_range, probe, DecodeOptions, VideoError,
-};
+use vidi::video::{decode_all, decode_indices, decode_time_range, probe, DecodeOptions, VideoError};
 
-use crate::{clip, ffmpeg, ffmpeg_frame_rgb, ffprobe_count, fixtures, read_tensor};
+use crate::{clip, ffmpeg, ffmpeg_frame_rgb, ffprobe_count, fixtures, mean_abs_diff, read_tensor};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -17,48 +15,21 @@ fn tmp() -> tempfile::TempDir {
 fn check_against_ffmpeg(path: &Path, stream_spec: &str) {
     let info = probe(path).unwrap_or_else(|e| panic!("{e}"));
     let (frames, w, h, codec) = ffprobe_count(path, stream_spec);
-    assert_eq!(
-        info.frames,
-        frames,
-        "{}: frame count vs ffprobe",
-        path.display()
-    );
+    assert_eq!(info.frames, frames, "{}: frame count vs ffprobe", path.display());
     assert_eq!((info.width, info.height), (w, h), "{}", path.display());
     assert_eq!(info.codec, codec, "{}", path.display());
     let mid = frames / 2;
-    let ours = decode_indices(
-        path,
-        &[mid],
-        &DecodeOptions {
-            autorotate: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ours = decode_indices(path, &[mid], &DecodeOptions { autorotate: false, ..Default::default() }).unwrap();
     let reference = ffmpeg_frame_rgb(path, mid, &["-noautorotate"]);
     assert_eq!(ours[0].data.len(), reference.len(), "{}", path.display());
-    let mean = ours[0]
-        .data
-        .iter()
-        .zip(&reference)
-        .map(|(a, b)| (*a as f64 - *b as f64).abs())
-        .sum::<f64>()
-        / reference.len() as f64;
-    assert!(
-        mean < 1.0,
-        "{}: frame {mid} differs from the ffmpeg CLI by {mean} on average",
-        path.display()
-    );
+    let mean = mean_abs_diff(&ours[0].data, &reference);
+    assert!(mean < 1.0, "{}: frame {mid} differs from the ffmpeg CLI by {mean} on average", path.display());
 }
 
 #[test]
 fn committed_clips_match_ffprobe() {
-    for name in [
-        "v_ApplyEyeMakeup_g01_c01.avi",
-        "mmaction2_demo.mp4",
-        "short_1s_32frames_part_0.mp4",
-        "asl_thanks.mkv",
-    ] {
+    for name in ["v_ApplyEyeMakeup_g01_c01.avi", "mmaction2_demo.mp4", "short_1s_32frames_part_0.mp4", "asl_thanks.mkv"]
+    {
         check_against_ffmpeg(&clip(name), "v:0");
     }
 }
@@ -71,51 +42,26 @@ fn multi_stream_file_picks_the_largest_stream_like_the_ffmpeg_cli() {
     assert_eq!((info.width, info.height, info.frames), (480, 270, 390));
     assert_eq!(info.fps_rational, [30000, 1001]);
     // Stream 0 can still be chosen explicitly.
-    let f = decode_indices(
-        &path,
-        &[0],
-        &DecodeOptions {
-            stream: Some(0),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let f = decode_indices(&path, &[0], &DecodeOptions { stream: Some(0), ..Default::default() }).unwrap();
     assert_eq!((f[0].width, f[0].height), (320, 180));
     assert!(matches!(
-        decode_indices(
-            &path,
-            &[0],
-            &DecodeOptions {
-                stream: Some(1),
-                ..Default::default()
-            }
-        ),
+        decode_indices(&path, &[0], &DecodeOptions { stream: Some(1), ..Default::default() }),
         Err(VideoError::BadStream { .. })
     ));
 }
 
 #[test]
 fn frames_match_pyav() {
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("decode/decode.json")).unwrap(),
-    )
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("decode/decode.json")).unwrap()).unwrap();
     let st = fixtures().join("decode/decode.safetensors");
     let mut checked = 0;
     for (name, entry) in json["frames"].as_object().expect("frames") {
-        let video = fixtures().join(
-            entry["video"]
-                .as_str()
-                .or(entry["clip"].as_str())
-                .expect("video path"),
-        );
+        let video = fixtures().join(entry["video"].as_str().or(entry["clip"].as_str()).expect("video path"));
         let index = entry["index"].as_u64().expect("index") as usize;
         let (shape, want) = read_tensor(&st, name);
         let got = decode_indices(&video, &[index], &DecodeOptions::default()).unwrap();
-        assert_eq!(
-            shape,
-            vec![got[0].height as usize, got[0].width as usize, 3]
-        );
+        assert_eq!(shape, vec![got[0].height as usize, got[0].width as usize, 3]);
         let got: Vec<f32> = got[0].data.iter().map(|b| *b as f32).collect();
         let max = crate::max_abs_diff(&got, &want);
         assert!(max <= 2.0, "{name}: max diff {max} vs PyAV");
@@ -152,13 +98,7 @@ fn seeking_gives_the_same_frames_as_decoding_from_the_start() {
     }
     // And frame 250 is what the ffmpeg CLI decodes there.
     let reference = ffmpeg_frame_rgb(&path, 250, &[]);
-    let mean = got[0]
-        .data
-        .iter()
-        .zip(&reference)
-        .map(|(a, b)| (*a as f64 - *b as f64).abs())
-        .sum::<f64>()
-        / reference.len() as f64;
+    let mean = mean_abs_diff(&got[0].data, &reference);
     assert!(mean < 1.0, "mean diff {mean}");
 }
 
@@ -193,46 +133,24 @@ fn generated_formats_decode() {
             .map(String::from)
             .collect(),
         ),
+        (d("mpeg4.mp4"), vec!["-f", "lavfi", "-i", src, "-c:v", "mpeg4"].into_iter().map(String::from).collect()),
         (
-            d("mpeg4.mp4"),
-            vec!["-f", "lavfi", "-i", src, "-c:v", "mpeg4"]
+            d("vp9.webm"),
+            vec!["-f", "lavfi", "-i", src, "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]
                 .into_iter()
                 .map(String::from)
                 .collect(),
-        ),
-        (
-            d("vp9.webm"),
-            vec![
-                "-f",
-                "lavfi",
-                "-i",
-                src,
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
         ),
         (
             d("raw.m4v"),
-            vec!["-f", "lavfi", "-i", src, "-c:v", "mpeg4", "-f", "m4v"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            vec!["-f", "lavfi", "-i", src, "-c:v", "mpeg4", "-f", "m4v"].into_iter().map(String::from).collect(),
         ),
         (
             d("h264.mkv"),
-            vec![
-                "-f", "lavfi", "-i", src, "-c:v", "libx264", "-pix_fmt", "yuv420p",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            vec!["-f", "lavfi", "-i", src, "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
         ),
         (
             d("full_hd.mp4"),
@@ -297,17 +215,10 @@ fn generated_formats_decode() {
         check_against_ffmpeg(Path::new(&out), "v:0");
     }
     let vfr = probe(Path::new(&d("vfr.mp4"))).unwrap();
-    assert!(
-        vfr.variable_frame_rate,
-        "vfr.mp4 not flagged as variable frame rate"
-    );
+    assert!(vfr.variable_frame_rate, "vfr.mp4 not flagged as variable frame rate");
     let raw = probe(Path::new(&d("raw.m4v"))).unwrap();
     assert_eq!(raw.frames, 50);
-    assert!(
-        raw.duration_s > 1.9 && raw.duration_s < 2.1,
-        "raw stream duration {}",
-        raw.duration_s
-    );
+    assert!(raw.duration_s > 1.9 && raw.duration_s < 2.1, "raw stream duration {}", raw.duration_s);
     let xvid = probe(Path::new(&d("xvid.avi"))).unwrap();
     assert_eq!(xvid.fps_rational, [30000, 1001]);
     assert!(xvid.audio_duration_s.is_some());
@@ -329,15 +240,7 @@ fn rotation_metadata_is_applied_like_the_ffmpeg_cli() {
         "yuv444p",
         plain.to_str().unwrap(),
     ]);
-    ffmpeg(&[
-        "-i",
-        plain.to_str().unwrap(),
-        "-c",
-        "copy",
-        "-metadata:s:v:0",
-        "rotate=90",
-        rotated.to_str().unwrap(),
-    ]);
+    ffmpeg(&["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated.to_str().unwrap()]);
     let info = probe(&rotated).unwrap();
     // ffprobe reports the matrix as 90 degrees counter-clockwise; the ffmpeg
     // CLI then turns the picture 90 degrees counter-clockwise (270 clockwise).
@@ -347,13 +250,7 @@ fn rotation_metadata_is_applied_like_the_ffmpeg_cli() {
     assert_eq!((ours[0].width, ours[0].height), (96, 160));
     // The ffmpeg CLI autorotates by default: compare pixels.
     let reference = ffmpeg_frame_rgb(&rotated, 3, &[]);
-    let mean = ours[0]
-        .data
-        .iter()
-        .zip(&reference)
-        .map(|(a, b)| (*a as f64 - *b as f64).abs())
-        .sum::<f64>()
-        / reference.len() as f64;
+    let mean = mean_abs_diff(&ours[0].data, &reference);
     assert!(mean < 1.0, "rotated frame differs from ffmpeg's by {mean}");
 }
 
@@ -365,34 +262,15 @@ fn write(path: &Path, bytes: &[u8]) -> PathBuf {
 #[test]
 fn bad_files_give_typed_errors() {
     let dir = tmp();
-    assert!(matches!(
-        probe(&dir.path().join("missing.mp4")),
-        Err(VideoError::NotFound { .. })
-    ));
+    assert!(matches!(probe(&dir.path().join("missing.mp4")), Err(VideoError::NotFound { .. })));
     let junk = write(&dir.path().join("junk.mp4"), &[7u8; 5000]);
-    assert!(
-        matches!(probe(&junk), Err(VideoError::NotAVideo { .. })),
-        "{:?}",
-        probe(&junk)
-    );
+    assert!(matches!(probe(&junk), Err(VideoError::NotAVideo { .. })), "{:?}", probe(&junk));
     let empty = write(&dir.path().join("empty.avi"), b"");
     assert!(matches!(probe(&empty), Err(VideoError::NotAVideo { .. })));
     let audio = dir.path().join("audio.mp3");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=duration=1",
-        audio.to_str().unwrap(),
-    ]);
-    assert!(matches!(
-        probe(&audio),
-        Err(VideoError::NoVideoStream { .. })
-    ));
-    assert!(matches!(
-        probe(dir.path()),
-        Err(VideoError::NotAVideo { .. })
-    ));
+    ffmpeg(&["-f", "lavfi", "-i", "sine=duration=1", audio.to_str().unwrap()]);
+    assert!(matches!(probe(&audio), Err(VideoError::NoVideoStream { .. })));
+    assert!(matches!(probe(dir.path()), Err(VideoError::NotAVideo { .. })));
     // A header with no decodable frame.
     let src = std::fs::read(clip("v_ApplyEyeMakeup_g01_c01.avi")).unwrap();
     let head_only = write(&dir.path().join("head.avi"), &src[..6000]);
@@ -410,36 +288,23 @@ fn truncated_file_decodes_what_is_there() {
     let info = probe(&cut).unwrap();
     let (ff_frames, ..) = ffprobe_count(&cut, "v:0");
     assert_eq!(info.frames, ff_frames);
-    assert!(
-        info.frames > 50 && info.frames < 164,
-        "{} frames",
-        info.frames
-    );
+    assert!(info.frames > 50 && info.frames < 164, "{} frames", info.frames);
     assert!(!info.warnings.is_empty(), "no warning for a truncated file");
     match decode_indices(&cut, &[0, 160], &DecodeOptions::default()) {
-        Err(VideoError::Truncated {
-            readable, wanted, ..
-        }) => {
+        Err(VideoError::Truncated { readable, wanted, .. }) => {
             assert_eq!(readable, info.frames);
             assert_eq!(wanted, 160);
         }
         other => panic!("expected Truncated, got {other:?}"),
     }
-    assert_eq!(
-        decode_indices(&cut, &[0, info.frames - 1], &DecodeOptions::default())
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(decode_indices(&cut, &[0, info.frames - 1], &DecodeOptions::default()).unwrap().len(), 2);
 }
 
 /// PyTorchVideo's `get_clip(start, end)` frames, by index, from the fixture.
 #[test]
 fn time_ranges_follow_pytorchvideo() {
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("transforms/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("transforms/manifest.json")).unwrap()).unwrap();
     let mut checked = 0;
     for case in manifest["cases"].as_array().unwrap() {
         if case["op"] != "clip_frame_indices" {
@@ -447,38 +312,21 @@ fn time_ranges_follow_pytorchvideo() {
         }
         let p = &case["params"];
         let video = fixtures().join(p["video"].as_str().unwrap());
-        let (s, e) = (
-            p["start_sec"].as_f64().unwrap(),
-            p["end_sec"].as_f64().unwrap(),
-        );
-        let expected: Vec<usize> = case["expected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let (s, e) = (p["start_sec"].as_f64().unwrap(), p["end_sec"].as_f64().unwrap());
+        let expected: Vec<usize> =
+            case["expected"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let all = decode_all(&video, &DecodeOptions::default()).unwrap();
-        let got = decode_time_range(&video, s, e, &DecodeOptions::default())
-            .unwrap()
-            .frames;
+        let got = decode_time_range(&video, s, e, &DecodeOptions::default()).unwrap().frames;
         let got_idx: Vec<usize> = got
             .iter()
-            .map(|f| {
-                all.iter()
-                    .position(|a| a.data == f.data)
-                    .expect("frame from the clip is one of the video's")
-            })
+            .map(|f| all.iter().position(|a| a.data == f.data).expect("frame from the clip is one of the video's"))
             .collect();
         if video.extension().is_some_and(|x| x == "avi") {
             // PyAV labels this xvid file's B-frames with swapped timestamps, so
             // PyTorchVideo returns them out of order and drops one at each edge.
             // vidi keeps decode order (best-effort timestamps): a contiguous run
             // that covers PyTorchVideo's set up to one frame at each end.
-            assert!(
-                got_idx.windows(2).all(|w| w[1] == w[0] + 1),
-                "{:?}",
-                got_idx
-            );
+            assert!(got_idx.windows(2).all(|w| w[1] == w[0] + 1), "{:?}", got_idx);
             let missing = expected.iter().filter(|i| !got_idx.contains(i)).count();
             let extra = got_idx.iter().filter(|i| !expected.contains(i)).count();
             assert!(
