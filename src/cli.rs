@@ -37,9 +37,73 @@ pub enum Command {
     /// Download from the Hugging Face Hub (honours HF_ENDPOINT, HF_HOME, HF_TOKEN).
     #[command(subcommand)]
     Download(DownloadCommand),
+    /// Classify videos with a model, as transformers' video-classification pipeline.
+    ///
+    /// Example: vidi classify --model MCG-NJU/videomae-base-finetuned-kinetics --top-k 3 clip.mp4
+    Classify(ClassifyArgs),
+    /// Run the network alone on a tensor: pixel_values (B, T, C, H, W) in, logits out (parity probe).
+    ///
+    /// Example: vidi forward --model ./my-model --pixel-values in.safetensors --out logits.safetensors
+    Forward(ForwardArgs),
     /// Measure vidi's speed (print a table; compare with benches/python_decode.py).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `--model` and `--device`, shared by the commands that run a model.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// A model folder in the transformers layout, or a Hub model id (downloaded into the hf-hub cache).
+    #[arg(long)]
+    pub model: String,
+    /// Branch, tag or commit of a Hub model.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
+    #[arg(long, value_enum)]
+    pub device: Option<vidi::backend::DeviceChoice>,
+}
+
+/// `vidi classify`.
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Labels to show per video (capped at the number of labels).
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Step between the sampled frames (the pipeline's frame_sampling_rate).
+    #[arg(long, default_value_t = 1)]
+    pub frame_sampling_rate: usize,
+    /// pipeline: frames from the start, exactly as transformers; uniform: spread over the
+    /// whole video (better for long clips); multi: --clips clips averaged (best, slower).
+    #[arg(long, value_enum, default_value_t = vidi::infer::Sampling::Pipeline)]
+    pub sampling: vidi::infer::Sampling,
+    /// Clips per video for --sampling multi.
+    #[arg(long, default_value_t = 3)]
+    pub clips: usize,
+    /// Clips per model call.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Print JSON: [{"video", "predictions": [{"label", "score"}]} | {"video", "error"}].
+    #[arg(long)]
+    pub json: bool,
+    /// Video files.
+    #[arg(required = true)]
+    pub videos: Vec<PathBuf>,
+}
+
+/// `vidi forward`.
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// safetensors file with an f32 tensor `pixel_values` (B, T, C, H, W).
+    #[arg(long)]
+    pub pixel_values: PathBuf,
+    /// Where to write `logits` (B, num_labels).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `vidi probe`.
@@ -163,10 +227,24 @@ pub struct PreviewArgs {
 /// `vidi download ...`.
 #[derive(Subcommand, Debug)]
 pub enum DownloadCommand {
+    /// Download a model (config, processor config, weights) into the Hub cache.
+    ///
+    /// Example: vidi download model MCG-NJU/videomae-base-finetuned-kinetics
+    Model(DownloadModelArgs),
     /// Download a dataset archive into the Hub cache and extract it.
     ///
     /// Example: vidi download dataset sayakpaul/ucf101-subset --out data
     Dataset(DownloadDatasetArgs),
+}
+
+/// `vidi download model`.
+#[derive(Args, Debug)]
+pub struct DownloadModelArgs {
+    /// Model repo id.
+    pub id: String,
+    /// Branch, tag or commit.
+    #[arg(long)]
+    pub revision: Option<String>,
 }
 
 /// `vidi download dataset`.
@@ -234,6 +312,13 @@ pub fn run(command: Command) -> Result<()> {
         Command::Dataset(DatasetCommand::Split(a)) => split(a),
         Command::Preview(a) => preview(a),
         Command::Download(DownloadCommand::Dataset(a)) => download_dataset(a),
+        Command::Download(DownloadCommand::Model(a)) => {
+            let dir = resolve_model(&a.id, a.revision.as_deref())?;
+            println!("{}", dir.display());
+            Ok(())
+        }
+        Command::Classify(a) => classify(a),
+        Command::Forward(a) => forward(a),
         Command::Bench(BenchCommand::Decode(a)) => bench_decode(a),
     }
 }
@@ -489,5 +574,73 @@ fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
             r.frames_per_s.map(|f| format!("{f:.1}")).unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
+    let pb = byte_bar("downloading model");
+    let dir = vidi::hub::resolve_model(spec, revision, Some(hf_hub::progress::Progress::new(BarProgress(pb.clone()))));
+    pb.finish_and_clear();
+    Ok(dir?)
+}
+
+fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
+    let dir = resolve_model(&a.model, a.revision.as_deref())?;
+    let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
+    eprintln!("computing on {}", compute.description);
+    let (model, _) = vidi::model::VideoModel::load(&dir, &Default::default(), &compute.device)?;
+    Ok(model)
+}
+
+fn classify(a: ClassifyArgs) -> Result<()> {
+    if a.top_k == 0 {
+        bail!("--top-k must be at least 1");
+    }
+    let model = load_model(&a.model)?;
+    let opts = vidi::infer::ClassifyOptions {
+        top_k: a.top_k,
+        frame_sampling_rate: a.frame_sampling_rate.max(1),
+        sampling: a.sampling,
+        clips: a.clips.max(1),
+        batch_size: a.batch_size.max(1),
+        workers: 2,
+    };
+    let pb = progress_bar(a.videos.len() as u64, "classifying");
+    let json = a.json;
+    let results = vidi::infer::classify(&model, &a.videos, &opts, &mut |_, r| {
+        pb.inc(1);
+        if !json {
+            pb.suspend(|| match r {
+                vidi::infer::VideoResult::Ok { video, predictions } => {
+                    println!("{}", video.display());
+                    for p in predictions {
+                        println!("  {:>6.3}  {}", p.score, p.label);
+                    }
+                }
+                vidi::infer::VideoResult::Err { video, error } => eprintln!("error: {}: {error}", video.display()),
+            });
+        }
+    });
+    pb.finish_and_clear();
+    if json {
+        print_json(&results)?;
+    }
+    let failed = results.iter().filter(|r| matches!(r, vidi::infer::VideoResult::Err { .. })).count();
+    if failed > 0 {
+        bail!("{failed} of {} videos could not be classified", results.len());
+    }
+    Ok(())
+}
+
+fn forward(a: ForwardArgs) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let tensors = vidi::model::weights::read_safetensors(&a.pixel_values)?;
+    let Some(pixels) = tensors.get("pixel_values") else {
+        bail!("{}: no tensor named pixel_values", a.pixel_values.display());
+    };
+    let logits = model.forward_host(pixels.clone())?;
+    let mut out = std::collections::BTreeMap::new();
+    out.insert("logits".to_string(), logits);
+    vidi::model::weights::write_safetensors(&a.out, &out)?;
     Ok(())
 }

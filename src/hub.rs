@@ -18,6 +18,9 @@ pub const REFERENCE_DATASET_FILE: &str = "UCF101_subset.tar.gz";
 /// Something went wrong talking to the Hub or unpacking what came from it.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// Neither a folder nor a Hub model id.
+    #[error("'{0}' is neither a model folder nor a Hub model id (owner/name)")]
+    NotAModel(String),
     /// A repo id that is not `owner/name`.
     #[error("'{0}' is not a Hub repo id (expected owner/name)")]
     BadRepoId(String),
@@ -223,4 +226,50 @@ mod tests {
         assert!(split_repo_id("a/b").is_ok());
         assert!(split_repo_id("ab").is_err());
     }
+}
+
+/// The files of a model repo vidi needs, in the order tried for weights.
+const MODEL_CONFIG_FILES: [&str; 2] = ["config.json", "preprocessor_config.json"];
+
+/// A `--model` argument: an existing local folder, else a Hub model id
+/// (`owner/name`) downloaded into the hf-hub cache (or found there offline).
+/// Returns the folder holding `config.json` and the weights.
+pub fn resolve_model(spec: &str, revision: Option<&str>, progress: Option<Progress>) -> Result<PathBuf, HubError> {
+    let local = Path::new(spec);
+    if local.is_dir() {
+        return Ok(local.to_path_buf());
+    }
+    let (owner, name) = split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
+    let client = HFClientSync::new().map_err(|source| HubError::Client { what: format!("model {spec}"), source })?;
+    let repo = client.model(owner, name);
+    let get = |file: &str| {
+        repo.download_file()
+            .filename(file)
+            .maybe_revision(revision.map(str::to_string))
+            .maybe_progress(progress.clone())
+            .send()
+    };
+    let config = get(MODEL_CONFIG_FILES[0])
+        .map_err(|source| HubError::Client { what: format!("downloading config.json of model {spec}"), source })?;
+    let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    // The processor config is optional (defaults apply).
+    let _ = get(MODEL_CONFIG_FILES[1]);
+    if get("model.safetensors").is_ok() {
+        return Ok(dir);
+    }
+    if let Ok(index) = get("model.safetensors.index.json") {
+        let text = std::fs::read_to_string(&index).map_err(|source| HubError::Io { path: index.clone(), source })?;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let shards: std::collections::BTreeSet<String> = v["weight_map"]
+            .as_object()
+            .map(|m| m.values().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        for s in shards {
+            get(&s).map_err(|source| HubError::Client { what: format!("downloading {s} of model {spec}"), source })?;
+        }
+        return Ok(dir);
+    }
+    get("pytorch_model.bin")
+        .map_err(|source| HubError::Client { what: format!("downloading the weights of model {spec}"), source })?;
+    Ok(dir)
 }

@@ -9,8 +9,12 @@
 //!   transformers image processors do, batch and prefetch.
 //! - [`hub`]: download from the Hugging Face Hub into its cache.
 
+pub mod backend;
 pub mod bench;
 pub mod dataset;
 pub mod hub;
+pub mod infer;
+pub mod model;
 pub mod preview;
+pub mod util;
 pub mod video;

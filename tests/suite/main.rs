@@ -3,6 +3,7 @@
 mod cli;
 mod dataset;
 mod hub;
+mod models;
 mod transforms;
 mod video;
 

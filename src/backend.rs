@@ -1,0 +1,121 @@
+//! The one place that names Burn backends and picks where models compute.
+//!
+//! Automatic choice: a real GPU (discrete, integrated or virtual) through
+//! Burn's wgpu backend when wgpu finds one; otherwise Burn's pure-Rust CPU
+//! backend (flex), which on a CPU-only machine is several times faster than
+//! a software Vulkan adapter. `--device cpu|gpu` or `VIDI_DEVICE=cpu|gpu`
+//! override it.
+
+use burn::tensor::Device;
+
+/// Which device to compute on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// A GPU when there is one, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU (Burn flex backend).
+    Cpu,
+    /// The GPU (Burn wgpu backend); an error when there is none.
+    Gpu,
+}
+
+/// The device picked, and how to describe it to the user.
+#[derive(Clone, Debug)]
+pub struct Compute {
+    /// The Burn device.
+    pub device: Device,
+    /// e.g. "GPU: NVIDIA H100 (Vulkan)" or "CPU (flex, 16 threads)".
+    pub description: String,
+    /// Whether it is a GPU.
+    pub is_gpu: bool,
+}
+
+/// No usable device for the choice.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// `gpu` asked for, none found.
+    #[error("no GPU adapter found (wgpu saw: {seen}); use --device cpu")]
+    NoGpu {
+        /// The adapters wgpu listed.
+        seen: String,
+    },
+    /// A bad `VIDI_DEVICE` value.
+    #[error("VIDI_DEVICE='{0}' is not one of auto, cpu, gpu")]
+    BadEnv(String),
+}
+
+/// The choice from `--device` (when given) or `VIDI_DEVICE`.
+pub fn choice_from(flag: Option<DeviceChoice>) -> Result<DeviceChoice, BackendError> {
+    if let Some(f) = flag {
+        return Ok(f);
+    }
+    match std::env::var("VIDI_DEVICE") {
+        Err(_) => Ok(DeviceChoice::Auto),
+        Ok(v) => match v.to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "gpu" => Ok(DeviceChoice::Gpu),
+            _ => Err(BackendError::BadEnv(v)),
+        },
+    }
+}
+
+/// The GPU adapters wgpu can see, as (name, backend, kind), CPU adapters included.
+pub fn adapters() -> Vec<(String, String, wgpu::DeviceType)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster_block(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .map(|a| {
+            let i = a.get_info();
+            (i.name, format!("{:?}", i.backend), i.device_type)
+        })
+        .collect()
+}
+
+fn pollster_block<F: std::future::Future>(f: F) -> F::Output {
+    // enumerate_adapters resolves without waiting on native platforms.
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The CPU device.
+pub fn cpu() -> Compute {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Compute { device: Device::flex(), description: format!("CPU (flex, {threads} threads)"), is_gpu: false }
+}
+
+/// Picks the device for `choice`.
+pub fn select(choice: DeviceChoice) -> Result<Compute, BackendError> {
+    if choice == DeviceChoice::Cpu {
+        return Ok(cpu());
+    }
+    let all = adapters();
+    let gpu = all.iter().find(|a| {
+        matches!(a.2, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
+    });
+    match (gpu, choice) {
+        (Some((name, backend, _)), _) => Ok(Compute {
+            device: Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            description: format!("GPU: {name} ({backend})"),
+            is_gpu: true,
+        }),
+        (None, DeviceChoice::Gpu) => {
+            let seen = if all.is_empty() {
+                "no adapters".to_string()
+            } else {
+                all.iter().map(|a| format!("{} [{:?}]", a.0, a.2)).collect::<Vec<_>>().join(", ")
+            };
+            Err(BackendError::NoGpu { seen })
+        }
+        (None, _) => Ok(cpu()),
+    }
+}

@@ -1,0 +1,262 @@
+//! Classifying videos: the transformers `video-classification` pipeline
+//! (frame sampling, the checkpoint's image processor, softmax, top-k), plus
+//! whole-video and multi-clip sampling.
+//!
+//! Decoding and preprocessing run on worker threads, overlapped with the
+//! model; clips are batched (every clip has the processor's crop size).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use serde::Serialize;
+
+use crate::dataset::sampler::{pipeline_indices, whole_video_indices};
+use crate::model::weights::HostTensor;
+use crate::model::VideoModel;
+use crate::video::{decode_indices, decode_uniform, probe, DecodeOptions, VideoError};
+
+/// How frames are chosen from a video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    /// The pipeline's: `num_frames` frames at `linspace(0, num_frames * rate - 1)` — the
+    /// start of the video only. Matches transformers exactly.
+    #[default]
+    Pipeline,
+    /// `num_frames` frames spread over the whole video: sees all of it, usually better
+    /// for clips longer than `num_frames * rate` frames.
+    Uniform,
+    /// Several clips spread over the video (`--clips`), softmax scores averaged: the
+    /// multi-view protocol of the VideoMAE paper; most accurate, `--clips` times slower.
+    Multi,
+}
+
+/// Options for [`classify`].
+#[derive(Clone, Debug)]
+pub struct ClassifyOptions {
+    /// Labels to report (capped at the label count).
+    pub top_k: usize,
+    /// The pipeline's `frame_sampling_rate`.
+    pub frame_sampling_rate: usize,
+    /// Frame choice.
+    pub sampling: Sampling,
+    /// Clips for [`Sampling::Multi`].
+    pub clips: usize,
+    /// Clips per model call.
+    pub batch_size: usize,
+    /// Decoding / preprocessing threads.
+    pub workers: usize,
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        ClassifyOptions {
+            top_k: 5,
+            frame_sampling_rate: 1,
+            sampling: Sampling::Pipeline,
+            clips: 3,
+            batch_size: 4,
+            workers: 2,
+        }
+    }
+}
+
+/// One label and its probability.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Prediction {
+    /// Label name.
+    pub label: String,
+    /// Softmax probability.
+    pub score: f32,
+}
+
+/// The result for one video.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum VideoResult {
+    /// Top-k labels, highest first.
+    Ok {
+        /// The video.
+        video: PathBuf,
+        /// Predictions.
+        predictions: Vec<Prediction>,
+    },
+    /// The video could not be classified.
+    Err {
+        /// The video.
+        video: PathBuf,
+        /// Why, in one line.
+        error: String,
+    },
+}
+
+/// Frame indices for one clip of `n` frames at `rate` starting at frame `start`.
+fn clip_indices(start: usize, n: usize, rate: usize) -> Vec<usize> {
+    pipeline_indices(n, rate).into_iter().map(|i| i + start).collect()
+}
+
+/// Decodes and preprocesses the clips of one video: (clips, T, 3, H, W) values.
+pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Result<Vec<HostTensor>, VideoError> {
+    let n = model.config.num_frames;
+    let dec = DecodeOptions { threads: 1, ..Default::default() };
+    let frame_sets = match opts.sampling {
+        Sampling::Pipeline => {
+            let idx = clip_indices(0, n, opts.frame_sampling_rate.max(1));
+            match decode_indices(video, &idx, &dec) {
+                Ok(f) => vec![f],
+                // Shorter than the window: spread over what is there (the pipeline itself would fail).
+                Err(VideoError::Truncated { readable, .. }) if readable > 0 => {
+                    vec![decode_indices(video, &whole_video_indices(readable, n), &dec)?]
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Sampling::Uniform => vec![decode_uniform(video, n, &dec)?.0],
+        Sampling::Multi => {
+            let total = probe(video)?.frames;
+            let span = n * opts.frame_sampling_rate.max(1);
+            let k = opts.clips.max(1);
+            let max_start = total.saturating_sub(span);
+            let mut sets = Vec::with_capacity(k);
+            for c in 0..k {
+                let start = if k == 1 { max_start / 2 } else { max_start * c / (k - 1) };
+                let idx: Vec<usize> = clip_indices(start, n, opts.frame_sampling_rate.max(1))
+                    .into_iter()
+                    .map(|i| i.min(total.saturating_sub(1)))
+                    .collect();
+                sets.push(decode_indices(video, &idx, &dec)?);
+            }
+            sets
+        }
+    };
+    frame_sets
+        .iter()
+        .map(|frames| {
+            let clip = model.processor.apply(frames).map_err(|_| VideoError::NoFrames { path: video.to_path_buf() })?;
+            Ok(HostTensor::new(vec![clip.t, clip.c, clip.h, clip.w], clip.data))
+        })
+        .collect()
+}
+
+fn softmax(row: &[f32]) -> Vec<f32> {
+    let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Top-k labels of averaged probabilities, highest first.
+pub fn top_k(labels: &[String], probs: &[f32], k: usize) -> Vec<Prediction> {
+    let mut idx: Vec<usize> = (0..probs.len()).collect();
+    idx.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
+    idx.into_iter()
+        .take(k.min(labels.len()).max(1))
+        .map(|i| Prediction { label: labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}")), score: probs[i] })
+        .collect()
+}
+
+/// Classifies videos; one result per video, in order. `on_result` is called as each finishes.
+pub fn classify(
+    model: &VideoModel,
+    videos: &[PathBuf],
+    opts: &ClassifyOptions,
+    on_result: &mut dyn FnMut(usize, &VideoResult),
+) -> Vec<VideoResult> {
+    let (tx, rx) = sync_channel::<(usize, Result<Vec<HostTensor>, VideoError>)>(opts.batch_size.max(1) * 2);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<VideoResult>> = vec![None; videos.len()];
+    std::thread::scope(|scope| {
+        for w in 0..opts.workers.max(1).min(videos.len().max(1)) {
+            let tx = tx.clone();
+            let next = &next;
+            let _ = std::thread::Builder::new().name(format!("vidi-classify-{w}")).spawn_scoped(scope, move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(v) = videos.get(i) else { break };
+                if tx.send((i, prepare(model, v, opts))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Gather clips into batches; run the model when a batch is full or input ends.
+        let mut pending: Vec<(usize, HostTensor)> = Vec::new();
+        let mut clip_counts = vec![0usize; videos.len()];
+        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); videos.len()];
+        let flush = |pending: &mut Vec<(usize, HostTensor)>,
+                     results: &mut Vec<Option<VideoResult>>,
+                     sums: &mut Vec<Vec<f32>>,
+                     clip_counts: &mut Vec<usize>,
+                     on_result: &mut dyn FnMut(usize, &VideoResult)| {
+            if pending.is_empty() {
+                return;
+            }
+            let per = pending[0].1.numel();
+            let mut shape = vec![pending.len()];
+            shape.extend_from_slice(&pending[0].1.shape);
+            let mut data = Vec::with_capacity(per * pending.len());
+            for (_, t) in pending.iter() {
+                data.extend_from_slice(&t.data);
+            }
+            let out = model.forward_host(HostTensor::new(shape, data));
+            for (row, (vi, _)) in pending.drain(..).enumerate() {
+                match &out {
+                    Ok(logits) => {
+                        let n = logits.shape[1];
+                        let p = softmax(&logits.data[row * n..(row + 1) * n]);
+                        if sums[vi].is_empty() {
+                            sums[vi] = vec![0.0; n];
+                        }
+                        for (s, v) in sums[vi].iter_mut().zip(p) {
+                            *s += v;
+                        }
+                        clip_counts[vi] -= 1;
+                        if clip_counts[vi] == 0 {
+                            let clips = match opts.sampling {
+                                Sampling::Multi => opts.clips.max(1),
+                                _ => 1,
+                            } as f32;
+                            let probs: Vec<f32> = sums[vi].iter().map(|s| s / clips).collect();
+                            let r = VideoResult::Ok {
+                                video: videos[vi].clone(),
+                                predictions: top_k(&model.labels, &probs, opts.top_k),
+                            };
+                            on_result(vi, &r);
+                            results[vi] = Some(r);
+                        }
+                    }
+                    Err(e) => {
+                        if results[vi].is_none() {
+                            let r = VideoResult::Err { video: videos[vi].clone(), error: e.to_string() };
+                            on_result(vi, &r);
+                            results[vi] = Some(r);
+                        }
+                    }
+                }
+            }
+        };
+        for (vi, prepared) in rx {
+            match prepared {
+                Ok(clips) => {
+                    clip_counts[vi] = clips.len();
+                    for c in clips {
+                        pending.push((vi, c));
+                        if pending.len() >= opts.batch_size.max(1) {
+                            flush(&mut pending, &mut results, &mut sums, &mut clip_counts, on_result);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let r = VideoResult::Err { video: videos[vi].clone(), error: e.to_string() };
+                    on_result(vi, &r);
+                    results[vi] = Some(r);
+                }
+            }
+        }
+        flush(&mut pending, &mut results, &mut sums, &mut clip_counts, on_result);
+    });
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| VideoResult::Err { video: videos[i].clone(), error: "not processed".into() }))
+        .collect()
+}

@@ -1,0 +1,187 @@
+//! Building blocks shared by the three architectures, and the conversions
+//! between checkpoint tensors (PyTorch layout) and Burn parameters.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::{activation, Device, Tensor, TensorData};
+
+use super::weights::{HostTensor, TensorMap};
+use super::ModelError;
+
+/// A host tensor on a device.
+pub fn to_device<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(t.data, t.shape), device)
+}
+
+/// A device tensor back on the host.
+pub fn to_host<const D: usize>(t: Tensor<D>) -> HostTensor {
+    let shape = t.dims().to_vec();
+    let data = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+    HostTensor::new(shape, data)
+}
+
+/// Transposes a 2-D host tensor.
+pub fn transpose(t: &HostTensor) -> HostTensor {
+    let (r, c) = (t.shape[0], t.shape[1]);
+    let mut out = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = t.data[i * c + j];
+        }
+    }
+    HostTensor::new(vec![c, r], out)
+}
+
+/// A Linear layer from PyTorch's `weight` [out, in] (+ optional `bias` [out]).
+pub fn linear(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Linear {
+    Linear {
+        weight: Param::from_tensor(to_device(transpose(&weight), device)),
+        bias: bias.map(|b| Param::from_tensor(to_device(b, device))),
+    }
+}
+
+/// Reads `<key>.weight` [out, in] and, when `with_bias`, `<key>.bias`.
+pub fn load_linear(
+    w: &mut TensorMap,
+    key: &str,
+    d_in: usize,
+    d_out: usize,
+    with_bias: bool,
+    device: &Device,
+) -> Result<Linear, ModelError> {
+    let weight = w.take(&format!("{key}.weight"), &[d_out, d_in])?;
+    let bias = if with_bias { Some(w.take(&format!("{key}.bias"), &[d_out])?) } else { None };
+    Ok(linear(weight, bias, device))
+}
+
+/// PyTorch-layout (`[out, in]`) weight and bias of a Linear.
+pub fn linear_to_host(l: &Linear) -> (HostTensor, Option<HostTensor>) {
+    (transpose(&to_host(l.weight.val())), l.bias.as_ref().map(|b| to_host(b.val())))
+}
+
+/// A LayerNorm from `<key>.weight` / `<key>.bias`.
+pub fn load_layer_norm(
+    w: &mut TensorMap,
+    key: &str,
+    d: usize,
+    eps: f64,
+    device: &Device,
+) -> Result<LayerNorm, ModelError> {
+    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
+    ln.gamma = Param::from_tensor(to_device(w.take(&format!("{key}.weight"), &[d])?, device));
+    ln.beta = Some(Param::from_tensor(to_device(w.take(&format!("{key}.bias"), &[d])?, device)));
+    Ok(ln)
+}
+
+/// LayerNorm weight and bias on the host.
+pub fn layer_norm_to_host(ln: &LayerNorm) -> (HostTensor, HostTensor) {
+    let beta = ln.beta.as_ref().map(|b| to_host(b.val())).unwrap_or_else(|| {
+        let d = ln.gamma.val().dims()[0];
+        HostTensor::new(vec![d], vec![0.0; d])
+    });
+    (to_host(ln.gamma.val()), beta)
+}
+
+/// Multi-head self-attention with separate q/k/v projections (fused
+/// checkpoints are split on load) and an output projection.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    /// Query projection.
+    pub q: Linear,
+    /// Key projection.
+    pub k: Linear,
+    /// Value projection.
+    pub v: Linear,
+    /// Output projection.
+    pub o: Linear,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+impl SelfAttention {
+    /// # Shapes
+    /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, n, d] = x.dims();
+        let dh = d / self.heads;
+        let split = |t: Tensor<3>| t.reshape([b, n, self.heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
+        let q = split(self.q.forward(x.clone()));
+        let k = split(self.k.forward(x.clone()));
+        let v = split(self.v.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt()); // [b, heads, n, n]
+        let ctx = activation::softmax(scores, 3).matmul(v); // [b, heads, n, dh]
+        self.o.forward(ctx.swap_dims(1, 2).reshape([b, n, d]))
+    }
+}
+
+/// The two-layer MLP of a transformer block.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `intermediate.dense`.
+    pub fc1: Linear,
+    /// `output.dense`.
+    pub fc2: Linear,
+    /// Tanh-approximated GELU (`gelu_fast`) instead of the exact one.
+    pub tanh_gelu: bool,
+}
+
+impl Mlp {
+    /// # Shapes
+    /// x: [batch, tokens, hidden] -> same
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.fc1.forward(x);
+        let h = if self.tanh_gelu { activation::gelu_approximate(h) } else { activation::gelu(h) };
+        self.fc2.forward(h)
+    }
+}
+
+/// A pre-norm transformer block: `x + attn(ln1(x))`, then `h + mlp(ln2(h))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    /// `layernorm_before`.
+    pub norm1: LayerNorm,
+    /// Self-attention.
+    pub attn: SelfAttention,
+    /// `layernorm_after`.
+    pub norm2: LayerNorm,
+    /// MLP.
+    pub mlp: Mlp,
+}
+
+impl Block {
+    /// # Shapes
+    /// x: [batch, tokens, hidden] -> same
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = x.clone() + self.attn.forward(self.norm1.forward(x));
+        h.clone() + self.mlp.forward(self.norm2.forward(h))
+    }
+}
+
+/// Cuts a video into tubelets of `t x p x p` and flattens each in the order
+/// of a Conv3d kernel (channel, time, row, column).
+///
+/// # Shapes
+/// pixel_values: [batch, frames, channels, height, width] -> [batch, tokens, channels * t * p * p],
+/// tokens ordered time, row, column.
+pub fn tubelets(x: Tensor<5>, t: usize, p: usize) -> Tensor<3> {
+    let [b, f, c, h, w] = x.dims();
+    let (nt, nh, nw) = (f / t, h / p, w / p);
+    x.reshape([b * nt, t, c, nh, p, nw, p])
+        .permute([0, 3, 5, 2, 1, 4, 6]) // [b*nt, nh, nw, c, t, p, p]
+        .reshape([b, nt * nh * nw, c * t * p * p])
+}
+
+/// A Conv3d/Conv2d patch projection (`kernel == stride`) as a Linear over
+/// flattened tubelets: PyTorch weight [out, c, (t,) p, p] -> [out, c*t*p*p].
+pub fn load_patch_projection(
+    w: &mut TensorMap,
+    key: &str,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Linear, ModelError> {
+    let weight = w.take(&format!("{key}.weight"), shape)?;
+    let d = shape[0];
+    let flat = HostTensor::new(vec![d, weight.numel() / d], weight.data);
+    let bias = w.take(&format!("{key}.bias"), &[d])?;
+    Ok(linear(flat, Some(bias), device))
+}

@@ -1,0 +1,375 @@
+//! The three video transformers in Burn, loaded from (and exported to) the
+//! transformers checkpoint layout.
+//!
+//! - [`config`]: `config.json` / `preprocessor_config.json`.
+//! - [`weights`]: safetensors (single or sharded) and pickle `.bin` reading, safetensors writing.
+//! - [`layers`]: attention, MLP, blocks, tubelet embedding.
+//! - [`videomae`], [`timesformer`], [`vivit`]: the architectures, each with
+//!   its one key-mapping table (`keys`).
+
+pub mod config;
+pub mod layers;
+pub mod timesformer;
+pub mod videomae;
+pub mod vivit;
+pub mod weights;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use serde::Serialize;
+
+pub use config::{Architecture, ModelConfig};
+use weights::{HostTensor, TensorMap};
+
+use crate::dataset::transforms::{ImageProcessor, ProcessorSize};
+
+/// What went wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder has no weights file.
+    #[error("{path}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")]
+    NoWeights {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// `config.json` is missing a needed value or has one vidi does not support.
+    #[error("{path}: {reason}")]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The weights file cannot be read.
+    #[error("{path}: {reason}")]
+    BadCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A weight the architecture needs is not in the checkpoint.
+    #[error("{path}: weight '{key}' is missing (is this checkpoint the architecture its config.json says?)")]
+    MissingWeight {
+        /// The weights file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A weight has the wrong shape for the config.
+    #[error("{path}: weight '{key}' has shape {found:?}, the config implies {expected:?}")]
+    WeightShape {
+        /// The weights file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Shape from the config.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+    },
+    /// An input the model cannot take.
+    #[error("the model takes (batch, {frames}, {channels}, {size}, {size}) clips; got {got:?}")]
+    BadInput {
+        /// Frames the model takes.
+        frames: usize,
+        /// Channels.
+        channels: usize,
+        /// Height = width.
+        size: usize,
+        /// The shape given.
+        got: Vec<usize>,
+    },
+}
+
+/// What to do with the checkpoint's classifier.
+#[derive(Clone, Debug)]
+pub enum Head {
+    /// Keep it (the checkpoint's labels).
+    Checkpoint {
+        /// Number of labels.
+        labels: usize,
+    },
+    /// Drop it and start a new one for these labels (`ignore_mismatched_sizes`).
+    New {
+        /// The new labels.
+        labels: Vec<String>,
+        /// Seed of the initialisation.
+        seed: u64,
+    },
+}
+
+/// What a load took, left and made up: transformers' loading report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LoadReport {
+    /// Checkpoint keys the model did not use (e.g. a dropped classifier).
+    pub unused: Vec<String>,
+    /// Pre-training-only keys (decoder, `encoder_to_decoder`, `mask_token`), ignored.
+    pub ignored_pretraining: Vec<String>,
+    /// Model weights not in the checkpoint, newly initialised.
+    pub newly_initialized: Vec<String>,
+    /// The weights file read.
+    pub source: PathBuf,
+}
+
+/// Loads the classifier at `key`, or initialises a new one (normal(0, 0.02) weights, zero bias).
+fn load_head(w: &mut TensorMap, key: &str, d: usize, head: &Head, device: &Device) -> Result<Linear, ModelError> {
+    match head {
+        Head::Checkpoint { labels } => layers::load_linear(w, key, d, *labels, true, device),
+        Head::New { labels, seed } => {
+            let n = labels.len();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(*seed);
+            let normal = rand_distr_normal(&mut rng, n * d, 0.02);
+            Ok(layers::linear(
+                HostTensor::new(vec![n, d], normal),
+                Some(HostTensor::new(vec![n], vec![0.0; n])),
+                device,
+            ))
+        }
+    }
+}
+
+/// `count` samples of normal(0, std) by Box-Muller (deterministic for a seeded RNG).
+fn rand_distr_normal(rng: &mut impl rand::Rng, count: usize, std: f32) -> Vec<f32> {
+    (0..count)
+        .map(|_| {
+            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            let u2: f64 = rng.random();
+            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32 * std
+        })
+        .collect()
+}
+
+fn export_linear(out: &mut BTreeMap<String, HostTensor>, key: &str, l: &Linear) {
+    let (w, b) = layers::linear_to_host(l);
+    out.insert(format!("{key}.weight"), w);
+    if let Some(b) = b {
+        out.insert(format!("{key}.bias"), b);
+    }
+}
+
+fn export_ln(out: &mut BTreeMap<String, HostTensor>, key: &str, ln: &LayerNorm) {
+    let (g, b) = layers::layer_norm_to_host(ln);
+    out.insert(format!("{key}.weight"), g);
+    out.insert(format!("{key}.bias"), b);
+}
+
+fn export_patch(out: &mut BTreeMap<String, HostTensor>, key: &str, l: &Linear, shape: &[usize]) {
+    let (w, b) = layers::linear_to_host(l);
+    out.insert(format!("{key}.weight"), HostTensor::new(shape.to_vec(), w.data));
+    if let Some(b) = b {
+        out.insert(format!("{key}.bias"), b);
+    }
+}
+
+/// The network of one of the three architectures.
+#[derive(Debug)]
+pub enum Net {
+    /// VideoMAE.
+    VideoMae(videomae::VideoMae),
+    /// TimeSformer.
+    Timesformer(timesformer::Timesformer),
+    /// ViViT.
+    Vivit(vivit::Vivit),
+}
+
+/// A loaded video classifier: network, config, labels and the checkpoint's preprocessing.
+#[derive(Debug)]
+pub struct VideoModel {
+    /// The config (labels updated when the head was replaced).
+    pub config: ModelConfig,
+    /// The checkpoint's image processor.
+    pub processor: ImageProcessor,
+    /// The network.
+    pub net: Net,
+    /// Label names by index.
+    pub labels: Vec<String>,
+    /// Where it computes.
+    pub device: Device,
+}
+
+/// How to load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Fine-tune to these labels: when they differ from the checkpoint's, the
+    /// classifier is dropped and a new one initialised.
+    pub labels: Option<Vec<String>>,
+    /// Seed of a new head's initialisation.
+    pub seed: u64,
+}
+
+impl VideoModel {
+    /// Loads a model folder in the transformers layout.
+    pub fn load(dir: &Path, opts: &LoadOptions, device: &Device) -> Result<(VideoModel, LoadReport), ModelError> {
+        if !dir.is_dir() {
+            return Err(ModelError::Io {
+                path: dir.into(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder"),
+            });
+        }
+        let mut config = ModelConfig::from_dir(dir)?;
+        let processor = config::read_processor(dir, config.arch)?;
+        let mut w = weights::read_checkpoint(dir)?;
+        let mut report = LoadReport { source: w.source.clone(), ..Default::default() };
+
+        let head_key = "classifier.weight";
+        let ckpt_labels = w.shape(head_key).map(|s| s[0]);
+        let head = match &opts.labels {
+            Some(labels) if Some(labels.len()) != ckpt_labels || *labels != config.labels => {
+                Head::New { labels: labels.clone(), seed: opts.seed }
+            }
+            _ => match ckpt_labels {
+                Some(n) => Head::Checkpoint { labels: n },
+                None => {
+                    return Err(ModelError::BadConfig {
+                        path: dir.join("config.json"),
+                        reason: "the checkpoint has no classifier (a pre-training checkpoint?): give the labels to fine-tune for".into(),
+                    })
+                }
+            },
+        };
+        if let Head::New { labels, .. } = &head {
+            report.newly_initialized.extend(["classifier.weight".to_string(), "classifier.bias".to_string()]);
+            config.labels = labels.clone();
+        } else if config.labels.len() != ckpt_labels.unwrap_or(0) {
+            config.labels = (0..ckpt_labels.unwrap_or(0)).map(|i| format!("LABEL_{i}")).collect();
+        }
+
+        // A head norm missing from the checkpoint (pre-training checkpoints) starts as identity.
+        if config.arch == Architecture::VideoMae {
+            let d = config.hidden_size;
+            let key = if config.use_mean_pooling { videomae::keys::FC_NORM } else { videomae::keys::NORM };
+            if !w.contains(&format!("{key}.weight")) {
+                let mut all = BTreeMap::new();
+                all.insert(format!("{key}.weight"), HostTensor::new(vec![d], vec![1.0; d]));
+                all.insert(format!("{key}.bias"), HostTensor::new(vec![d], vec![0.0; d]));
+                w.insert_missing(all);
+                report.newly_initialized.extend([format!("{key}.weight"), format!("{key}.bias")]);
+            }
+        }
+
+        let net = match config.arch {
+            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::load(&config, &mut w, &head, device)?),
+            Architecture::Timesformer => {
+                Net::Timesformer(timesformer::Timesformer::load(&config, &mut w, &head, device)?)
+            }
+            Architecture::Vivit => Net::Vivit(vivit::Vivit::load(&config, &mut w, &head, device)?),
+        };
+        for k in w.unused() {
+            if videomae::keys::PRETRAINING_ONLY.iter().any(|p| k.starts_with(p)) {
+                report.ignored_pretraining.push(k);
+            } else {
+                report.unused.push(k);
+            }
+        }
+        let labels = config.labels.clone();
+        Ok((VideoModel { config, processor, net, labels, device: device.clone() }, report))
+    }
+
+    /// Checks a (batch, frames, channels, height, width) shape against the config.
+    pub fn check_input(&self, shape: &[usize]) -> Result<(), ModelError> {
+        let c = &self.config;
+        let ok = shape.len() == 5
+            && shape[0] > 0
+            && shape[1] == c.num_frames
+            && shape[2] == c.num_channels
+            && shape[3] == c.image_size
+            && shape[4] == c.image_size;
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::BadInput {
+                frames: c.num_frames,
+                channels: c.num_channels,
+                size: c.image_size,
+                got: shape.to_vec(),
+            })
+        }
+    }
+
+    /// Logits for `pixel_values` (batch, frames, channels, height, width), normalised.
+    pub fn forward(&self, pixel_values: Tensor<5>) -> Result<Tensor<2>, ModelError> {
+        self.check_input(&pixel_values.dims())?;
+        Ok(match &self.net {
+            Net::VideoMae(m) => m.forward(pixel_values),
+            Net::Timesformer(m) => m.forward(pixel_values),
+            Net::Vivit(m) => m.forward(pixel_values),
+        })
+    }
+
+    /// [`VideoModel::forward`] on host data.
+    pub fn forward_host(&self, pixel_values: HostTensor) -> Result<HostTensor, ModelError> {
+        self.check_input(&pixel_values.shape)?;
+        let x: Tensor<5> = layers::to_device(pixel_values, &self.device);
+        Ok(layers::to_host(self.forward(x)?))
+    }
+
+    /// The weights under their transformers names.
+    pub fn export_tensors(&self) -> BTreeMap<String, HostTensor> {
+        match &self.net {
+            Net::VideoMae(m) => m.export(&self.config),
+            Net::Timesformer(m) => m.export(&self.config),
+            Net::Vivit(m) => m.export(&self.config),
+        }
+    }
+
+    /// Writes the model in the transformers layout: `config.json` (labels,
+    /// `architectures`), `preprocessor_config.json`, `model.safetensors`.
+    /// Each file is written atomically.
+    pub fn export(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
+        let config = serde_json::to_string_pretty(&self.config.to_json_with_labels(&self.labels)).unwrap_or_default();
+        let path = dir.join("config.json");
+        crate::util::write_atomic(&path, config.as_bytes()).map_err(|source| ModelError::Io { path, source })?;
+        let processor =
+            serde_json::to_string_pretty(&processor_json(&self.processor, self.config.arch)).unwrap_or_default();
+        let path = dir.join("preprocessor_config.json");
+        crate::util::write_atomic(&path, processor.as_bytes()).map_err(|source| ModelError::Io { path, source })?;
+        weights::write_safetensors(&dir.join("model.safetensors"), &self.export_tensors())
+    }
+}
+
+/// A processor as `preprocessor_config.json`.
+pub fn processor_json(p: &ImageProcessor, arch: Architecture) -> serde_json::Value {
+    let size = match p.size {
+        ProcessorSize::ShortestEdge { shortest_edge } => serde_json::json!({ "shortest_edge": shortest_edge }),
+        ProcessorSize::HeightWidth { height, width } => serde_json::json!({ "height": height, "width": width }),
+    };
+    let class = if arch == Architecture::Vivit { "VivitImageProcessor" } else { "VideoMAEImageProcessor" };
+    let mut v = serde_json::json!({
+        "image_processor_type": class,
+        "do_resize": p.do_resize,
+        "size": size,
+        "resample": 2,
+        "do_center_crop": p.do_center_crop,
+        "crop_size": { "height": p.crop_size.0, "width": p.crop_size.1 },
+        "do_rescale": p.do_rescale,
+        "rescale_factor": p.rescale_factor,
+        "do_normalize": p.do_normalize,
+        "image_mean": p.image_mean,
+        "image_std": p.image_std,
+    });
+    if arch == Architecture::Vivit {
+        v["offset"] = serde_json::json!(p.offset);
+    }
+    v
+}
+
+/// A trainable tensor from host data.
+pub fn param<const D: usize>(t: HostTensor, device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(layers::to_device(t, device))
+}

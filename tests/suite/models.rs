@@ -1,0 +1,150 @@
+//! Model parity: logits transformers computed (tests/fixtures/models, made by
+//! make_reference.py there) vs vidi's Burn ports, from safetensors, sharded
+//! safetensors and pickle checkpoints; head replacement; export round trip.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use vidi::model::weights::{read_safetensors, write_safetensors, HostTensor};
+use vidi::model::{LoadOptions, VideoModel};
+
+use crate::{fixtures, max_abs_diff, read_tensor};
+
+const CLASSIFIERS: [&str; 4] = ["videomae_meanpool", "videomae_cls", "timesformer", "vivit"];
+
+fn model_dir(name: &str) -> PathBuf {
+    fixtures().join("models").join(name)
+}
+
+fn cpu() -> burn::tensor::Device {
+    vidi::backend::cpu().device
+}
+
+/// Logits for the fixture's pixel_values from the model in `dir`, and the reference logits.
+fn logits(dir: &Path, io: &Path) -> (Vec<f32>, Vec<f32>) {
+    let (model, _) = VideoModel::load(dir, &LoadOptions::default(), &cpu()).unwrap_or_else(|e| panic!("{e}"));
+    let (shape, pixels) = read_tensor(io, "pixel_values");
+    let (_, want) = read_tensor(io, "logits");
+    let got = model.forward_host(HostTensor::new(shape, pixels)).unwrap();
+    (got.data, want)
+}
+
+fn copy_without(src: &Path, dst: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if !skip.contains(&name.as_str()) {
+            std::fs::copy(&p, dst.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn logits_match_transformers_from_safetensors() {
+    for name in CLASSIFIERS {
+        let dir = model_dir(name);
+        let (got, want) = logits(&dir, &dir.join("io.safetensors"));
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{name}: max |logit diff| {diff}");
+    }
+}
+
+#[test]
+fn logits_match_from_pickle_and_sharded_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in CLASSIFIERS {
+        let dir = model_dir(name);
+        // Pickle only.
+        let bin = tmp.path().join(format!("{name}-bin"));
+        copy_without(&dir, &bin, &["model.safetensors"]);
+        let (got, want) = logits(&bin, &dir.join("io.safetensors"));
+        assert!(max_abs_diff(&got, &want) <= 1e-4, "{name} from pytorch_model.bin");
+        // Two shards and an index.
+        let sharded = tmp.path().join(format!("{name}-sharded"));
+        copy_without(&dir, &sharded, &["model.safetensors", "pytorch_model.bin"]);
+        let all = read_safetensors(&dir.join("model.safetensors")).unwrap();
+        let (a, b): (Vec<_>, Vec<_>) = all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        let mut weight_map = serde_json::Map::new();
+        for (part, file) in [(a, "model-00001-of-00002.safetensors"), (b, "model-00002-of-00002.safetensors")] {
+            let map: std::collections::BTreeMap<String, HostTensor> = part.into_iter().map(|(_, kv)| kv).collect();
+            for k in map.keys() {
+                weight_map.insert(k.clone(), serde_json::json!(file));
+            }
+            write_safetensors(&sharded.join(file), &map).unwrap();
+        }
+        let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+        std::fs::write(sharded.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let (got, want) = logits(&sharded, &dir.join("io.safetensors"));
+        assert!(max_abs_diff(&got, &want) <= 1e-4, "{name} from shards");
+    }
+}
+
+#[test]
+fn export_round_trips_with_transformers_key_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in CLASSIFIERS {
+        let dir = model_dir(name);
+        let (model, report) = VideoModel::load(&dir, &LoadOptions::default(), &cpu()).unwrap();
+        assert!(report.unused.is_empty(), "{name}: unused {:?}", report.unused);
+        let out = tmp.path().join(name);
+        model.export(&out).unwrap();
+        // Same key set and shapes as the checkpoint transformers wrote.
+        let theirs = read_safetensors(&dir.join("model.safetensors")).unwrap();
+        let ours = read_safetensors(&out.join("model.safetensors")).unwrap();
+        assert_eq!(theirs.keys().collect::<BTreeSet<_>>(), ours.keys().collect::<BTreeSet<_>>(), "{name}");
+        for (k, t) in &theirs {
+            assert_eq!(t.shape, ours[k].shape, "{name} {k}");
+            assert!(max_abs_diff(&t.data, &ours[k].data) == 0.0, "{name} {k} changed on export");
+        }
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["id2label"]["0"], "class_0");
+        assert_eq!(cfg["label2id"]["class_4"], 4);
+        assert!(cfg["architectures"][0].as_str().unwrap().ends_with("ForVideoClassification"));
+        let (got, want) = logits(&out, &dir.join("io.safetensors"));
+        assert!(max_abs_diff(&got, &want) <= 1e-4, "{name} after export");
+    }
+}
+
+#[test]
+fn new_labels_replace_the_head_and_pretraining_weights_are_reported() {
+    let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let opts = LoadOptions { labels: Some(labels.clone()), seed: 1 };
+    let (model, report) = VideoModel::load(&model_dir("videomae_meanpool"), &opts, &cpu()).unwrap();
+    assert_eq!(model.labels, labels);
+    assert!(report.newly_initialized.contains(&"classifier.weight".to_string()));
+    assert!(report.unused.contains(&"classifier.weight".to_string()), "{:?}", report.unused);
+    let (shape, pixels) = read_tensor(&model_dir("videomae_meanpool").join("io.safetensors"), "pixel_values");
+    assert_eq!(model.forward_host(HostTensor::new(shape, pixels)).unwrap().shape, vec![2, 3]);
+
+    let (model, report) = VideoModel::load(&model_dir("videomae_pretraining"), &opts, &cpu()).unwrap();
+    assert_eq!(model.labels.len(), 3);
+    for k in ["encoder_to_decoder.weight", "mask_token", "decoder.norm.weight"] {
+        assert!(
+            report.ignored_pretraining.iter().any(|x| x == k),
+            "{k} not reported: {:?}",
+            report.ignored_pretraining
+        );
+    }
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+    // Without labels, a pre-training checkpoint cannot classify: a clear error.
+    let err = VideoModel::load(&model_dir("videomae_pretraining"), &LoadOptions::default(), &cpu()).unwrap_err();
+    assert!(err.to_string().contains("no classifier"), "{err}");
+}
+
+#[test]
+fn unsupported_configs_and_inputs_are_clear_errors() {
+    let err = VideoModel::load(&model_dir("timesformer_space_only"), &LoadOptions::default(), &cpu()).unwrap_err();
+    assert!(err.to_string().contains("space_only"), "{err}");
+    let (model, _) = VideoModel::load(&model_dir("vivit"), &LoadOptions::default(), &cpu()).unwrap();
+    let bad = HostTensor::new(vec![1, 3, 3, 32, 32], vec![0.0; 3 * 3 * 32 * 32]);
+    let err = model.forward_host(bad).unwrap_err();
+    assert!(err.to_string().contains("(batch, 4, 3, 32, 32)"), "{err}");
+    // A folder with a config but the wrong weights.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_without(&model_dir("vivit"), tmp.path(), &["model.safetensors", "pytorch_model.bin"]);
+    std::fs::copy(model_dir("timesformer").join("model.safetensors"), tmp.path().join("model.safetensors")).unwrap();
+    let err = VideoModel::load(tmp.path(), &LoadOptions::default(), &cpu()).unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
+}
