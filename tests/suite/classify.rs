@@ -1,0 +1,144 @@
+//! `vidi classify` and `vidi forward` against transformers' own outputs
+//! (tests/fixtures/pipeline/reference.json, tests/fixtures/models/*/io.safetensors),
+//! and `--model` given as a Hub id served by a local server.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use crate::{fixtures, max_abs_diff, read_tensor};
+
+fn vidi(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vidi")).args(args).env("VIDI_DEVICE", "cpu").output().expect("run vidi")
+}
+
+#[test]
+fn classify_matches_the_transformers_pipeline() {
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("pipeline/reference.json")).unwrap()).unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    assert!(cases.len() >= 12);
+    // Group by (model, rate): one vidi run classifies all clips of a group.
+    let mut groups: HashMap<(String, u64), Vec<&serde_json::Value>> = HashMap::new();
+    for c in cases {
+        groups
+            .entry((c["model"].as_str().unwrap().into(), c["frame_sampling_rate"].as_u64().unwrap()))
+            .or_default()
+            .push(c);
+    }
+    for ((model, rate), cases) in groups {
+        let model_dir = fixtures().join(&model);
+        let videos: Vec<String> =
+            cases.iter().map(|c| fixtures().join(c["video"].as_str().unwrap()).display().to_string()).collect();
+        let mut args = vec!["classify", "--json", "--top-k", "3", "--model", model_dir.to_str().unwrap()];
+        let rate_s = rate.to_string();
+        args.extend(["--frame-sampling-rate", &rate_s]);
+        args.extend(videos.iter().map(String::as_str));
+        let o = vidi(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let got = got.as_array().unwrap();
+        assert_eq!(got.len(), cases.len());
+        for (g, c) in got.iter().zip(&cases) {
+            assert!(g["video"].as_str().unwrap().ends_with(c["video"].as_str().unwrap()));
+            let (gp, cp) = (g["predictions"].as_array().unwrap(), c["predictions"].as_array().unwrap());
+            assert_eq!(gp.len(), 3);
+            for (a, b) in gp.iter().zip(cp) {
+                assert_eq!(a["label"], b["label"], "{model} {} rate {rate}", c["video"]);
+                let d = (a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs();
+                assert!(d < 0.01, "{model} {} rate {rate}: score off by {d}", c["video"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn classify_reports_bad_videos_and_still_classifies_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, b"nope").unwrap();
+    let model = fixtures().join("models/videomae_meanpool");
+    let clip = crate::clip("short_1s_32frames_part_0.mp4");
+    for sampling in ["pipeline", "uniform", "multi"] {
+        let o = vidi(&[
+            "classify",
+            "--json",
+            "--sampling",
+            sampling,
+            "--model",
+            model.to_str().unwrap(),
+            junk.to_str().unwrap(),
+            clip.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success(), "a failed video must fail the run");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v[0]["error"].as_str().unwrap().contains("not a video"), "{v}");
+        let preds = v[1]["predictions"].as_array().unwrap();
+        assert_eq!(preds.len(), 5, "top-k capped at the 5 labels");
+        let total: f64 = preds.iter().map(|p| p["score"].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-4, "{sampling}: scores sum to {total}");
+        assert!(preds.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
+    }
+}
+
+#[test]
+fn forward_writes_the_logits_transformers_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["videomae_cls", "timesformer"] {
+        let m = fixtures().join("models").join(name);
+        let out = dir.path().join(format!("{name}.safetensors"));
+        let io = m.join("io.safetensors");
+        let o = vidi(&[
+            "forward",
+            "--model",
+            m.to_str().unwrap(),
+            "--pixel-values",
+            io.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (shape, got) = read_tensor(&out, "logits");
+        let (_, want) = read_tensor(&io, "logits");
+        assert_eq!(shape, vec![2, 5]);
+        assert!(max_abs_diff(&got, &want) <= 1e-4);
+    }
+}
+
+#[test]
+fn a_hub_model_id_downloads_through_hf_endpoint_and_classifies_the_same() {
+    let m = fixtures().join("models/vivit");
+    let mut files = HashMap::new();
+    for f in ["config.json", "preprocessor_config.json", "model.safetensors"] {
+        files.insert(format!("/someone/tiny-vivit/resolve/main/{f}"), std::fs::read(m.join(f)).unwrap());
+    }
+    let hub = crate::hub::serve(files);
+    let home = tempfile::tempdir().unwrap();
+    let clip = crate::clip("asl_thanks.mkv");
+    let run = |model: &str, offline: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vidi"));
+        c.args(["classify", "--json", "--model", model, clip.to_str().unwrap()])
+            .env("VIDI_DEVICE", "cpu")
+            .env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", if offline { "http://127.0.0.1:9" } else { hub.url.as_str() })
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_CACHE");
+        c.output().unwrap()
+    };
+    let from_hub = run("someone/tiny-vivit", false);
+    assert!(from_hub.status.success(), "{}", String::from_utf8_lossy(&from_hub.stderr));
+    let local = run(m.to_str().unwrap(), false);
+    assert_eq!(from_hub.stdout.len() > 10, true);
+    let a: serde_json::Value = serde_json::from_slice(&from_hub.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(a[0]["predictions"], b[0]["predictions"]);
+    // Cached: works with the server unreachable.
+    let offline = run("someone/tiny-vivit", true);
+    assert!(offline.status.success(), "offline: {}", String::from_utf8_lossy(&offline.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(c[0]["predictions"], b[0]["predictions"]);
+    // A model that does not exist: one clear line.
+    let missing = run("someone/nothing-here", false);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.lines().last().unwrap().starts_with("error:") && !err.contains("panicked"), "{err}");
+}
