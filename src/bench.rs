@@ -107,3 +107,102 @@ pub fn bench_decode(file: &Path, runs: usize, threads: usize) -> Result<Vec<Benc
         row(&format!("vidi_processor_{workers}w"), ms_workers, None),
     ])
 }
+
+/// One `vidi bench model` row.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelBenchRow {
+    /// Architecture.
+    pub arch: String,
+    /// Input shape (B, T, C, H, W).
+    pub input: [usize; 5],
+    /// Median forward latency in seconds.
+    pub median_s: f64,
+    /// GFLOP of one forward pass (matmuls only, counted from the config).
+    pub gflop: f64,
+    /// Achieved GFLOP/s.
+    pub gflops: f64,
+    /// Peak resident memory of the process after the runs, MiB (Linux VmHWM).
+    pub peak_rss_mib: Option<f64>,
+    /// Where it ran.
+    pub device: String,
+}
+
+/// The base-size config of an architecture (as the Hub checkpoints), with 400 labels.
+pub fn base_config(arch: crate::model::Architecture) -> crate::model::ModelConfig {
+    use crate::model::Architecture;
+    let raw = match arch {
+        Architecture::VideoMae => serde_json::json!({"model_type": "videomae", "num_labels": 400}),
+        Architecture::Timesformer => serde_json::json!({"model_type": "timesformer", "num_labels": 400}),
+        Architecture::Vivit => serde_json::json!({"model_type": "vivit", "num_labels": 400}),
+    };
+    crate::model::ModelConfig::from_json(raw).unwrap_or_else(|e| unreachable!("built-in config: {e}"))
+}
+
+/// Multiply-accumulate FLOPs of one forward pass (2 per MAC), attention and MLP matmuls included.
+pub fn forward_gflop(cfg: &crate::model::ModelConfig, batch: usize) -> f64 {
+    use crate::model::Architecture;
+    let d = cfg.hidden_size as f64;
+    let m = cfg.intermediate_size as f64;
+    let patch_in = (cfg.num_channels * cfg.tubelet_size * cfg.patch_size * cfg.patch_size) as f64;
+    let n = cfg.num_patches() as f64;
+    let layers = cfg.num_hidden_layers as f64;
+    let embed = 2.0 * n * patch_in * d;
+    let per_layer = match cfg.arch {
+        Architecture::VideoMae | Architecture::Vivit => {
+            let tokens = n + if cfg.arch == Architecture::Vivit { 1.0 } else { 0.0 };
+            2.0 * tokens * (4.0 * d * d + 2.0 * d * m) + 2.0 * 2.0 * tokens * tokens * d
+        }
+        Architecture::Timesformer => {
+            let f = cfg.num_frames as f64;
+            let p = n / f;
+            // temporal: attention over f tokens for each patch, + temporal_dense
+            let temporal = 2.0 * n * (4.0 * d * d + d * d) + 2.0 * 2.0 * p * f * f * d;
+            // spatial: per frame, 1 + p tokens
+            let spatial = 2.0 * f * (p + 1.0) * 4.0 * d * d + 2.0 * 2.0 * f * (p + 1.0) * (p + 1.0) * d;
+            temporal + spatial + 2.0 * (n + 1.0) * 2.0 * d * m
+        }
+    };
+    batch as f64 * (embed + layers * per_layer) / 1e9
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Times `runs` forward passes (after one warm-up) of a base-size model with random weights.
+pub fn bench_model(
+    arch: crate::model::Architecture,
+    batch: usize,
+    runs: usize,
+    compute: &crate::backend::Compute,
+) -> Result<ModelBenchRow, crate::model::ModelError> {
+    let cfg = base_config(arch);
+    let input = [batch, cfg.num_frames, cfg.num_channels, cfg.image_size, cfg.image_size];
+    let model = crate::model::VideoModel::random(cfg.clone(), Default::default(), 0, &compute.device)?;
+    let n: usize = input.iter().product();
+    let pixels = crate::model::weights::HostTensor::new(
+        input.to_vec(),
+        (0..n).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect(),
+    );
+    model.forward_host(pixels.clone())?; // warm-up (and GPU kernel compilation)
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        model.forward_host(pixels.clone())?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let median_s = median(times);
+    let gflop = forward_gflop(&cfg, batch);
+    Ok(ModelBenchRow {
+        arch: cfg.arch.model_type().into(),
+        input,
+        median_s,
+        gflop,
+        gflops: gflop / median_s,
+        peak_rss_mib: peak_rss_mib(),
+        device: compute.description.clone(),
+    })
+}

@@ -45,9 +45,30 @@ pub enum Command {
     ///
     /// Example: vidi forward --model ./my-model --pixel-values in.safetensors --out logits.safetensors
     Forward(ForwardArgs),
+    /// Write a model in the transformers layout (config.json, preprocessor_config.json,
+    /// model.safetensors): converts pickle checkpoints, or starts a new label set.
+    ///
+    /// Example: vidi export --model MCG-NJU/videomae-base --labels cat,dog --out ./start
+    Export(ExportArgs),
     /// Measure vidi's speed (print a table; compare with benches/python_decode.py).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `vidi export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// New labels, comma-separated: the classifier is replaced by a new one for them.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+    /// Seed of a new classifier's initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (created; files in it are replaced atomically).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `--model` and `--device`, shared by the commands that run a model.
@@ -274,6 +295,44 @@ pub enum BenchCommand {
     ///
     /// Example: vidi bench decode tests/fixtures/clips/v_ApplyEyeMakeup_g01_c01.avi --runs 20
     Decode(BenchDecodeArgs),
+    /// Forward latency, GFLOP/s and peak memory of the base-size models (random weights).
+    ///
+    /// Run one architecture per process for a clean peak-memory figure; compare with
+    /// benches/python_model.py.
+    ///
+    /// Example: vidi bench model --arch videomae --runs 3 --device cpu
+    Model(BenchModelArgs),
+}
+
+/// Which architecture.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ArchName {
+    /// VideoMAE-base, 16 x 224 x 224.
+    Videomae,
+    /// TimeSformer-base, 8 x 224 x 224.
+    Timesformer,
+    /// ViViT-B/16x2, 32 x 224 x 224.
+    Vivit,
+}
+
+/// `vidi bench model`.
+#[derive(Args, Debug)]
+pub struct BenchModelArgs {
+    /// Architecture.
+    #[arg(long, value_enum)]
+    pub arch: ArchName,
+    /// Clips per forward pass.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed runs after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Where to compute.
+    #[arg(long, value_enum)]
+    pub device: Option<vidi::backend::DeviceChoice>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vidi bench decode`.
@@ -319,7 +378,35 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Classify(a) => classify(a),
         Command::Forward(a) => forward(a),
+        Command::Export(a) => export(a),
         Command::Bench(BenchCommand::Decode(a)) => bench_decode(a),
+        Command::Bench(BenchCommand::Model(a)) => {
+            let arch = match a.arch {
+                ArchName::Videomae => vidi::model::Architecture::VideoMae,
+                ArchName::Timesformer => vidi::model::Architecture::Timesformer,
+                ArchName::Vivit => vidi::model::Architecture::Vivit,
+            };
+            let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
+            let row = vidi::bench::bench_model(arch, a.batch.max(1), a.runs, &compute)?;
+            if a.json {
+                return print_json(&row);
+            }
+            println!(
+                "{:<12} {:<22} {:>9} {:>8} {:>9} {:>10}  device",
+                "arch", "input", "median_s", "GFLOP", "GFLOP/s", "peak_MiB"
+            );
+            println!(
+                "{:<12} {:<22} {:>9.3} {:>8.1} {:>9.1} {:>10}  {}",
+                row.arch,
+                format!("{:?}", row.input),
+                row.median_s,
+                row.gflop,
+                row.gflops,
+                row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_default(),
+                row.device
+            );
+            Ok(())
+        }
     }
 }
 
@@ -585,11 +672,39 @@ fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
 }
 
 fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
+    load_model_with(a, &Default::default()).map(|(m, _)| m)
+}
+
+fn load_model_with(
+    a: &ModelArgs,
+    opts: &vidi::model::LoadOptions,
+) -> Result<(vidi::model::VideoModel, vidi::model::LoadReport)> {
     let dir = resolve_model(&a.model, a.revision.as_deref())?;
     let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
     eprintln!("computing on {}", compute.description);
-    let (model, _) = vidi::model::VideoModel::load(&dir, &Default::default(), &compute.device)?;
-    Ok(model)
+    Ok(vidi::model::VideoModel::load(&dir, opts, &compute.device)?)
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    if let Some(l) = &a.labels {
+        if l.is_empty() || l.iter().any(|x| x.trim().is_empty()) {
+            bail!("--labels needs non-empty, comma-separated names");
+        }
+    }
+    let opts = vidi::model::LoadOptions { labels: a.labels.clone(), seed: a.seed };
+    let (model, report) = load_model_with(&a.model, &opts)?;
+    for k in &report.ignored_pretraining {
+        eprintln!("ignored (pre-training only): {k}");
+    }
+    for k in &report.unused {
+        eprintln!("unused: {k}");
+    }
+    for k in &report.newly_initialized {
+        eprintln!("newly initialised: {k}");
+    }
+    model.export(&a.out)?;
+    println!("wrote {} ({} labels)", a.out.display(), model.labels.len());
+    Ok(())
 }
 
 fn classify(a: ClassifyArgs) -> Result<()> {

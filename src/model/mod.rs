@@ -144,7 +144,7 @@ fn load_head(w: &mut TensorMap, key: &str, d: usize, head: &Head, device: &Devic
 }
 
 /// `count` samples of normal(0, std) by Box-Muller (deterministic for a seeded RNG).
-fn rand_distr_normal(rng: &mut impl rand::Rng, count: usize, std: f32) -> Vec<f32> {
+pub(crate) fn rand_distr_normal(rng: &mut impl rand::Rng, count: usize, std: f32) -> Vec<f32> {
     (0..count)
         .map(|_| {
             let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
@@ -278,6 +278,27 @@ impl VideoModel {
         }
         let labels = config.labels.clone();
         Ok((VideoModel { config, processor, net, labels, device: device.clone() }, report))
+    }
+
+    /// A model of `config`'s shape with random weights (normal(0, 0.02), LayerNorms as
+    /// identity), for training from scratch and for benchmarks.
+    pub fn random(
+        config: ModelConfig,
+        processor: ImageProcessor,
+        seed: u64,
+        device: &Device,
+    ) -> Result<VideoModel, ModelError> {
+        let mut w = TensorMap::synthetic(seed);
+        let head = Head::Checkpoint { labels: config.labels.len().max(1) };
+        let net = match config.arch {
+            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::load(&config, &mut w, &head, device)?),
+            Architecture::Timesformer => {
+                Net::Timesformer(timesformer::Timesformer::load(&config, &mut w, &head, device)?)
+            }
+            Architecture::Vivit => Net::Vivit(vivit::Vivit::load(&config, &mut w, &head, device)?),
+        };
+        let labels = config.labels.clone();
+        Ok(VideoModel { config, processor, net, labels, device: device.clone() })
     }
 
     /// Checks a (batch, frames, channels, height, width) shape against the config.

@@ -36,12 +36,26 @@ pub struct TensorMap {
     pub source: PathBuf,
     tensors: BTreeMap<String, HostTensor>,
     taken: BTreeSet<String>,
+    /// When set, missing keys are made up: normal(0, 0.02) from this RNG
+    /// (LayerNorm-style `*.weight` vectors as ones) — a model from random init.
+    synthetic: Option<rand_chacha::ChaCha8Rng>,
 }
 
 impl TensorMap {
     /// Wraps a name -> tensor map.
     pub fn from_map(source: PathBuf, tensors: BTreeMap<String, HostTensor>) -> TensorMap {
-        TensorMap { source, tensors, taken: BTreeSet::new() }
+        TensorMap { source, tensors, taken: BTreeSet::new(), synthetic: None }
+    }
+
+    /// An empty map that makes up every tensor asked for (random init, seeded).
+    pub fn synthetic(seed: u64) -> TensorMap {
+        use rand::SeedableRng;
+        TensorMap {
+            source: PathBuf::from("(random init)"),
+            tensors: BTreeMap::new(),
+            taken: BTreeSet::new(),
+            synthetic: Some(rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
+        }
     }
 
     /// Whether a key exists.
@@ -51,6 +65,19 @@ impl TensorMap {
 
     /// Takes a tensor, checking its shape.
     pub fn take(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor, ModelError> {
+        if let Some(rng) = self.synthetic.as_mut() {
+            if !self.tensors.contains_key(key) {
+                let n: usize = shape.iter().product();
+                let data = if shape.len() == 1 && key.ends_with(".weight") {
+                    vec![1.0; n]
+                } else if shape.len() == 1 && key.ends_with(".bias") {
+                    vec![0.0; n]
+                } else {
+                    super::rand_distr_normal(rng, n, 0.02)
+                };
+                self.tensors.insert(key.to_string(), HostTensor::new(shape.to_vec(), data));
+            }
+        }
         let t = self
             .tensors
             .get(key)

@@ -48,6 +48,11 @@ pub(crate) struct StreamReader {
     autorotate: bool,
     scaler: Option<(scaling::Context, ff::format::Pixel, u32, u32)>,
     eof_sent: bool,
+    /// When set (single-threaded decoding only), packets whose timestamp is
+    /// not in the set are decoded with `skip_frame = NONREF`: frames nothing
+    /// refers to and nobody wants are not decoded at all.
+    keep_pts: Option<std::collections::BTreeSet<i64>>,
+    threads: usize,
     /// The first non-EOF read error, when the file stopped early.
     pub read_error: Option<String>,
 }
@@ -112,6 +117,8 @@ impl StreamReader {
             autorotate: true,
             scaler: None,
             eof_sent: false,
+            keep_pts: None,
+            threads,
             read_error: None,
         })
     }
@@ -175,6 +182,15 @@ impl StreamReader {
                 Ok(()) => {
                     if packet.stream() != self.stream_index {
                         continue;
+                    }
+                    if let Some(keep) = &self.keep_pts {
+                        let wanted = packet.pts().is_some_and(|p| keep.contains(&p));
+                        let mode = if wanted {
+                            ff::codec::discard::Discard::Default
+                        } else {
+                            ff::codec::discard::Discard::NonReference
+                        };
+                        self.decoder.skip_frame(mode);
                     }
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => return Ok(()),
@@ -495,6 +511,28 @@ pub fn decode_all(path: &Path, opts: &DecodeOptions) -> Result<Vec<RgbFrame>, Vi
 /// guess and checked against the real count at the end.
 pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Vec<RgbFrame>, usize), VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
+    if reader.threads == 1 {
+        // Frame numbers from packet timestamps (one frame per packet, checked by
+        // packet_index): decode only reference frames and the wanted ones.
+        if let Some((all_pts, _)) = reader.packet_index() {
+            let indices = crate::dataset::sampler::whole_video_indices(all_pts.len(), n);
+            let wanted: Vec<i64> = indices.iter().map(|i| all_pts[*i]).collect();
+            reader.keep_pts = Some(wanted.iter().copied().collect());
+            let mut by_pts: BTreeMap<i64, RgbFrame> = BTreeMap::new();
+            while let Some(raw) = reader.next_raw()? {
+                if let Some(p) = raw.pts.filter(|p| wanted.binary_search(p).is_ok()) {
+                    by_pts.insert(p, reader.to_rgb(&raw)?);
+                }
+            }
+            if wanted.iter().all(|p| by_pts.contains_key(p)) && reader.read_error.is_none() {
+                return Ok((wanted.iter().map(|p| by_pts[p].clone()).collect(), all_pts.len()));
+            }
+            // Timestamps did not line up: decode everything instead.
+            reader.keep_pts = None;
+            reader.read_error = None;
+            reader.rewind()?;
+        }
+    }
     let guess = {
         let s = reader.input.stream(reader.stream_index);
         s.map(|s| s.frames().max(0) as usize).unwrap_or(0)

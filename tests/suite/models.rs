@@ -148,3 +148,43 @@ fn unsupported_configs_and_inputs_are_clear_errors() {
     let err = VideoModel::load(tmp.path(), &LoadOptions::default(), &cpu()).unwrap_err();
     assert!(err.to_string().contains("is missing"), "{err}");
 }
+
+/// The Kinetics-400 checkpoints of the three architectures, full size, from
+/// the Hub: they load with no key left over, and each recognises the
+/// mmaction2 demo clip (a Kinetics "arm wrestling" video) as arm wrestling.
+/// Needs the network (and ~1.5 GB of downloads): `cargo test -- --ignored`.
+#[test]
+#[ignore = "needs the network: downloads the base-size checkpoints from the Hub"]
+fn full_size_kinetics_checkpoints_recognise_arm_wrestling() {
+    use vidi::infer::{classify, ClassifyOptions, Sampling, VideoResult};
+    let clip = crate::clip("mmaction2_demo.mp4");
+    for id in [
+        "MCG-NJU/videomae-base-finetuned-kinetics",
+        "facebook/timesformer-base-finetuned-k400",
+        "google/vivit-b-16x2-kinetics400",
+    ] {
+        let dir = vidi::hub::resolve_model(id, None, None).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let (model, report) = VideoModel::load(&dir, &LoadOptions::default(), &cpu()).unwrap();
+        assert!(report.unused.is_empty() && report.newly_initialized.is_empty(), "{id}: {report:?}");
+        assert_eq!(model.labels.len(), 400);
+        let opts = ClassifyOptions { sampling: Sampling::Uniform, ..Default::default() };
+        let r = classify(&model, std::slice::from_ref(&clip), &opts, &mut |_, _| {});
+        let VideoResult::Ok { predictions, .. } = &r[0] else { panic!("{id}: {r:?}") };
+        let top = predictions[0].label.to_lowercase().replace('_', " ");
+        assert_eq!(top, "arm wrestling", "{id}: {predictions:?}");
+    }
+}
+
+/// The guide's starting point: the self-supervised `MCG-NJU/videomae-base`
+/// loads for fine-tuning with a new 10-label head, its decoder reported as ignored.
+#[test]
+#[ignore = "needs the network: downloads MCG-NJU/videomae-base from the Hub"]
+fn full_size_pretraining_checkpoint_loads_for_fine_tuning() {
+    let dir = vidi::hub::resolve_model("MCG-NJU/videomae-base", None, None).unwrap();
+    let labels: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    let (model, report) = VideoModel::load(&dir, &LoadOptions { labels: Some(labels), seed: 0 }, &cpu()).unwrap();
+    assert_eq!(model.labels.len(), 10);
+    assert!(report.ignored_pretraining.iter().any(|k| k.starts_with("decoder.")), "{report:?}");
+    assert!(report.newly_initialized.contains(&"classifier.weight".to_string()));
+    assert!(report.unused.is_empty(), "{:?}", report.unused);
+}

@@ -102,6 +102,39 @@ fn seeking_gives_the_same_frames_as_decoding_from_the_start() {
     assert!(mean < 1.0, "mean diff {mean}");
 }
 
+/// Whole-video sampling skips frames nothing needs but returns exactly the
+/// frames a full decode gives at `linspace(0, frames - 1, n)`.
+#[test]
+fn uniform_sampling_equals_full_decoding() {
+    let dir = tmp();
+    let path = dir.path().join("bframes.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=128x96:rate=25:duration=8",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "3",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().unwrap(),
+    ]);
+    for file in [path.clone(), clip("v_ApplyEyeMakeup_g01_c01.avi"), clip("mmaction2_demo.mp4")] {
+        let all = decode_all(&file, &DecodeOptions::default()).unwrap();
+        for threads in [1, 2] {
+            let (got, total) =
+                vidi::video::decode_uniform(&file, 16, &DecodeOptions { threads, ..Default::default() }).unwrap();
+            assert_eq!(total, all.len(), "{}", file.display());
+            let want = vidi::dataset::sampler::whole_video_indices(all.len(), 16);
+            for (g, i) in got.iter().zip(&want) {
+                assert_eq!(g.data, all[*i].data, "{} frame {i} ({threads} threads)", file.display());
+            }
+        }
+    }
+}
+
 /// Every format the issue lists, made by the ffmpeg CLI, probes to ffprobe's count and decodes.
 #[test]
 fn generated_formats_decode() {
