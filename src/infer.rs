@@ -155,6 +155,69 @@ pub fn top_k(labels: &[String], probs: &[f32], k: usize) -> Vec<Prediction> {
         .collect()
 }
 
+/// Per-video score sums while clips come back from the model.
+struct Gather<'a> {
+    videos: &'a [PathBuf],
+    labels: &'a [String],
+    top_k: usize,
+    results: Vec<Option<VideoResult>>,
+    sums: Vec<Vec<f32>>,
+    remaining: Vec<usize>,
+    totals: Vec<usize>,
+}
+
+impl Gather<'_> {
+    fn finish(&mut self, vi: usize, r: VideoResult, on_result: &mut dyn FnMut(usize, &VideoResult)) {
+        if self.results[vi].is_none() {
+            on_result(vi, &r);
+            self.results[vi] = Some(r);
+        }
+    }
+
+    /// Runs the model on the pending clips and adds their probabilities to their videos.
+    fn run(
+        &mut self,
+        model: &VideoModel,
+        pending: &mut Vec<(usize, HostTensor)>,
+        on_result: &mut dyn FnMut(usize, &VideoResult),
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut shape = vec![pending.len()];
+        shape.extend_from_slice(&pending[0].1.shape);
+        let data: Vec<f32> = pending.iter().flat_map(|(_, t)| t.data.iter().copied()).collect();
+        let out = model.forward_host(HostTensor::new(shape, data));
+        for (row, (vi, _)) in pending.drain(..).enumerate() {
+            let logits = match &out {
+                Ok(l) => l,
+                Err(e) => {
+                    let r = VideoResult::Err { video: self.videos[vi].clone(), error: e.to_string() };
+                    self.finish(vi, r, on_result);
+                    continue;
+                }
+            };
+            let n = logits.shape[1];
+            let p = softmax(&logits.data[row * n..(row + 1) * n]);
+            let sum = &mut self.sums[vi];
+            sum.resize(n, 0.0);
+            for (s, v) in sum.iter_mut().zip(p) {
+                *s += v;
+            }
+            self.remaining[vi] -= 1;
+            if self.remaining[vi] == 0 {
+                let clips = self.totals[vi].max(1) as f32;
+                let probs: Vec<f32> = self.sums[vi].iter().map(|s| s / clips).collect();
+                let r = VideoResult::Ok {
+                    video: self.videos[vi].clone(),
+                    predictions: top_k(self.labels, &probs, self.top_k),
+                };
+                self.finish(vi, r, on_result);
+            }
+        }
+    }
+}
+
 /// Classifies videos; one result per video, in order. `on_result` is called as each finishes.
 pub fn classify(
     model: &VideoModel,
@@ -164,7 +227,15 @@ pub fn classify(
 ) -> Vec<VideoResult> {
     let (tx, rx) = sync_channel::<(usize, Result<Vec<HostTensor>, VideoError>)>(opts.batch_size.max(1) * 2);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<VideoResult>> = vec![None; videos.len()];
+    let mut gather = Gather {
+        videos,
+        labels: &model.labels,
+        top_k: opts.top_k,
+        results: vec![None; videos.len()],
+        sums: vec![Vec::new(); videos.len()],
+        remaining: vec![0; videos.len()],
+        totals: vec![0; videos.len()],
+    };
     std::thread::scope(|scope| {
         for w in 0..opts.workers.max(1).min(videos.len().max(1)) {
             let tx = tx.clone();
@@ -180,81 +251,27 @@ pub fn classify(
         drop(tx);
         // Gather clips into batches; run the model when a batch is full or input ends.
         let mut pending: Vec<(usize, HostTensor)> = Vec::new();
-        let mut clip_counts = vec![0usize; videos.len()];
-        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); videos.len()];
-        let flush = |pending: &mut Vec<(usize, HostTensor)>,
-                     results: &mut Vec<Option<VideoResult>>,
-                     sums: &mut Vec<Vec<f32>>,
-                     clip_counts: &mut Vec<usize>,
-                     on_result: &mut dyn FnMut(usize, &VideoResult)| {
-            if pending.is_empty() {
-                return;
-            }
-            let per = pending[0].1.numel();
-            let mut shape = vec![pending.len()];
-            shape.extend_from_slice(&pending[0].1.shape);
-            let mut data = Vec::with_capacity(per * pending.len());
-            for (_, t) in pending.iter() {
-                data.extend_from_slice(&t.data);
-            }
-            let out = model.forward_host(HostTensor::new(shape, data));
-            for (row, (vi, _)) in pending.drain(..).enumerate() {
-                match &out {
-                    Ok(logits) => {
-                        let n = logits.shape[1];
-                        let p = softmax(&logits.data[row * n..(row + 1) * n]);
-                        if sums[vi].is_empty() {
-                            sums[vi] = vec![0.0; n];
-                        }
-                        for (s, v) in sums[vi].iter_mut().zip(p) {
-                            *s += v;
-                        }
-                        clip_counts[vi] -= 1;
-                        if clip_counts[vi] == 0 {
-                            let clips = match opts.sampling {
-                                Sampling::Multi => opts.clips.max(1),
-                                _ => 1,
-                            } as f32;
-                            let probs: Vec<f32> = sums[vi].iter().map(|s| s / clips).collect();
-                            let r = VideoResult::Ok {
-                                video: videos[vi].clone(),
-                                predictions: top_k(&model.labels, &probs, opts.top_k),
-                            };
-                            on_result(vi, &r);
-                            results[vi] = Some(r);
-                        }
-                    }
-                    Err(e) => {
-                        if results[vi].is_none() {
-                            let r = VideoResult::Err { video: videos[vi].clone(), error: e.to_string() };
-                            on_result(vi, &r);
-                            results[vi] = Some(r);
-                        }
-                    }
-                }
-            }
-        };
         for (vi, prepared) in rx {
             match prepared {
                 Ok(clips) => {
-                    clip_counts[vi] = clips.len();
+                    gather.remaining[vi] = clips.len();
+                    gather.totals[vi] = clips.len();
                     for c in clips {
                         pending.push((vi, c));
                         if pending.len() >= opts.batch_size.max(1) {
-                            flush(&mut pending, &mut results, &mut sums, &mut clip_counts, on_result);
+                            gather.run(model, &mut pending, on_result);
                         }
                     }
                 }
                 Err(e) => {
-                    let r = VideoResult::Err { video: videos[vi].clone(), error: e.to_string() };
-                    on_result(vi, &r);
-                    results[vi] = Some(r);
+                    gather.finish(vi, VideoResult::Err { video: videos[vi].clone(), error: e.to_string() }, on_result)
                 }
             }
         }
-        flush(&mut pending, &mut results, &mut sums, &mut clip_counts, on_result);
+        gather.run(model, &mut pending, on_result);
     });
-    results
+    gather
+        .results
         .into_iter()
         .enumerate()
         .map(|(i, r)| r.unwrap_or_else(|| VideoResult::Err { video: videos[i].clone(), error: "not processed".into() }))

@@ -187,6 +187,17 @@ pub enum Net {
     Vivit(vivit::Vivit),
 }
 
+impl Net {
+    /// Builds the network `config` describes from checkpoint tensors.
+    fn build(config: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<Net, ModelError> {
+        Ok(match config.arch {
+            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::load(config, w, head, device)?),
+            Architecture::Timesformer => Net::Timesformer(timesformer::Timesformer::load(config, w, head, device)?),
+            Architecture::Vivit => Net::Vivit(vivit::Vivit::load(config, w, head, device)?),
+        })
+    }
+}
+
 /// A loaded video classifier: network, config, labels and the checkpoint's preprocessing.
 #[derive(Debug)]
 pub struct VideoModel {
@@ -262,13 +273,7 @@ impl VideoModel {
             }
         }
 
-        let net = match config.arch {
-            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::load(&config, &mut w, &head, device)?),
-            Architecture::Timesformer => {
-                Net::Timesformer(timesformer::Timesformer::load(&config, &mut w, &head, device)?)
-            }
-            Architecture::Vivit => Net::Vivit(vivit::Vivit::load(&config, &mut w, &head, device)?),
-        };
+        let net = Net::build(&config, &mut w, &head, device)?;
         for k in w.unused() {
             if videomae::keys::PRETRAINING_ONLY.iter().any(|p| k.starts_with(p)) {
                 report.ignored_pretraining.push(k);
@@ -290,13 +295,7 @@ impl VideoModel {
     ) -> Result<VideoModel, ModelError> {
         let mut w = TensorMap::synthetic(seed);
         let head = Head::Checkpoint { labels: config.labels.len().max(1) };
-        let net = match config.arch {
-            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::load(&config, &mut w, &head, device)?),
-            Architecture::Timesformer => {
-                Net::Timesformer(timesformer::Timesformer::load(&config, &mut w, &head, device)?)
-            }
-            Architecture::Vivit => Net::Vivit(vivit::Vivit::load(&config, &mut w, &head, device)?),
-        };
+        let net = Net::build(&config, &mut w, &head, device)?;
         let labels = config.labels.clone();
         Ok(VideoModel { config, processor, net, labels, device: device.clone() })
     }
