@@ -516,17 +516,19 @@ impl ImageProcessor {
         if frames.is_empty() {
             return Err(TransformError::Empty);
         }
-        for f in frames {
-            if self.do_resize {
-                self.resized_size(f.width as usize, f.height as usize)?;
-            }
-        }
-        let one = |f: &RgbFrame| -> RgbFrame {
-            let (nw, nh) = if self.do_resize {
-                self.resized_size(f.width as usize, f.height as usize).unwrap_or((f.width as usize, f.height as usize))
-            } else {
-                (f.width as usize, f.height as usize)
-            };
+        // Output size of every frame's resize, checked before any work starts.
+        let sizes = frames
+            .iter()
+            .map(|f| {
+                let (w, h) = (f.width as usize, f.height as usize);
+                if self.do_resize {
+                    self.resized_size(w, h)
+                } else {
+                    Ok((w, h))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let one = |(f, &(nw, nh)): (&RgbFrame, &(usize, usize))| -> RgbFrame {
             if self.do_center_crop {
                 // transformers' center_crop: offsets (dim - crop) // 2, zero padding outside.
                 let (ch, cw) = (self.crop_size.0 as i64, self.crop_size.1 as i64);
@@ -542,12 +544,15 @@ impl ImageProcessor {
         };
         let threads = threads.clamp(1, frames.len());
         let processed: Vec<RgbFrame> = if threads == 1 {
-            frames.iter().map(one).collect()
+            frames.iter().zip(&sizes).map(one).collect()
         } else {
             let chunk = frames.len().div_ceil(threads);
             std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    frames.chunks(chunk).map(|c| scope.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+                let handles: Vec<_> = frames
+                    .chunks(chunk)
+                    .zip(sizes.chunks(chunk))
+                    .map(|(c, s)| scope.spawn(move || c.iter().zip(s).map(one).collect::<Vec<_>>()))
+                    .collect();
                 handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
             })
         };
