@@ -188,3 +188,56 @@ fn full_size_pretraining_checkpoint_loads_for_fine_tuning() {
     assert!(report.newly_initialized.contains(&"classifier.weight".to_string()));
     assert!(report.unused.is_empty(), "{:?}", report.unused);
 }
+
+/// Gradients flow through every architecture (the ground fine-tuning stands
+/// on): d(sum of logits)/d(classifier bias) is the batch size for every label,
+/// and the gradient with respect to input pixels matches central finite differences.
+#[test]
+fn gradients_match_finite_differences() {
+    use burn::tensor::{Tensor, TensorData};
+    use vidi::model::Net;
+    let device = cpu().autodiff();
+    for name in CLASSIFIERS {
+        let dir = model_dir(name);
+        let (model, _) = VideoModel::load(&dir, &LoadOptions::default(), &device).unwrap();
+        let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
+        let x: Tensor<5> = Tensor::from_data(TensorData::new(pixels.clone(), shape.clone()), &device).require_grad();
+        let loss = model.forward(x.clone()).unwrap().sum();
+        let grads = loss.backward();
+        let bias = match &model.net {
+            Net::VideoMae(m) => m.classifier.bias.as_ref().unwrap().val(),
+            Net::Timesformer(m) => m.classifier.bias.as_ref().unwrap().val(),
+            Net::Vivit(m) => m.classifier.bias.as_ref().unwrap().val(),
+        };
+        let gb: Vec<f32> = bias
+            .grad(&grads)
+            .expect("classifier bias has a gradient")
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
+        assert!(gb.iter().all(|g| (g - 2.0).abs() < 1e-5), "{name}: bias grad {gb:?}");
+        let gx: Vec<f32> = x.grad(&grads).expect("input gradient").into_data().convert::<f32>().try_to_vec().unwrap();
+        // Central differences in f32 on the inference model, at a few pixels.
+        let plain = cpu();
+        let (m0, _) = VideoModel::load(&dir, &LoadOptions::default(), &plain).unwrap();
+        let f = |p: &Vec<f32>| -> f64 {
+            m0.forward_host(HostTensor::new(shape.clone(), p.clone())).unwrap().data.iter().map(|v| *v as f64).sum()
+        };
+        for idx in [0, pixels.len() / 3, pixels.len() - 1] {
+            let h = 1e-2f32;
+            let (mut a, mut b) = (pixels.clone(), pixels.clone());
+            a[idx] += h;
+            b[idx] -= h;
+            let fd = (f(&a) - f(&b)) / (2.0 * h as f64);
+            // f32 central differences are good to ~1e-4 here; the gradients are ~1e-2.
+            assert!(fd.abs() > 1e-3, "{name}: pixel {idx} barely moves the logits ({fd}); pick another");
+            let tol = 0.03 * fd.abs() + 1e-4;
+            assert!(
+                (fd - gx[idx] as f64).abs() < tol,
+                "{name}: pixel {idx}: autodiff {} vs finite difference {fd}",
+                gx[idx]
+            );
+        }
+    }
+}
