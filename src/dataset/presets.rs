@@ -4,7 +4,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::sampler::{guide_clip_duration, uniform_temporal_subsample, ClipSampler};
-use super::transforms::{Clip, ImageProcessor, TransformError};
+use super::transforms::{Clip, TransformError};
 use crate::video::RgbFrame;
 
 /// ImageNet mean (VideoMAE checkpoints).
@@ -158,15 +158,4 @@ impl Preset {
             Preset::Val(p) => clip.normalize(&p.mean, &p.std).resize(p.resize.0, p.resize.1, p.antialias),
         }
     }
-}
-
-/// The transformers pipeline's preprocessing: which frames and the checkpoint's image processor.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PipelinePreset {
-    /// Frames per clip.
-    pub num_frames: usize,
-    /// Step between sampled frames from the start of the video.
-    pub frame_sampling_rate: usize,
-    /// The checkpoint's processor.
-    pub processor: ImageProcessor,
 }

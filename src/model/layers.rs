@@ -54,6 +54,16 @@ pub fn load_linear(
     Ok(linear(weight, bias, device))
 }
 
+/// A trainable tensor read from `key`, checking its shape.
+pub fn load_param<const D: usize>(
+    w: &mut TensorMap,
+    key: &str,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Param<Tensor<D>>, ModelError> {
+    Ok(Param::from_tensor(to_device(w.take(key, shape)?, device)))
+}
+
 /// PyTorch-layout (`[out, in]`) weight and bias of a Linear.
 pub fn linear_to_host(l: &Linear) -> (HostTensor, Option<HostTensor>) {
     (transpose(&to_host(l.weight.val())), l.bias.as_ref().map(|b| to_host(b.val())))

@@ -17,7 +17,6 @@ pub mod weights;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -387,9 +386,4 @@ pub fn processor_json(p: &ImageProcessor, arch: Architecture) -> serde_json::Val
         v["offset"] = serde_json::json!(p.offset);
     }
     v
-}
-
-/// A trainable tensor from host data.
-pub fn param<const D: usize>(t: HostTensor, device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(layers::to_device(t, device))
 }

@@ -156,12 +156,9 @@ impl Timesformer {
             (cfg.hidden_size, cfg.intermediate_size, cfg.num_channels, cfg.patch_size, cfg.num_frames);
         let patches = (cfg.image_size / p).pow(2);
         let patch = layers::load_patch_projection(w, keys::PATCH, &[d, c, p, p], device)?;
-        let param = |w: &mut TensorMap, k: &str, s: &[usize]| -> Result<Param<Tensor<3>>, ModelError> {
-            Ok(Param::from_tensor(layers::to_device(w.take(k, s)?, device)))
-        };
-        let cls = param(w, keys::CLS, &[1, 1, d])?;
-        let pos = param(w, keys::POS, &[1, 1 + patches, d])?;
-        let time = param(w, keys::TIME, &[1, f, d])?;
+        let cls = layers::load_param(w, keys::CLS, &[1, 1, d], device)?;
+        let pos = layers::load_param(w, keys::POS, &[1, 1 + patches, d], device)?;
+        let time = layers::load_param(w, keys::TIME, &[1, f, d], device)?;
         let eps = cfg.layer_norm_eps;
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {

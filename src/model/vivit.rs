@@ -58,8 +58,8 @@ impl Vivit {
         let (d, m, c, t, p) =
             (cfg.hidden_size, cfg.intermediate_size, cfg.num_channels, cfg.tubelet_size, cfg.patch_size);
         let patch = layers::load_patch_projection(w, keys::PATCH, &[d, c, t, p, p], device)?;
-        let cls = Param::from_tensor(layers::to_device(w.take(keys::CLS, &[1, 1, d])?, device));
-        let pos = Param::from_tensor(layers::to_device(w.take(keys::POS, &[1, 1 + cfg.num_patches(), d])?, device));
+        let cls = layers::load_param(w, keys::CLS, &[1, 1, d], device)?;
+        let pos = layers::load_param(w, keys::POS, &[1, 1 + cfg.num_patches(), d], device)?;
         let eps = cfg.layer_norm_eps;
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
