@@ -206,3 +206,59 @@ pub fn bench_model(
         device: compute.description.clone(),
     })
 }
+
+/// One `vidi bench train` row.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBenchRow {
+    /// Model ("videomae", ... or "tiny").
+    pub model: String,
+    /// Clips per step.
+    pub batch: usize,
+    /// Median seconds per optimizer step (forward, backward, clipping, AdamW).
+    pub median_s: f64,
+    /// Clips per second at the median.
+    pub clips_per_s: f64,
+    /// Peak resident memory of the process, MiB (Linux VmHWM).
+    pub peak_rss_mib: Option<f64>,
+    /// Where it ran.
+    pub device: String,
+}
+
+/// Times `steps` training steps (after one warm-up) of `cfg` with random weights and inputs.
+pub fn bench_train(
+    name: &str,
+    cfg: crate::model::ModelConfig,
+    batch: usize,
+    steps: usize,
+    compute: &crate::backend::Compute,
+) -> Result<TrainBenchRow, crate::model::ModelError> {
+    use crate::train::optim::{AdamW, AdamWConfig, GradAccumulator};
+    let device = compute.device.clone().autodiff();
+    let shape = [batch, cfg.num_frames, cfg.num_channels, cfg.image_size, cfg.image_size];
+    let n: usize = shape.iter().product();
+    let k = cfg.labels.len().max(1);
+    let mut model = crate::model::VideoModel::random(cfg, Default::default(), 0, &device)?;
+    let mut opt = AdamW::new(AdamWConfig::default());
+    let pixels: Vec<f32> = (0..n).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+    let labels: Vec<usize> = (0..batch).map(|i| i % k).collect();
+    let mut times = Vec::new();
+    for i in 0..=steps.max(1) {
+        let t = Instant::now();
+        let mut acc = GradAccumulator::default();
+        crate::train::accumulate(&model, pixels.clone(), shape, &labels, 1.0 / batch as f64, &mut acc)?;
+        (model, _) = crate::train::apply_step(model, &mut opt, acc, 5e-5);
+        let _ = model.device.sync();
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let median_s = median(times);
+    Ok(TrainBenchRow {
+        model: name.to_string(),
+        batch,
+        median_s,
+        clips_per_s: batch as f64 / median_s,
+        peak_rss_mib: peak_rss_mib(),
+        device: compute.description.clone(),
+    })
+}

@@ -50,6 +50,26 @@ pub enum Command {
     ///
     /// Example: vidi export --model MCG-NJU/videomae-base --labels cat,dog --out ./start
     Export(ExportArgs),
+    /// Fine-tune a model on a dataset folder with the transformers Trainer's defaults.
+    ///
+    /// Evaluates on val/ and checkpoints after each epoch; keeps the best model (val
+    /// accuracy) in RUN_DIR/best/ in the transformers layout. Ctrl-C stops after the
+    /// current step and saves; --resume goes on exactly where the run stopped.
+    ///
+    /// Example: vidi train --data UCF101_subset --model MCG-NJU/videomae-base --out run1
+    /// Example (CPU, effective batch 8): vidi train --data d --model m --out r --batch-size 2 --grad-accum 4
+    /// Example: vidi train --resume run1
+    Train(crate::cli_train::TrainArgs),
+    /// Evaluate a model on a split: accuracy, top-5, per-class precision/recall/F1,
+    /// the confusion matrix, and the misclassified videos with their top-3.
+    ///
+    /// Example: vidi eval --model run1/best --data UCF101_subset --split test --clips 5 --crops 3 --out eval1
+    Eval(crate::cli_train::EvalArgs),
+    /// The offline demo: makes a synthetic motion dataset (real video files), fine-tunes
+    /// a tiny VideoMAE from scratch on the CPU, and evaluates it. No network, no data.
+    ///
+    /// Example: vidi demo --out vidi-demo
+    Demo(crate::cli_train::DemoArgs),
     /// Measure vidi's speed (print a table; compare with benches/python_decode.py).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -302,6 +322,11 @@ pub enum BenchCommand {
     ///
     /// Example: vidi bench model --arch videomae --runs 3 --device cpu
     Model(BenchModelArgs),
+    /// Seconds per training step (forward, backward, AdamW) and clips/s, random weights
+    /// and inputs; compare with benches/python_train.py.
+    ///
+    /// Example: vidi bench train --arch videomae --batch 2 --steps 3 --device cpu
+    Train(crate::cli_train::BenchTrainArgs),
 }
 
 /// Which architecture.
@@ -352,7 +377,7 @@ pub struct BenchDecodeArgs {
     pub json: bool,
 }
 
-fn progress_bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
@@ -379,6 +404,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Classify(a) => classify(a),
         Command::Forward(a) => forward(a),
         Command::Export(a) => export(a),
+        Command::Train(a) => crate::cli_train::train(a),
+        Command::Eval(a) => crate::cli_train::eval(a),
+        Command::Demo(a) => crate::cli_train::demo(a),
+        Command::Bench(BenchCommand::Train(a)) => crate::cli_train::bench_train(a),
         Command::Bench(BenchCommand::Decode(a)) => bench_decode(a),
         Command::Bench(BenchCommand::Model(a)) => {
             let arch = match a.arch {
@@ -410,7 +439,7 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
@@ -664,14 +693,14 @@ fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
     Ok(())
 }
 
-fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
     let pb = byte_bar("downloading model");
     let dir = vidi::hub::resolve_model(spec, revision, Some(hf_hub::progress::Progress::new(BarProgress(pb.clone()))));
     pb.finish_and_clear();
     Ok(dir?)
 }
 
-fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
+pub(crate) fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
     load_model_with(a, &Default::default()).map(|(m, _)| m)
 }
 

@@ -12,9 +12,13 @@
 pub mod backend;
 pub mod bench;
 pub mod dataset;
+pub mod demo;
+pub mod eval;
+pub mod heatmap;
 pub mod hub;
 pub mod infer;
 pub mod model;
 pub mod preview;
+pub mod train;
 pub mod util;
 pub mod video;

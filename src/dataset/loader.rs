@@ -48,11 +48,14 @@ pub struct LoaderOptions {
     pub seed: u64,
     /// The epoch (changes the shuffle and the random clips).
     pub epoch: u64,
+    /// Position in the (shuffled) order to start from: resuming mid-epoch
+    /// skips what was already seen and keeps every later random choice.
+    pub start: usize,
 }
 
 impl Default for LoaderOptions {
     fn default() -> Self {
-        LoaderOptions { batch_size: 8, workers: 2, prefetch: 2, shuffle: false, seed: 0, epoch: 0 }
+        LoaderOptions { batch_size: 8, workers: 2, prefetch: 2, shuffle: false, seed: 0, epoch: 0, start: 0 }
     }
 }
 
@@ -148,8 +151,8 @@ impl Loader {
         let items = Arc::new(items);
         let window = opts.prefetch.max(1) * opts.batch_size.max(1) + opts.workers.max(1);
         let (tx, rx) = sync_channel(window);
-        let next = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let next = Arc::new(AtomicUsize::new(opts.start));
+        let gate = Arc::new((Mutex::new(opts.start), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let preset = Arc::new(preset);
         let workers = (0..opts.workers.max(1))
@@ -185,7 +188,7 @@ impl Loader {
             rx,
             items,
             pending: BTreeMap::new(),
-            next_job: 0,
+            next_job: opts.start,
             ready: Vec::new(),
             skipped: Vec::new(),
             batch_size: opts.batch_size.max(1),

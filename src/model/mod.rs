@@ -176,7 +176,7 @@ fn export_patch(out: &mut BTreeMap<String, HostTensor>, key: &str, l: &Linear, s
 }
 
 /// The network of one of the three architectures.
-#[derive(Debug)]
+#[derive(burn::module::Module, Debug)]
 pub enum Net {
     /// VideoMAE.
     VideoMae(videomae::VideoMae),

@@ -8,6 +8,7 @@
 //! pipeline use.
 
 mod decode;
+mod encode;
 mod probe;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub use decode::{
     decode_all, decode_count_only, decode_indices, decode_time_range, decode_time_range_subsampled, decode_uniform,
     DecodeOptions, TimedFrames,
 };
+pub use encode::encode_rgb;
 pub use probe::{probe, VideoInfo};
 
 /// Something went wrong reading a video. Every variant names the file.

@@ -164,7 +164,7 @@ fn loader_batches_are_shaped_and_independent_of_thread_count() {
         ..Default::default()
     });
     let run = |workers| {
-        let opts = LoaderOptions { batch_size: 2, workers, prefetch: 1, shuffle: true, seed: 11, epoch: 1 };
+        let opts = LoaderOptions { batch_size: 2, workers, prefetch: 1, shuffle: true, seed: 11, epoch: 1, start: 0 };
         Loader::new(items.clone(), preset.clone(), &opts).collect::<Vec<_>>()
     };
     let a = run(1);
@@ -182,7 +182,7 @@ fn loader_batches_are_shaped_and_independent_of_thread_count() {
         assert_eq!(x.paths, y.paths);
     }
     // Another epoch draws other clips.
-    let opts = LoaderOptions { batch_size: 2, workers: 2, prefetch: 1, shuffle: true, seed: 11, epoch: 2 };
+    let opts = LoaderOptions { batch_size: 2, workers: 2, prefetch: 1, shuffle: true, seed: 11, epoch: 2, start: 0 };
     let c: Vec<_> = Loader::new(items.clone(), preset.clone(), &opts).collect();
     assert_ne!(c[0].pixel_values, a[0].pixel_values);
 

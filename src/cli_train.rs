@@ -1,0 +1,525 @@
+//! `vidi train`, `vidi eval`, `vidi demo` and `vidi bench train`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+
+use vidi::train::{TrainConfig, TrainEvent};
+
+/// `vidi train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Continue the run in this folder from its latest checkpoint (every other option comes from its config.json).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["data", "model", "out"])]
+    pub resume: Option<PathBuf>,
+    /// Dataset folder with train/ and val/ (and test/) holding one folder per class.
+    #[arg(long, required_unless_present = "resume")]
+    pub data: Option<PathBuf>,
+    /// Base checkpoint: a folder in the transformers layout or a Hub id. Its classifier is
+    /// replaced when the dataset's classes differ from its labels.
+    #[arg(long, required_unless_present = "resume")]
+    pub model: Option<String>,
+    /// Branch, tag or commit of a Hub model.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// The run folder to create: config.json, metrics.jsonl, checkpoint-epoch-N/, best/.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Passes over the train split.
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// Clips per forward pass. With --grad-accum N, one step sees batch-size x N clips.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Forward passes summed into one optimizer step (a smaller batch with the same effective batch).
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    /// Share of the steps over which the learning rate warms up linearly (then decays linearly to 0).
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    /// AdamW's decoupled weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// AdamW beta1.
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f64,
+    /// AdamW beta2.
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    /// AdamW epsilon.
+    #[arg(long, default_value_t = 1e-8)]
+    pub eps: f64,
+    /// Clip the global gradient norm to this (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Stop after this many steps (default: train videos // effective batch x epochs).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Seed of the new classifier, the data order and every augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Log the mean loss every this many steps.
+    #[arg(long, default_value_t = 10)]
+    pub logging_steps: u64,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Frame sampling rate: a clip spans model-frames x rate / fps seconds.
+    #[arg(long, default_value_t = 4)]
+    pub sample_rate: usize,
+    /// Nominal frame rate used to size clips.
+    #[arg(long, default_value_t = 30.0)]
+    pub fps: f64,
+    /// Random short-side range MIN,MAX of the train augmentation (default 256,320 for 224-pixel models).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub short_side: Option<Vec<usize>>,
+    /// Probability of a horizontal flip (0 for data where left and right differ).
+    #[arg(long, default_value_t = 0.5)]
+    pub flip_p: f64,
+    /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
+    #[arg(long, value_enum)]
+    pub device: Option<vidi::backend::DeviceChoice>,
+    /// Print the progress events as JSON lines instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vidi eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: crate::cli::ModelArgs,
+    /// Dataset folder (split layout, class folders named as the model's labels).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which split.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Uniform clips per video (the VideoMAE paper: 5 for Kinetics, 2 for SSv2).
+    #[arg(long, default_value_t = 1)]
+    pub clips: usize,
+    /// Spatial crops per clip (the paper: 3). 1 is the guide's resize of the whole frame.
+    #[arg(long, default_value_t = 1)]
+    pub crops: usize,
+    /// Frame sampling rate: a clip spans model-frames x rate / 30 seconds.
+    #[arg(long, default_value_t = 4)]
+    pub sample_rate: usize,
+    /// Views per model call.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Also write report.json, confusion.csv and confusion.png (a labelled heat-map) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the whole report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vidi demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the generated videos, the run and the report (new or empty).
+    #[arg(long, default_value = "vidi-demo")]
+    pub out: PathBuf,
+    /// Synthetic videos per motion class.
+    #[arg(long, default_value_t = 100)]
+    pub videos_per_class: usize,
+    /// Motion classes (2-6).
+    #[arg(long, default_value_t = 6)]
+    pub classes: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    /// Peak learning rate (from scratch wants far more than fine-tuning's 5e-5).
+    #[arg(long, default_value_t = vidi::demo::DemoOptions::default().lr)]
+    pub lr: f64,
+    /// Seed of the data, the model and the training.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to compute (the tiny model is fastest on the CPU).
+    #[arg(long, value_enum, default_value_t = vidi::backend::DeviceChoice::Cpu)]
+    pub device: vidi::backend::DeviceChoice,
+    /// Print the final report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn ctrl_c_token() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if c.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopping now");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
+    });
+    cancel
+}
+
+/// Renders training events: a progress bar and log lines, or JSON lines.
+struct EventView {
+    bar: Option<ProgressBar>,
+    mode: View,
+}
+
+/// How training events are shown.
+#[derive(Clone, Copy, PartialEq)]
+enum View {
+    /// Progress bar and log lines on stderr.
+    Human,
+    /// One JSON object per event on stdout.
+    JsonLines,
+    /// Nothing (the caller prints one final report).
+    Quiet,
+}
+
+impl EventView {
+    fn new(mode: View) -> EventView {
+        EventView { bar: None, mode }
+    }
+
+    fn line(&self, s: String) {
+        match &self.bar {
+            // A hidden bar (output not a terminal) prints nothing: log lines still go out.
+            Some(b) if !b.is_hidden() => b.println(s),
+            _ => eprintln!("{s}"),
+        }
+    }
+
+    fn show(&mut self, e: &TrainEvent) {
+        match self.mode {
+            View::Quiet => return,
+            View::JsonLines => {
+                if let Ok(s) = serde_json::to_string(e) {
+                    println!("{s}");
+                }
+                return;
+            }
+            View::Human => {}
+        }
+        match e {
+            TrainEvent::Started { total_steps, start_step, train_videos, val_videos, labels, device, load_report, .. } => {
+                eprintln!(
+                    "training on {device}: {train_videos} train / {val_videos} val videos, {} labels, {total_steps} steps",
+                    labels.len()
+                );
+                if let Some(r) = load_report {
+                    if !r.newly_initialized.is_empty() {
+                        eprintln!("newly initialised: {}", r.newly_initialized.join(", "));
+                    }
+                    if !r.unused.is_empty() {
+                        eprintln!("unused from the checkpoint: {}", r.unused.join(", "));
+                    }
+                    if !r.ignored_pretraining.is_empty() {
+                        eprintln!("ignored (pre-training only): {} tensors", r.ignored_pretraining.len());
+                    }
+                }
+                let bar = crate::cli::progress_bar(*total_steps, "training");
+                bar.set_position(*start_step);
+                self.bar = Some(bar);
+            }
+            TrainEvent::Step { step, loss, lr, clips_per_s, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_position(*step);
+                    b.set_message(format!("loss {loss:.4} lr {lr:.2e} {clips_per_s:.1} clips/s"));
+                }
+            }
+            TrainEvent::Log { step, epoch, loss, lr, grad_norm } => self.line(format!(
+                "step {step:>6}  epoch {epoch:6.2}  loss {loss:.4}  lr {lr:.3e}  grad_norm {grad_norm:.3}"
+            )),
+            TrainEvent::Eval { epoch, accuracy, loss, videos, .. } => self.line(format!(
+                "epoch {epoch}: val accuracy {:.2}% ({videos} videos), val loss {loss:.4}",
+                accuracy * 100.0
+            )),
+            TrainEvent::Checkpoint { path } => self.line(format!("saved {}", path.display())),
+            TrainEvent::Skipped { path, reason } => self.line(format!("skipped {}: {reason}", path.display())),
+            TrainEvent::Done(s) => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                if s.stopped {
+                    eprintln!(
+                        "stopped at step {}; continue with: vidi train --resume {}",
+                        s.steps,
+                        s.run_dir.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs `job` on a named thread while this one shows its events.
+fn with_events<T: Send>(
+    mode: View,
+    job: impl FnOnce(&std::sync::mpsc::SyncSender<TrainEvent>) -> T + Send,
+) -> Result<T> {
+    let (tx, rx) = sync_channel::<TrainEvent>(64);
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new().name("vidi-train".into()).spawn_scoped(s, move || job(&tx))?;
+        let mut view = EventView::new(mode);
+        for e in rx {
+            view.show(&e);
+        }
+        h.join().map_err(|_| anyhow::anyhow!("the training thread panicked"))
+    })
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let cancel = ctrl_c_token();
+    let (cfg, out) = match &a.resume {
+        Some(dir) => (None, dir.clone()),
+        None => {
+            let (Some(data), Some(model), Some(out)) = (a.data.clone(), a.model.clone(), a.out.clone()) else {
+                bail!("--data, --model and --out are needed (or --resume RUN_DIR)");
+            };
+            let short_side = match a.short_side.as_deref() {
+                Some([lo, hi]) if lo <= hi && *lo > 0 => Some((*lo, *hi)),
+                Some(_) => bail!("--short-side takes MIN,MAX with 0 < MIN <= MAX"),
+                None => None,
+            };
+            let cfg = TrainConfig {
+                data,
+                model,
+                revision: a.revision.clone(),
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                grad_accum: a.grad_accum,
+                lr: a.lr,
+                warmup_ratio: a.warmup_ratio,
+                adamw: vidi::train::optim::AdamWConfig {
+                    beta1: a.beta1,
+                    beta2: a.beta2,
+                    eps: a.eps,
+                    weight_decay: a.weight_decay,
+                    max_grad_norm: a.max_grad_norm,
+                },
+                max_steps: a.max_steps,
+                seed: a.seed,
+                logging_steps: a.logging_steps,
+                workers: a.workers,
+                sample_rate: a.sample_rate,
+                fps: a.fps,
+                short_side,
+                flip_p: a.flip_p,
+                device: vidi::backend::choice_from(a.device)?,
+            };
+            if !cfg.model.is_empty() && !std::path::Path::new(&cfg.model).is_dir() {
+                // A Hub id: fetch it with a progress bar before training starts.
+                crate::cli::resolve_model(&cfg.model, cfg.revision.as_deref())?;
+            }
+            (Some(cfg), out)
+        }
+    };
+    let mode = if a.json { View::JsonLines } else { View::Human };
+    let summary = with_events(mode, |tx| vidi::train::train(cfg.as_ref(), &out, tx, &cancel))??;
+    if a.json {
+        return Ok(());
+    }
+    if let Some(b) = summary.best_accuracy {
+        println!("best val accuracy: {:.2}%", b * 100.0);
+    }
+    if let Some(t) = &summary.test {
+        println!("test accuracy of the best model: {:.2}% ({} videos)", t.accuracy * 100.0, t.videos);
+    }
+    if let Some(d) = &summary.best_dir {
+        println!("best model: {}", d.display());
+    }
+    println!("run folder: {} ({:.0} s)", summary.run_dir.display(), summary.seconds);
+    Ok(())
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let model = crate::cli::load_model(&a.model)?;
+    let index = vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
+    let mut items = Vec::new();
+    for s in index.samples.iter().filter(|s| s.split.as_deref() == Some(a.split.as_str())) {
+        let Some(label) = model.labels.iter().position(|l| *l == s.class) else {
+            bail!(
+                "class folder '{}' is not one of the model's labels ({})",
+                s.class,
+                model.labels.join(", ")
+            );
+        };
+        if s.info.is_some() {
+            let mut item = vidi::dataset::loader::Item::from(s);
+            item.label = label;
+            items.push(item);
+        }
+    }
+    if items.is_empty() {
+        bail!("{}: no readable videos in the '{}' split", a.data.display(), a.split);
+    }
+    let opts = vidi::eval::EvalOptions {
+        clips: a.clips.max(1),
+        crops: a.crops.max(1),
+        sample_rate: a.sample_rate,
+        fps: 30.0,
+        batch_size: a.batch_size,
+        workers: a.workers,
+    };
+    let pb = crate::cli::progress_bar(items.len() as u64, "evaluating");
+    let cancel = ctrl_c_token();
+    let report = vidi::eval::evaluate(&model, &items, &opts, &mut |d, _| pb.set_position(d as u64), &cancel)?;
+    pb.finish_and_clear();
+    for u in &index.unreadable {
+        eprintln!("unreadable, not counted: {}: {}", u.path.display(), u.reason);
+    }
+    if let Some(out) = &a.out {
+        vidi::eval::write_report(&report, out).with_context(|| out.display().to_string())?;
+    }
+    if a.json {
+        return crate::cli::print_json(&report);
+    }
+    println!(
+        "accuracy {:.2}%  top-5 {:.2}%  ({} videos, {} clip(s) x {} crop(s))",
+        report.accuracy * 100.0,
+        report.top5_accuracy * 100.0,
+        report.videos,
+        report.views[0],
+        report.views[1]
+    );
+    println!("{:<28} {:>9} {:>7} {:>6} {:>8}", "class", "precision", "recall", "f1", "videos");
+    for c in &report.per_class {
+        println!("{:<28} {:>9.3} {:>7.3} {:>6.3} {:>8}", c.label, c.precision, c.recall, c.f1, c.support);
+    }
+    print!("\nconfusion matrix (rows: true, columns: predicted)\n{}", report.confusion_csv());
+    let wrong: Vec<_> = report.misclassified().collect();
+    if !wrong.is_empty() {
+        println!("\nmisclassified ({}):", wrong.len());
+        for o in wrong {
+            let top: Vec<String> = o.top3.iter().map(|p| format!("{} {:.3}", p.label, p.score)).collect();
+            println!("  {} [{}] -> {}", o.video.display(), o.label, top.join(", "));
+        }
+    }
+    for (p, why) in &report.failed {
+        eprintln!("failed: {}: {why}", p.display());
+    }
+    if let Some(out) = &a.out {
+        println!("\nwrote {}/report.json, confusion.csv, confusion.png", out.display());
+    }
+    Ok(())
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let cancel = ctrl_c_token();
+    let opts = vidi::demo::DemoOptions {
+        synth: vidi::demo::SynthOptions {
+            classes: a.classes,
+            per_class: a.videos_per_class,
+            seed: a.seed,
+            ..Default::default()
+        },
+        epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        device: a.device,
+        ..Default::default()
+    };
+    if !(2..=6).contains(&a.classes) || a.videos_per_class < 10 {
+        bail!("--classes takes 2 to 6, --videos-per-class at least 10");
+    }
+    let json = a.json;
+    let report = with_events(if json { View::Quiet } else { View::Human }, |tx| {
+        let mut gen_bar: Option<ProgressBar> = None;
+        vidi::demo::run(
+            &a.out,
+            &opts,
+            &mut |stage| match stage {
+                vidi::demo::DemoStage::Generating(d, t) if !json => {
+                    let b = gen_bar.get_or_insert_with(|| crate::cli::progress_bar(t as u64, "making motion videos"));
+                    b.set_position(d as u64);
+                }
+                vidi::demo::DemoStage::Training => {
+                    if let Some(b) = gen_bar.take() {
+                        b.finish_and_clear();
+                    }
+                }
+                _ => {}
+            },
+            tx,
+            &cancel,
+        )
+    })??;
+    if json {
+        return crate::cli::print_json(&report);
+    }
+    println!(
+        "test accuracy {:.2}% on {} held-out videos ({} motion classes; chance {:.1}%)",
+        report.accuracy * 100.0,
+        report.test_videos,
+        report.labels.len(),
+        100.0 / report.labels.len() as f64
+    );
+    if let Some(v) = report.val_accuracy {
+        println!("best val accuracy {:.2}%", v * 100.0);
+    }
+    if let Some(m) = &report.model_dir {
+        println!("model: {}  (try: vidi classify --model {} VIDEO)", m.display(), m.display());
+    }
+    println!("report: {}/report.json, confusion.png", report.eval_dir.display());
+    println!("took {:.0} s", report.seconds);
+    Ok(())
+}
+
+/// `vidi bench train`.
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    /// videomae, timesformer, vivit (base size, 400 labels) or tiny (the demo's model).
+    #[arg(long, default_value = "videomae")]
+    pub arch: String,
+    /// Clips per step.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed steps after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Where to compute.
+    #[arg(long, value_enum)]
+    pub device: Option<vidi::backend::DeviceChoice>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
+    use vidi::model::Architecture;
+    let cfg = match a.arch.as_str() {
+        "videomae" => vidi::bench::base_config(Architecture::VideoMae),
+        "timesformer" => vidi::bench::base_config(Architecture::Timesformer),
+        "vivit" => vidi::bench::base_config(Architecture::Vivit),
+        "tiny" => {
+            let labels: Vec<String> = vidi::demo::MOTIONS.iter().map(|s| s.to_string()).collect();
+            vidi::demo::tiny_videomae_config(&labels)
+        }
+        other => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
+    };
+    let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
+    let row = vidi::bench::bench_train(&a.arch, cfg, a.batch.max(1), a.steps, &compute)?;
+    if a.json {
+        return crate::cli::print_json(&row);
+    }
+    println!("{:<12} {:>6} {:>10} {:>8} {:>10}  device", "model", "batch", "s/step", "clips/s", "peak_MiB");
+    println!(
+        "{:<12} {:>6} {:>10.3} {:>8.2} {:>10}  {}",
+        row.model,
+        row.batch,
+        row.median_s,
+        row.clips_per_s,
+        row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_default(),
+        row.device
+    );
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The Trainer's optimisation step, exactly: gradients summed over the
+//! micro-batches of one step, clipped by their global L2 norm
+//! (`clip_grad_norm_`), then `torch.optim.AdamW` with the linear warm-up /
+//! linear decay schedule (`get_linear_schedule_with_warmup`).
+//!
+//! Burn's own clipping works per tensor, not on the global norm, so the step
+//! is written here against Burn's module visitor and mapper. Moments live on
+//! the device as flat tensors keyed by the parameter's path, and are saved
+//! and restored exactly for `--resume`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Gradients, Tensor};
+
+use crate::model::layers::{to_device, to_host};
+use crate::model::weights::{self, HostTensor};
+use crate::model::ModelError;
+
+/// The learning rate at optimizer step `step` (0-based, as the scheduler sees
+/// it): linear warm-up from 0 over `warmup` steps, then linear decay to 0 at `total`.
+pub fn linear_schedule(base_lr: f64, step: u64, warmup: u64, total: u64) -> f64 {
+    if step < warmup {
+        return base_lr * step as f64 / warmup.max(1) as f64;
+    }
+    let left = total.saturating_sub(step) as f64;
+    base_lr * (left / total.saturating_sub(warmup).max(1) as f64).max(0.0)
+}
+
+/// Warm-up steps for a ratio of the total (the Trainer rounds up).
+pub fn warmup_steps(total: u64, ratio: f64) -> u64 {
+    (total as f64 * ratio).ceil() as u64
+}
+
+/// AdamW hyper-parameters (PyTorch's names and defaults; the Trainer's weight decay 0).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AdamWConfig {
+    /// beta1.
+    pub beta1: f64,
+    /// beta2.
+    pub beta2: f64,
+    /// eps.
+    pub eps: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm clipping threshold (0 = none).
+    pub max_grad_norm: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, max_grad_norm: 1.0 }
+    }
+}
+
+/// Gradients of one optimizer step, summed over its micro-batches, by parameter path.
+#[derive(Default)]
+pub struct GradAccumulator {
+    grads: BTreeMap<String, Tensor<1>>,
+}
+
+/// Tracks the `a.b.c` path of the parameter being visited, with its position
+/// (so that two parameters can never share a key).
+#[derive(Default)]
+struct PathTracker {
+    stack: Vec<String>,
+    index: usize,
+}
+
+impl PathTracker {
+    fn enter(&mut self, name: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn exit(&mut self) {
+        self.stack.pop();
+    }
+    fn next_key(&mut self) -> String {
+        let key = format!("{:04}.{}", self.index, self.stack.join("."));
+        self.index += 1;
+        key
+    }
+}
+
+struct Collect<'a> {
+    grads: &'a Gradients,
+    acc: &'a mut BTreeMap<String, Tensor<1>>,
+    path: PathTracker,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let key = self.path.next_key();
+        let Some(g) = param.val().grad(self.grads) else { return };
+        let n = g.shape().num_elements();
+        let g = g.reshape([n]);
+        let sum = match self.acc.remove(&key) {
+            Some(prev) => prev + g,
+            None => g,
+        };
+        self.acc.insert(key, sum);
+    }
+}
+
+impl GradAccumulator {
+    /// Adds the parameter gradients of one backward pass.
+    pub fn add<M: Module>(&mut self, module: &M, grads: &Gradients) {
+        let mut v = Collect { grads, acc: &mut self.grads, path: PathTracker::default() };
+        module.visit(&mut v);
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.grads.is_empty()
+    }
+}
+
+/// AdamW with its state.
+pub struct AdamW {
+    /// Hyper-parameters.
+    pub config: AdamWConfig,
+    /// Optimizer steps taken (PyTorch's per-parameter `step`, equal for all).
+    pub steps: u64,
+    moments: BTreeMap<String, (Tensor<1>, Tensor<1>)>,
+}
+
+struct Update<'a> {
+    opt: &'a mut AdamW,
+    grads: BTreeMap<String, Tensor<1>>,
+    lr: f64,
+    clip: f64,
+    path: PathTracker,
+}
+
+impl ModuleMapper for Update<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let key = self.path.next_key();
+        let Some(g) = self.grads.remove(&key) else { return param };
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let n = shape.num_elements();
+        let c = &self.opt.config;
+        let t = self.opt.steps as i32;
+        let g = g.mul_scalar(self.clip as f32);
+        let mut p = tensor.inner().reshape([n]);
+        // The Trainer's parameter groups: no decay for biases and LayerNorm weights.
+        let no_decay = [".bias", ".gamma", ".beta"].iter().any(|s| key.ends_with(s));
+        if c.weight_decay != 0.0 && !no_decay {
+            p = p.mul_scalar((1.0 - self.lr * c.weight_decay) as f32);
+        }
+        let (m, v) = match self.opt.moments.remove(&key) {
+            Some(mv) => mv,
+            None => (g.zeros_like(), g.zeros_like()),
+        };
+        let m = m.mul_scalar(c.beta1 as f32) + g.clone().mul_scalar((1.0 - c.beta1) as f32);
+        let v = v.mul_scalar(c.beta2 as f32) + (g.clone() * g).mul_scalar((1.0 - c.beta2) as f32);
+        let bc1 = 1.0 - c.beta1.powi(t);
+        let bc2 = 1.0 - c.beta2.powi(t);
+        let step_size = self.lr / bc1;
+        let denom = v.clone().sqrt().div_scalar(bc2.sqrt() as f32).add_scalar(c.eps as f32);
+        p = p - (m.clone() / denom).mul_scalar(step_size as f32);
+        self.opt.moments.insert(key, (m, v));
+        let mut updated = Tensor::from_inner(p.reshape(shape));
+        if require_grad {
+            updated = updated.require_grad();
+        }
+        Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used.
+    pub lr: f64,
+}
+
+impl AdamW {
+    /// A fresh optimizer.
+    pub fn new(config: AdamWConfig) -> AdamW {
+        AdamW { config, steps: 0, moments: BTreeMap::new() }
+    }
+
+    /// Clips `acc` by its global norm and applies one AdamW step at `lr`.
+    pub fn step<M: Module>(&mut self, module: M, acc: GradAccumulator, lr: f64) -> (M, StepInfo) {
+        let grads = acc.grads;
+        let mut sq: Option<Tensor<1>> = None;
+        for g in grads.values() {
+            let s = (g.clone() * g.clone()).sum();
+            sq = Some(match sq {
+                Some(a) => a + s,
+                None => s,
+            });
+        }
+        let grad_norm = sq.map_or(0.0, |s| s.into_scalar::<f32>() as f64).sqrt();
+        // clip_grad_norm_: scale by max_norm / (norm + 1e-6), clamped to at most 1.
+        let clip = if self.config.max_grad_norm > 0.0 {
+            (self.config.max_grad_norm / (grad_norm + 1e-6)).min(1.0)
+        } else {
+            1.0
+        };
+        self.steps += 1;
+        let mut u = Update { opt: self, grads, lr, clip, path: PathTracker::default() };
+        let module = module.map(&mut u);
+        (module, StepInfo { grad_norm, lr })
+    }
+
+    /// Writes the moments (`exp_avg.KEY`, `exp_avg_sq.KEY`) to a safetensors file.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let mut out = BTreeMap::new();
+        for (k, (m, v)) in &self.moments {
+            out.insert(format!("exp_avg.{k}"), to_host(m.clone()));
+            out.insert(format!("exp_avg_sq.{k}"), to_host(v.clone()));
+        }
+        weights::write_safetensors(path, &out)
+    }
+
+    /// Reads the moments written by [`AdamW::save`]; `steps` comes from the trainer state.
+    pub fn load(config: AdamWConfig, steps: u64, path: &Path, device: &Device) -> Result<AdamW, ModelError> {
+        let map = weights::read_safetensors(path)?;
+        let mut m: BTreeMap<String, HostTensor> = BTreeMap::new();
+        let mut v: BTreeMap<String, HostTensor> = BTreeMap::new();
+        for (k, t) in map {
+            if let Some(key) = k.strip_prefix("exp_avg_sq.") {
+                v.insert(key.to_string(), t);
+            } else if let Some(key) = k.strip_prefix("exp_avg.") {
+                m.insert(key.to_string(), t);
+            }
+        }
+        let mut moments = BTreeMap::new();
+        for (k, mt) in m {
+            let Some(vt) = v.remove(&k) else {
+                return Err(ModelError::BadCheckpoint {
+                    path: path.into(),
+                    reason: format!("optimizer state '{k}' has exp_avg but no exp_avg_sq"),
+                });
+            };
+            moments.insert(k, (to_device(mt, device), to_device(vt, device)));
+        }
+        Ok(AdamW { config, steps, moments })
+    }
+}
