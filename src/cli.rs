@@ -70,6 +70,25 @@ pub enum Command {
     ///
     /// Example: vidi demo --out vidi-demo
     Demo(crate::cli_train::DemoArgs),
+    /// Log in to the Hugging Face Hub: checks the token and saves it where the Hugging Face
+    /// tools look ($HF_HOME/token). The token is never printed.
+    ///
+    /// Example: vidi login            (prompts, input hidden)
+    /// Example: echo "$TOKEN" | vidi login --token-stdin
+    Login(crate::cli_share::LoginArgs),
+    /// Remove the saved Hub token.
+    ///
+    /// Example: vidi logout
+    Logout,
+    /// Show which Hub account the token in use belongs to.
+    ///
+    /// Example: vidi whoami
+    Whoami,
+    /// Share a model: create the Hub repo if missing and upload config.json,
+    /// preprocessor_config.json, model.safetensors and a generated model card, as one commit.
+    ///
+    /// Example: vidi push run1/best --repo alice/videomae-ucf101 --private
+    Push(crate::cli_share::PushArgs),
     /// Measure vidi's speed (print a table; compare with benches/python_decode.py).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -407,6 +426,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Train(a) => crate::cli_train::train(a),
         Command::Eval(a) => crate::cli_train::eval(a),
         Command::Demo(a) => crate::cli_train::demo(a),
+        Command::Login(a) => crate::cli_share::login(a),
+        Command::Logout => crate::cli_share::logout(),
+        Command::Whoami => crate::cli_share::whoami(),
+        Command::Push(a) => crate::cli_share::push(a),
         Command::Bench(BenchCommand::Train(a)) => crate::cli_train::bench_train(a),
         Command::Bench(BenchCommand::Decode(a)) => bench_decode(a),
         Command::Bench(BenchCommand::Model(a)) => {
@@ -613,11 +636,11 @@ fn preview(a: PreviewArgs) -> Result<()> {
 }
 
 /// Shows hf-hub download progress as a bar.
-struct BarProgress(ProgressBar);
+pub(crate) struct BarProgress(pub(crate) ProgressBar);
 
 impl hf_hub::progress::ProgressHandler for BarProgress {
     fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
-        use hf_hub::progress::{DownloadEvent, ProgressEvent};
+        use hf_hub::progress::{DownloadEvent, ProgressEvent, UploadEvent};
         match event {
             ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. }) => self.0.set_length(*total_bytes),
             ProgressEvent::Download(DownloadEvent::Progress { files }) => {
@@ -627,12 +650,17 @@ impl hf_hub::progress::ProgressHandler for BarProgress {
             ProgressEvent::Download(DownloadEvent::AggregateProgress { bytes_completed, .. }) => {
                 self.0.set_position(*bytes_completed)
             }
+            ProgressEvent::Upload(UploadEvent::Start { total_bytes, .. }) => self.0.set_length(*total_bytes),
+            ProgressEvent::Upload(UploadEvent::Progress { bytes_completed, .. }) => {
+                self.0.set_position(*bytes_completed)
+            }
+            ProgressEvent::Upload(UploadEvent::Committing) => self.0.set_message("committing"),
             _ => {}
         }
     }
 }
 
-fn byte_bar(what: &str) -> ProgressBar {
+pub(crate) fn byte_bar(what: &str) -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")

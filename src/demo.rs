@@ -327,10 +327,8 @@ pub fn run(
     let summary = train(Some(&cfg), &run_dir, events, cancel)?;
     let eval_dir = run_dir.join("test-eval");
     let (accuracy, top5, videos) = match &summary.test {
-        Some(r) => {
-            crate::eval::write_report(r, &eval_dir).map_err(|e| DemoError::Io(format!("{}: {e}", eval_dir.display())))?;
-            (r.accuracy, r.top5_accuracy, r.videos)
-        }
+        // train() wrote the report into run/test-eval.
+        Some(r) => (r.accuracy, r.top5_accuracy, r.videos),
         None => (0.0, 0.0, 0),
     };
     Ok(DemoReport {

@@ -128,6 +128,17 @@ impl EvalReport {
     }
 }
 
+/// The parts of a written `report.json` that other tools read back (the model card).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct EvalReportFile {
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Labels, in matrix order.
+    pub labels: Vec<String>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
 /// Something stopped the evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

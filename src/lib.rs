@@ -8,6 +8,9 @@
 //!   sample clips and transform them exactly as PyTorchVideo and the
 //!   transformers image processors do, batch and prefetch.
 //! - [`hub`]: download from the Hugging Face Hub into its cache.
+//! - [`model`], [`infer`], [`backend`]: the three architectures, classification, devices.
+//! - [`train`], [`eval`], [`demo`]: fine-tuning, evaluation, the offline demo.
+//! - [`share`]: log in to the Hub and push a model with its model card.
 
 pub mod backend;
 pub mod bench;
@@ -19,6 +22,7 @@ pub mod hub;
 pub mod infer;
 pub mod model;
 pub mod preview;
+pub mod share;
 pub mod train;
 pub mod util;
 pub mod video;

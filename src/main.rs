@@ -1,6 +1,7 @@
 //! The `vidi` binary: the CLI, and (with no subcommand) the desktop app.
 
 mod cli;
+mod cli_share;
 mod cli_train;
 
 use clap::Parser;

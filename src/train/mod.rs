@@ -6,7 +6,9 @@
 //! - `checkpoint-epoch-N/` (and `checkpoint-step-S/` when stopped): the
 //!   model in the transformers layout, `optimizer.safetensors` and
 //!   `trainer_state.json`, each folder written aside and renamed into place;
-//! - `best/`: the model with the best val accuracy, in the transformers layout.
+//! - `best/`: the model with the best val accuracy, in the transformers layout;
+//! - `test-eval/`: when there is a test split, the best model's report
+//!   (`report.json`, `confusion.csv`, `confusion.png`).
 //!
 //! Every random choice derives from (seed, epoch, position), and a checkpoint
 //! holds the weights and AdamW moments exactly, so a resumed run repeats the
@@ -639,6 +641,8 @@ pub fn train(
             "step": state.global_step, "test_accuracy": r.accuracy, "test_top5_accuracy": r.top5_accuracy,
             "test_loss": r.loss, "test_videos": r.videos,
         }))?;
+        let dir = out.join("test-eval");
+        crate::eval::write_report(&r, &dir).map_err(io_err(&dir))?;
         Some(r)
     } else {
         None

@@ -5,6 +5,7 @@ mod cli;
 mod dataset;
 mod hub;
 mod models;
+mod share;
 mod train;
 mod transforms;
 mod video;
