@@ -15,7 +15,7 @@ use vidi::dataset::split::{split_folder, SplitOptions};
 #[derive(Parser, Debug)]
 #[command(name = "vidi", version, about, long_about = None, arg_required_else_help = false)]
 pub struct Cli {
-    /// What to do. Without one, vidi prints this help (the desktop app will open here).
+    /// What to do. Without one, vidi opens the desktop app.
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -12,6 +12,8 @@
 //! - [`train`], [`eval`], [`demo`]: fine-tuning, evaluation, the offline demo.
 //! - [`share`]: log in to the Hub and push a model with its model card.
 
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod backend;
 pub mod bench;
 pub mod dataset;

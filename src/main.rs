@@ -9,10 +9,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let Some(command) = args.command else {
-        // The desktop app lands here; until then, teach.
-        use clap::CommandFactory;
-        let _ = cli::Cli::command().print_help();
-        return std::process::ExitCode::SUCCESS;
+        return open_app();
     };
     match cli::run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -23,4 +20,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "gui")]
+fn open_app() -> std::process::ExitCode {
+    match vidi::app::run(Vec::new()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot open the window: {e} (the command line works without one: vidi --help)");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_app() -> std::process::ExitCode {
+    // Built without the desktop app: teach the command line instead.
+    use clap::CommandFactory;
+    let _ = cli::Cli::command().print_help();
+    std::process::ExitCode::SUCCESS
 }

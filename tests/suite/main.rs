@@ -1,5 +1,7 @@
 //! vidi's integration tests, one binary. Modules by area; shared helpers here.
 
+#[cfg(feature = "gui")]
+mod app;
 mod classify;
 mod cli;
 mod dataset;

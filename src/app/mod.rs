@@ -1,0 +1,213 @@
+//! The desktop app: five tabs over the engine (Dataset, Augmentation
+//! Preview, Train, Evaluate, Classify). Every long job runs on a named worker
+//! thread and reports through a channel; the UI only polls, so it never blocks.
+
+mod tabs;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use eframe::egui;
+use serde::{Deserialize, Serialize};
+
+pub use tabs::Tab;
+
+/// What the app remembers between runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Last dataset folder.
+    pub data_dir: String,
+    /// Last model (folder or Hub id).
+    pub model: String,
+    /// Last run folder.
+    pub run_dir: String,
+    /// Last previewed video.
+    pub video: String,
+    /// Training settings.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Gradient accumulation.
+    pub grad_accum: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Last tab.
+    pub tab: Tab,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let t = crate::train::TrainConfig::default();
+        Settings {
+            data_dir: String::new(),
+            model: t.model,
+            run_dir: "vidi-run".into(),
+            video: String::new(),
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            grad_accum: t.grad_accum,
+            lr: t.lr,
+            seed: t.seed,
+            tab: Tab::Dataset,
+        }
+    }
+}
+
+/// A job on a worker thread: its messages, and a stop flag.
+pub struct Job<M> {
+    rx: Receiver<M>,
+    cancel: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl<M: Send + 'static> Job<M> {
+    /// Starts `work` on a thread named `name`; it sends messages with `send` and
+    /// should stop soon after `cancel` is set. The UI repaints when a message comes.
+    pub fn spawn(
+        name: &str,
+        ctx: &egui::Context,
+        work: impl FnOnce(&(dyn Fn(M) + Send + Sync), &AtomicBool) + Send + 'static,
+    ) -> Job<M> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<M>(256);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (c, ctx) = (cancel.clone(), ctx.clone());
+        let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+            let send = |m: M| {
+                let _ = tx.send(m);
+                ctx.request_repaint();
+            };
+            work(&send, &c);
+            ctx.request_repaint();
+        });
+        Job { rx, cancel, done: spawned.is_err() }
+    }
+
+    /// Messages that arrived since the last call.
+    pub fn poll(&mut self) -> Vec<M> {
+        let mut out = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(m) => out.push(m),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the thread has finished (all its messages taken).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Asks the job to stop.
+    pub fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The app's state.
+pub struct VidiApp {
+    /// Remembered settings.
+    pub settings: Settings,
+    /// Where models compute, as the status bar says it.
+    pub compute: crate::backend::Compute,
+    tabs: tabs::TabsState,
+}
+
+impl VidiApp {
+    /// The app with `settings`, computing on `compute`; `files` (from the command line) are queued.
+    pub fn new(settings: Settings, compute: crate::backend::Compute, files: Vec<PathBuf>) -> VidiApp {
+        let mut app = VidiApp { tabs: tabs::TabsState::new(&settings), settings, compute };
+        app.open_paths(files);
+        app
+    }
+
+    /// Folders open on the Dataset tab; files are queued on the Classify tab.
+    pub fn open_paths(&mut self, paths: Vec<PathBuf>) {
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
+        if let Some(d) = dirs.into_iter().next() {
+            self.settings.data_dir = d.to_string_lossy().into_owned();
+            self.tabs.dataset.request_open = true;
+            self.settings.tab = Tab::Dataset;
+        }
+        if !files.is_empty() {
+            self.tabs.classify.files.extend(files);
+            self.settings.tab = Tab::Classify;
+        }
+    }
+
+    /// Draws the whole app into `ui`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        if !dropped.is_empty() {
+            self.open_paths(dropped);
+        }
+        egui::Panel::top("vidi-tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("vidi");
+                ui.separator();
+                for t in Tab::ALL {
+                    ui.selectable_value(&mut self.settings.tab, t, t.title());
+                }
+            });
+        });
+        egui::Panel::bottom("vidi-status").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(format!("Compute: {}", self.compute.description));
+                ui.separator();
+                ui.label(self.tabs.status());
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+                self.tabs.show(self.settings.tab, ui, &mut self.settings, &self.compute);
+            });
+        });
+        self.tabs.poll(ui.ctx(), &mut self.settings);
+    }
+
+    /// Whether any job is running.
+    pub fn busy(&self) -> bool {
+        self.tabs.busy()
+    }
+}
+
+struct EframeApp(VidiApp);
+
+impl eframe::App for EframeApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.0.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.0.settings);
+    }
+}
+
+/// Opens the window (`vidi` with no subcommand). `files` are queued as `vidi FILE...` asks.
+pub fn run(files: Vec<PathBuf>) -> Result<(), String> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_inner_size([1200.0, 820.0]).with_title("vidi"),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "vidi",
+        options,
+        Box::new(move |cc| {
+            let settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
+            let compute = crate::backend::select(crate::backend::choice_from(None).unwrap_or_default())
+                .unwrap_or_else(|_| crate::backend::cpu());
+            Ok(Box::new(EframeApp(VidiApp::new(settings, compute, files))))
+        }),
+    )
+    .map_err(|e| e.to_string())
+}

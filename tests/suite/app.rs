@@ -1,0 +1,230 @@
+//! The desktop app, driven through AccessKit by role and label (egui_kittest):
+//! every tab, a dataset opened, an augmentation previewed, a short training
+//! started and stopped, a clip classified. And the real binary in a real
+//! window under Xvfb, screenshotted.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use vidi::app::{Settings, Tab, VidiApp};
+
+/// A tiny split motion dataset and the demo's tiny model, made once.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    split: PathBuf,
+    model: PathBuf,
+    root: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let synth = vidi::demo::SynthOptions { classes: 3, per_class: 10, seed: 2, ..Default::default() };
+        vidi::demo::generate(&root.join("flat"), &synth, &mut |_, _| {}).unwrap();
+        let split = root.join("split");
+        vidi::dataset::split_folder(&root.join("flat"), &split, &Default::default()).unwrap();
+        let labels: Vec<String> = vidi::demo::MOTIONS[..3].iter().map(|s| s.to_string()).collect();
+        let processor = vidi::dataset::ImageProcessor {
+            size: vidi::dataset::transforms::ProcessorSize::ShortestEdge { shortest_edge: 32 },
+            crop_size: (32, 32),
+            ..Default::default()
+        };
+        let m = vidi::model::VideoModel::random(
+            vidi::demo::tiny_videomae_config(&labels),
+            processor,
+            1,
+            &vidi::backend::cpu().device,
+        )
+        .unwrap();
+        let model = root.join("model");
+        m.export(&model).unwrap();
+        Fixture { _tmp: tmp, split, model, root }
+    })
+}
+
+fn harness(app: VidiApp) -> Harness<'static, VidiApp> {
+    Harness::builder().with_size(egui::vec2(1280.0, 1000.0)).build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app)
+}
+
+/// Steps the UI until no job runs (jobs are real threads), or panics after `secs`.
+fn settle(h: &mut Harness<'static, VidiApp>, secs: u64) {
+    let t = Instant::now();
+    h.step();
+    while h.state().busy() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "a job did not finish in {secs} s");
+        std::thread::sleep(Duration::from_millis(30));
+        h.step();
+    }
+    h.step();
+    h.step();
+}
+
+fn new_app(settings: Settings, files: Vec<PathBuf>) -> VidiApp {
+    VidiApp::new(settings, vidi::backend::cpu(), files)
+}
+
+#[test]
+fn every_tab_opens_and_the_dataset_loads() {
+    let f = fixture();
+    let settings = Settings { data_dir: f.split.to_string_lossy().into_owned(), ..Default::default() };
+    let mut h = harness(new_app(settings, Vec::new()));
+    h.step();
+    for tab in Tab::ALL {
+        h.get_by_role_and_label(egui::accesskit::Role::Button, tab.title()).click();
+        h.step();
+        h.step();
+        assert_eq!(h.state().settings.tab, tab);
+        // The tab's heading is shown under its button.
+        assert!(h.query_all_by_label(tab.title()).count() >= 2, "{} shows no heading", tab.title());
+    }
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Dataset").click();
+    h.step();
+    h.get_by_label("Open").click();
+    settle(&mut h, 60);
+    h.get_by_label_contains("3 classes");
+    for c in &vidi::demo::MOTIONS[..3] {
+        h.get_by_label(c);
+    }
+    // The status bar says where models compute.
+    h.get_by_label_contains("Compute: CPU");
+    // Selecting a video gives its frame strip.
+    let first = std::fs::read_dir(f.split.join("train/Growing")).unwrap().next().unwrap().unwrap().path();
+    let name = first.file_name().unwrap().to_string_lossy().into_owned();
+    h.get_by_label_contains(&name).click_accesskit();
+    settle(&mut h, 30);
+    h.get_by_label("Frames sampled evenly over the whole video:");
+    assert_eq!(h.state().settings.video, first.to_string_lossy());
+}
+
+#[test]
+fn preview_shows_sampled_and_augmented_frames() {
+    let f = fixture();
+    let video = std::fs::read_dir(f.split.join("train/MovingDown")).unwrap().next().unwrap().unwrap().path();
+    let settings =
+        Settings { video: video.to_string_lossy().into_owned(), tab: Tab::Preview, ..Default::default() };
+    let mut h = harness(new_app(settings, Vec::new()));
+    h.step();
+    h.get_by_label("Preview").click();
+    settle(&mut h, 30);
+    h.get_by_label("Sampled frames:");
+    h.get_by_label("Augmented frames (un-normalised):");
+    h.get_by_label_contains("clip 0.");
+    // A bad path is an error message, not a crash.
+    h.state_mut().settings.video = f.root.join("missing.mp4").to_string_lossy().into_owned();
+    h.get_by_label("New sample").click();
+    settle(&mut h, 30);
+    h.get_by_label_contains("missing.mp4");
+}
+
+#[test]
+fn training_starts_shows_progress_and_stops() {
+    let f = fixture();
+    let run = f.root.join("gui-run");
+    let settings = Settings {
+        data_dir: f.split.to_string_lossy().into_owned(),
+        model: f.model.to_string_lossy().into_owned(),
+        run_dir: run.to_string_lossy().into_owned(),
+        epochs: 200,
+        batch_size: 2,
+        tab: Tab::Train,
+        ..Default::default()
+    };
+    let mut h = harness(new_app(settings, Vec::new()));
+    h.step();
+    h.get_by_label("Start").click();
+    // Wait for progress, then stop.
+    let t = Instant::now();
+    loop {
+        h.step();
+        if h.query_by_label_contains("clips/s").is_some() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no progress shown");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    h.get_by_label("Stop").click();
+    settle(&mut h, 60);
+    h.get_by_label_contains("stopped at step");
+    let stopped = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("checkpoint-step-"));
+    assert!(stopped, "Stop saved no checkpoint");
+}
+
+#[test]
+fn classify_a_queued_clip_shows_its_labels() {
+    let f = fixture();
+    let video = std::fs::read_dir(f.split.join("test/MovingLeft")).unwrap().next().unwrap().unwrap().path();
+    let settings = Settings { model: f.model.to_string_lossy().into_owned(), ..Default::default() };
+    // As `vidi FILE` does: the file is queued and the Classify tab selected.
+    let mut h = harness(new_app(settings, vec![video.clone()]));
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Classify);
+    h.get_by_label(&video.display().to_string());
+    h.get_by_label("Run classification").click();
+    settle(&mut h, 60);
+    for c in &vidi::demo::MOTIONS[..3] {
+        h.get_by_label_contains(&format!("{c}  0."));
+    }
+}
+
+/// The real binary opens a real window under Xvfb (software rendering) and draws it.
+#[test]
+fn the_binary_opens_a_window_under_xvfb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let display = format!(":{}", 90 + std::process::id() % 100);
+    let mut xvfb = std::process::Command::new("Xvfb")
+        .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("Xvfb is needed (scripts/setup.sh --test installs it)");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut app = std::process::Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .env("HOME", tmp.path())
+        .env("VIDI_DEVICE", "cpu")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vidi");
+    let shot = tmp.path().join("shot.png");
+    let mut ok = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(Some(status)) = app.try_wait() {
+            let _ = xvfb.kill();
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = app.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("vidi exited ({status}) without a window: {err}");
+        }
+        let _ = std::process::Command::new("import")
+            .args(["-display", display.as_str(), "-window", "root"])
+            .arg(&shot)
+            .output();
+        if let Ok(img) = image::open(&shot) {
+            let img = img.to_rgb8();
+            let first = *img.get_pixel(0, 0);
+            let differing = img.pixels().filter(|p| **p != first).count();
+            if differing > 10_000 {
+                ok = true;
+                break;
+            }
+        }
+    }
+    let _ = app.kill();
+    let _ = xvfb.kill();
+    let _ = app.wait();
+    let _ = xvfb.wait();
+    assert!(ok, "no window content appeared on the screen within 20 s");
+    if let Ok(dir) = std::env::var("VIDI_SCREENSHOT_DIR") {
+        let _ = std::fs::copy(&shot, Path::new(&dir).join("window.png"));
+    }
+}
