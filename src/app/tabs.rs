@@ -619,10 +619,16 @@ impl Default for EvaluateTab {
     }
 }
 
-fn eval_job(model: String, data: String, split: String, opts: crate::eval::EvalOptions, cancel: &AtomicBool) -> Result<EvalReport, String> {
+fn eval_job(
+    model: String,
+    data: String,
+    split: String,
+    opts: crate::eval::EvalOptions,
+    device: burn::tensor::Device,
+    cancel: &AtomicBool,
+) -> Result<EvalReport, String> {
     let dir = crate::hub::resolve_model(&model, None, None).map_err(|e| e.to_string())?;
-    let compute = crate::backend::cpu();
-    let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &compute.device).map_err(|e| e.to_string())?;
+    let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
     let index = crate::dataset::index_folder(Path::new(&data), &IndexOptions { check_readable: true, threads: 2 })
         .map_err(|e| e.to_string())?;
     let mut items = Vec::new();
@@ -641,7 +647,7 @@ fn eval_job(model: String, data: String, split: String, opts: crate::eval::EvalO
 }
 
 impl EvaluateTab {
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings) {
+    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, device: &burn::tensor::Device) {
         ui.heading("Evaluate");
         if self.model.is_empty() {
             self.model = format!("{}/best", s.run_dir.trim_end_matches('/'));
@@ -658,7 +664,9 @@ impl EvaluateTab {
             let (m, d, sp) = (self.model.clone(), s.data_dir.clone(), self.split.clone());
             let opts = crate::eval::EvalOptions { clips: self.clips, crops: self.crops, ..Default::default() };
             self.error = None;
-            self.job = Some(Job::spawn("vidi-eval", ui.ctx(), move |send, cancel| send(eval_job(m, d, sp, opts, cancel))));
+            let device = device.clone();
+            self.job =
+                Some(Job::spawn("vidi-eval", ui.ctx(), move |send, cancel| send(eval_job(m, d, sp, opts, device, cancel))));
         }
         if self.job.is_some() {
             ui.spinner();
@@ -748,7 +756,7 @@ pub struct ClassifyTab {
 }
 
 impl ClassifyTab {
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings) {
+    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, device: &burn::tensor::Device) {
         ui.heading("Classify");
         ui.label("Drop video files (or a folder) on the window, or add a path.");
         path_field(ui, "Model", &mut s.model, "a model folder or Hub id");
@@ -769,13 +777,12 @@ impl ClassifyTab {
         }
         let can = self.job.is_none() && !self.files.is_empty();
         if ui.add_enabled(can, egui::Button::new("Run classification")).clicked() {
-            let (model, files) = (s.model.clone(), self.files.clone());
+            let (model, files, device) = (s.model.clone(), self.files.clone(), device.clone());
             self.error = None;
             self.job = Some(Job::spawn("vidi-classify", ui.ctx(), move |send, _| {
                 let r = (|| {
                     let dir = crate::hub::resolve_model(&model, None, None).map_err(|e| e.to_string())?;
-                    let compute = crate::backend::cpu();
-                    let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &compute.device)
+                    let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device)
                         .map_err(|e| e.to_string())?;
                     Ok(crate::infer::classify(&m, &files, &Default::default(), &mut |_, _| {}))
                 })();
@@ -865,13 +872,13 @@ impl TabsState {
     }
 
     /// Draws `tab`.
-    pub fn show(&mut self, tab: Tab, ui: &mut egui::Ui, s: &mut Settings, _compute: &crate::backend::Compute) {
+    pub fn show(&mut self, tab: Tab, ui: &mut egui::Ui, s: &mut Settings, compute: &crate::backend::Compute) {
         match tab {
             Tab::Dataset => self.dataset.show(ui, s),
             Tab::Preview => self.preview.show(ui, s),
             Tab::Train => self.train.show(ui, s),
-            Tab::Evaluate => self.evaluate.show(ui, s),
-            Tab::Classify => self.classify.show(ui, s),
+            Tab::Evaluate => self.evaluate.show(ui, s, &compute.device),
+            Tab::Classify => self.classify.show(ui, s, &compute.device),
         }
     }
 

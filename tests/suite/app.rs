@@ -147,6 +147,20 @@ fn training_starts_shows_progress_and_stops() {
         assert!(t.elapsed() < Duration::from_secs(60), "no progress shown");
         std::thread::sleep(Duration::from_millis(30));
     }
+    // The UI keeps drawing while the model trains on its worker thread: time frames for a while.
+    let mut frames = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1500) {
+        let f = Instant::now();
+        h.step();
+        frames.push(f.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    frames.sort_by(f64::total_cmp);
+    let (median, worst) = (frames[frames.len() / 2], frames[frames.len() - 1]);
+    eprintln!("UI frames while training: {} frames, median {median:.2} ms, worst {worst:.2} ms", frames.len());
+    // Generous: a frame that waited on the training step would take the step's whole time.
+    assert!(worst < 1000.0, "a frame took {worst} ms: the UI blocked");
     h.get_by_label("Stop").click();
     settle(&mut h, 60);
     h.get_by_label_contains("stopped at step");
