@@ -75,7 +75,8 @@ pub fn whoami() -> Result<()> {
 }
 
 pub fn push(a: PushArgs) -> Result<()> {
-    let opts = vidi::share::PushOptions { private: a.private, revision: a.revision.clone(), message: a.message.clone() };
+    let opts =
+        vidi::share::PushOptions { private: a.private, revision: a.revision.clone(), message: a.message.clone() };
     let pb = crate::cli::byte_bar("uploading");
     let progress = hf_hub::progress::Progress::new(crate::cli::BarProgress(pb.clone()));
     let report = vidi::share::push(&a.model_dir, &a.repo, &opts, Some(progress));

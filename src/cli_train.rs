@@ -210,7 +210,16 @@ impl EventView {
             View::Human => {}
         }
         match e {
-            TrainEvent::Started { total_steps, start_step, train_videos, val_videos, labels, device, load_report, .. } => {
+            TrainEvent::Started {
+                total_steps,
+                start_step,
+                train_videos,
+                val_videos,
+                labels,
+                device,
+                load_report,
+                ..
+            } => {
                 eprintln!(
                     "training on {device}: {train_videos} train / {val_videos} val videos, {} labels, {total_steps} steps",
                     labels.len()
@@ -343,15 +352,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let model = crate::cli::load_model(&a.model)?;
-    let index = vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
+    let index =
+        vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
     let mut items = Vec::new();
     for s in index.samples.iter().filter(|s| s.split.as_deref() == Some(a.split.as_str())) {
         let Some(label) = model.labels.iter().position(|l| *l == s.class) else {
-            bail!(
-                "class folder '{}' is not one of the model's labels ({})",
-                s.class,
-                model.labels.join(", ")
-            );
+            bail!("class folder '{}' is not one of the model's labels ({})", s.class, model.labels.join(", "));
         };
         if s.info.is_some() {
             let mut item = vidi::dataset::loader::Item::from(s);

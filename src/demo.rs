@@ -123,7 +123,8 @@ pub fn render_motion<R: Rng>(motion: &str, opts: &SynthOptions, rng: &mut R) -> 
             for y in 0..n {
                 for x in 0..n {
                     let (fx, fy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-                    let inside = if disc { fx * fx + fy * fy <= half * half } else { fx.abs() <= half && fy.abs() <= half };
+                    let inside =
+                        if disc { fx * fx + fy * fy <= half * half } else { fx.abs() <= half && fy.abs() <= half };
                     if inside {
                         // Texture attached to the object (it moves and scales with it).
                         let u = ((fx / half + 1.0) * check).floor() as i32 + ((fy / half + 1.0) * check).floor() as i32;
@@ -184,6 +185,20 @@ pub fn tiny_videomae_config(labels: &[String]) -> ModelConfig {
     });
     // The JSON above is complete and valid for ModelConfig::from_json.
     ModelConfig::from_json(raw).unwrap_or_else(|e| unreachable!("tiny config: {e}"))
+}
+
+/// The tiny VideoMAE with random weights (seeded), with a 32-pixel ImageNet-normalising processor.
+pub fn tiny_videomae(
+    labels: &[String],
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> Result<VideoModel, crate::model::ModelError> {
+    let processor = ImageProcessor {
+        size: ProcessorSize::ShortestEdge { shortest_edge: 32 },
+        crop_size: (32, 32),
+        ..Default::default()
+    };
+    VideoModel::random(tiny_videomae_config(labels), processor, seed, device)
 }
 
 /// The demo's settings.
@@ -297,15 +312,9 @@ pub fn run(
     )?;
     let labels: Vec<String> =
         MOTIONS[..opts.synth.classes.clamp(2, MOTIONS.len())].iter().map(|s| s.to_string()).collect();
-    let processor = ImageProcessor {
-        size: ProcessorSize::ShortestEdge { shortest_edge: 32 },
-        crop_size: (32, 32),
-        ..Default::default()
-    };
     let init = out.join("init-model");
-    let device = crate::backend::cpu().device;
-    let model = VideoModel::random(tiny_videomae_config(&labels), processor, opts.seed, &device)
-        .map_err(|e| DemoError::Io(e.to_string()))?;
+    let model =
+        tiny_videomae(&labels, opts.seed, &crate::backend::cpu().device).map_err(|e| DemoError::Io(e.to_string()))?;
     model.export(&init).map_err(|e| DemoError::Io(e.to_string()))?;
     stage(DemoStage::Training);
     let cfg = TrainConfig {

@@ -199,11 +199,8 @@ pub fn video_views(item: &Item, model: &VideoModel, opts: &EvalOptions) -> Resul
             .map_err(|e| e.to_string())?;
         let n = opts.crops;
         for i in 0..n {
-            let (top, left) = if clip.w >= clip.h {
-                (0, (clip.w - size) * i / (n - 1))
-            } else {
-                ((clip.h - size) * i / (n - 1), 0)
-            };
+            let (top, left) =
+                if clip.w >= clip.h { (0, (clip.w - size) * i / (n - 1)) } else { ((clip.h - size) * i / (n - 1), 0) };
             views.push(clip.crop(top, left, size, size).map_err(|e| e.to_string())?);
         }
     }

@@ -144,7 +144,8 @@ pub fn login(token: &str) -> Result<(String, PathBuf), ShareError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ShareError::Io { path: dir.into(), source })?;
     }
-    crate::util::write_atomic(&path, token.as_bytes()).map_err(|source| ShareError::Io { path: path.clone(), source })?;
+    crate::util::write_atomic(&path, token.as_bytes())
+        .map_err(|source| ShareError::Io { path: path.clone(), source })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -213,9 +214,10 @@ pub fn model_card(model_dir: &Path, repo: &str) -> Result<String, ShareError> {
         .as_ref()
         .and_then(|c| c["data"].as_str())
         .and_then(|d| Path::new(d).file_name().map(|n| n.to_string_lossy().into_owned()));
-    let best_val = metrics.iter().filter_map(|m| m["eval_accuracy"].as_f64()).fold(None, |a: Option<f64>, v| {
-        Some(a.map_or(v, |a| a.max(v)))
-    });
+    let best_val = metrics
+        .iter()
+        .filter_map(|m| m["eval_accuracy"].as_f64())
+        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
     let test_acc = metrics.iter().rev().find_map(|m| m["test_accuracy"].as_f64());
 
     let mut y = String::from("---\nlibrary_name: transformers\npipeline_tag: video-classification\n");
@@ -231,7 +233,10 @@ pub fn model_card(model_dir: &Path, repo: &str) -> Result<String, ShareError> {
         y.push_str("metrics:\n- accuracy\n");
     }
     y.push_str("widget: []\n");
-    y.push_str(&format!("labels:\n{}", config.labels.iter().map(|l| format!("- {}\n", yaml_str(l))).collect::<String>()));
+    y.push_str(&format!(
+        "labels:\n{}",
+        config.labels.iter().map(|l| format!("- {}\n", yaml_str(l))).collect::<String>()
+    ));
     y.push_str("---\n\n");
 
     let mut md = y;
@@ -250,7 +255,11 @@ pub fn model_card(model_dir: &Path, repo: &str) -> Result<String, ShareError> {
     md.push_str(&format!("or, with vidi: `vidi classify --model {repo} clip.mp4`\n\n"));
     md.push_str(&format!(
         "Input: {} frames of {}x{} pixels, normalised with mean {:?} and std {:?} (see preprocessor_config.json).\n\n",
-        config.num_frames, config.image_size, config.image_size, read_mean_std(model_dir).0, read_mean_std(model_dir).1
+        config.num_frames,
+        config.image_size,
+        config.image_size,
+        read_mean_std(model_dir).0,
+        read_mean_std(model_dir).1
     ));
     if let Some(c) = &run_cfg {
         md.push_str("## Training\n\n| setting | value |\n|---|---|\n");

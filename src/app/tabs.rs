@@ -143,7 +143,9 @@ impl DatasetTab {
         }
         if self.job.is_some() {
             let (d, t) = self.progress;
-            ui.add(egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 }).text(format!("reading {d}/{t}")));
+            ui.add(
+                egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 }).text(format!("reading {d}/{t}")),
+            );
         }
         error_line(ui, &self.error);
         let Some(index) = &self.index else { return };
@@ -170,7 +172,10 @@ impl DatasetTab {
             }
         });
         if !index.unreadable.is_empty() {
-            ui.colored_label(egui::Color32::from_rgb(200, 120, 0), format!("{} unreadable files:", index.unreadable.len()));
+            ui.colored_label(
+                egui::Color32::from_rgb(200, 120, 0),
+                format!("{} unreadable files:", index.unreadable.len()),
+            );
             for u in &index.unreadable {
                 ui.label(format!("  {}: {}", u.path.display(), u.reason));
             }
@@ -212,7 +217,9 @@ impl DatasetTab {
             let src = PathBuf::from(&s.data_dir);
             let out = PathBuf::from(format!("{}_split", s.data_dir.trim_end_matches('/')));
             self.job = Some(Job::spawn("vidi-split", ui.ctx(), move |send, _| {
-                let r = crate::dataset::split_folder(&src, &out, &Default::default()).map(|r| r.out).map_err(|e| e.to_string());
+                let r = crate::dataset::split_folder(&src, &out, &Default::default())
+                    .map(|r| r.out)
+                    .map_err(|e| e.to_string());
                 send(DatasetMsg::Split(r));
             }));
         }
@@ -372,10 +379,7 @@ impl PreviewTab {
             ui.label(m);
         }
         if let Some(c) = &self.clip {
-            ui.label(format!(
-                "clip {:.2}s – {:.2}s of {:.2}s",
-                c.window.start_secs, c.window.end_secs, c.duration_s
-            ));
+            ui.label(format!("clip {:.2}s – {:.2}s of {:.2}s", c.window.start_secs, c.window.end_secs, c.duration_s));
             let (rect, _) = ui.allocate_exact_size(egui::vec2(500.0, 10.0), egui::Sense::hover());
             let painter = ui.painter();
             painter.rect_filled(rect, 2.0, egui::Color32::from_gray(70));
@@ -457,9 +461,13 @@ impl TrainTab {
                     }
                 });
                 let r = if demo {
-                    crate::demo::run(&out, &Default::default(), &mut |_| {}, &tx, cancel).map(|_| ()).map_err(|e| e.to_string())
+                    crate::demo::run(&out, &Default::default(), &mut |_| {}, &tx, cancel)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 } else {
-                    crate::train::train((!resume).then_some(&cfg), &out, &tx, cancel).map(|_| ()).map_err(|e| e.to_string())
+                    crate::train::train((!resume).then_some(&cfg), &out, &tx, cancel)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 };
                 drop(tx);
                 if let Err(e) = r {
@@ -523,10 +531,10 @@ impl TrainTab {
         error_line(ui, &self.error);
         let (step, total) = self.step;
         if total > 0 {
-            ui.add(egui::ProgressBar::new(step as f32 / total as f32).text(format!(
-                "step {step}/{total}  {:.1} clips/s  ETA {:.0} s",
-                self.rate.0, self.rate.1
-            )));
+            ui.add(
+                egui::ProgressBar::new(step as f32 / total as f32)
+                    .text(format!("step {step}/{total}  {:.1} clips/s  ETA {:.0} s", self.rate.0, self.rate.1)),
+            );
         }
         use egui_plot::{Legend, Line, Plot, Points};
         ui.columns(2, |cols| {
@@ -535,7 +543,10 @@ impl TrainTab {
             });
             Plot::new("lr-acc").height(180.0).legend(Legend::default()).show(&mut cols[1], |p| {
                 let peak = self.lr.iter().map(|v| v[1]).fold(0.0, f64::max).max(1e-12);
-                p.line(Line::new("lr (scaled to peak)", self.lr.iter().map(|v| [v[0], v[1] / peak]).collect::<Vec<_>>()));
+                p.line(Line::new(
+                    "lr (scaled to peak)",
+                    self.lr.iter().map(|v| [v[0], v[1] / peak]).collect::<Vec<_>>(),
+                ));
                 p.points(Points::new("val accuracy", self.val.clone()).radius(4.0));
             });
         });
@@ -571,7 +582,9 @@ impl TrainTab {
                         self.log.push(format!("epoch {epoch}: val accuracy {:.1}%", accuracy * 100.0));
                     }
                     TrainEvent::Checkpoint { path } => self.log.push(format!("saved {}", path.display())),
-                    TrainEvent::Skipped { path, reason } => self.log.push(format!("skipped {}: {reason}", path.display())),
+                    TrainEvent::Skipped { path, reason } => {
+                        self.log.push(format!("skipped {}: {reason}", path.display()))
+                    }
                     TrainEvent::Done(sm) => self.log.push(if sm.stopped {
                         format!("stopped at step {}: Resume goes on from here", sm.steps)
                     } else {
@@ -665,8 +678,9 @@ impl EvaluateTab {
             let opts = crate::eval::EvalOptions { clips: self.clips, crops: self.crops, ..Default::default() };
             self.error = None;
             let device = device.clone();
-            self.job =
-                Some(Job::spawn("vidi-eval", ui.ctx(), move |send, cancel| send(eval_job(m, d, sp, opts, device, cancel))));
+            self.job = Some(Job::spawn("vidi-eval", ui.ctx(), move |send, cancel| {
+                send(eval_job(m, d, sp, opts, device, cancel))
+            }));
         }
         if self.job.is_some() {
             ui.spinner();
@@ -707,8 +721,16 @@ impl EvaluateTab {
                 let total: usize = row.iter().sum::<usize>().max(1);
                 for (j, &c) in row.iter().enumerate() {
                     let t = c as f32 / total as f32;
-                    let fill = egui::Color32::from_rgb((255.0 - 222.0 * t) as u8, (255.0 - 180.0 * t) as u8, (255.0 - 75.0 * t) as u8);
-                    let text = egui::RichText::new(c.to_string()).color(if t > 0.5 { egui::Color32::WHITE } else { egui::Color32::BLACK });
+                    let fill = egui::Color32::from_rgb(
+                        (255.0 - 222.0 * t) as u8,
+                        (255.0 - 180.0 * t) as u8,
+                        (255.0 - 75.0 * t) as u8,
+                    );
+                    let text = egui::RichText::new(c.to_string()).color(if t > 0.5 {
+                        egui::Color32::WHITE
+                    } else {
+                        egui::Color32::BLACK
+                    });
                     if ui.add(egui::Button::new(text).fill(fill).min_size(egui::vec2(34.0, 24.0))).clicked() {
                         self.cell = Some((i, j));
                     }
@@ -762,7 +784,8 @@ impl ClassifyTab {
         path_field(ui, "Model", &mut s.model, "a model folder or Hub id");
         ui.horizontal(|ui| {
             let l = ui.label("Video");
-            ui.add(egui::TextEdit::singleline(&mut self.add).hint_text("video path").desired_width(420.0)).labelled_by(l.id);
+            ui.add(egui::TextEdit::singleline(&mut self.add).hint_text("video path").desired_width(420.0))
+                .labelled_by(l.id);
             if ui.button("Add").clicked() && !self.add.trim().is_empty() {
                 self.files.push(PathBuf::from(self.add.trim()));
                 self.add.clear();
@@ -805,7 +828,13 @@ impl ClassifyTab {
                     for r in &self.results {
                         if let VideoResult::Ok { video, predictions } = r {
                             for (k, p) in predictions.iter().enumerate() {
-                                csv.push_str(&format!("\"{}\",{},\"{}\",{}\n", video.display(), k + 1, p.label, p.score));
+                                csv.push_str(&format!(
+                                    "\"{}\",{},\"{}\",{}\n",
+                                    video.display(),
+                                    k + 1,
+                                    p.label,
+                                    p.score
+                                ));
                             }
                         }
                     }
@@ -826,7 +855,11 @@ impl ClassifyTab {
                 VideoResult::Ok { video, predictions } => {
                     ui.strong(video.display().to_string());
                     for p in predictions {
-                        ui.add(egui::ProgressBar::new(p.score).text(format!("{}  {:.3}", p.label, p.score)).desired_width(400.0));
+                        ui.add(
+                            egui::ProgressBar::new(p.score)
+                                .text(format!("{}  {:.3}", p.label, p.score))
+                                .desired_width(400.0),
+                        );
                     }
                 }
                 VideoResult::Err { video, error } => {

@@ -259,7 +259,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 pub type CancelToken = Arc<AtomicBool>;
 
 /// The train and val items of a split-layout dataset, and its labels.
-pub fn dataset_items(data: &Path, workers: usize) -> Result<(Vec<String>, Vec<Item>, Vec<Item>, Vec<Item>), TrainError> {
+pub fn dataset_items(
+    data: &Path,
+    workers: usize,
+) -> Result<(Vec<String>, Vec<Item>, Vec<Item>, Vec<Item>), TrainError> {
     let index = index_folder(data, &IndexOptions { check_readable: true, threads: workers.max(1) })?;
     if index.layout != Layout::Split {
         return Err(TrainError::Config(format!(
@@ -360,10 +363,7 @@ fn latest_checkpoint(run: &Path) -> Option<(PathBuf, TrainerState)> {
 }
 
 /// Writes a folder aside (`NAME.tmp`) and renames it into place, replacing an older one.
-fn write_dir_atomically(
-    dir: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), TrainError>,
-) -> Result<(), TrainError> {
+fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), TrainError>) -> Result<(), TrainError> {
     let tmp = dir.with_extension("tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
@@ -390,7 +390,8 @@ struct Metrics {
 
 impl Metrics {
     fn append(&self, line: &serde_json::Value) -> Result<(), TrainError> {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io_err(&self.path))?;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io_err(&self.path))?;
         writeln!(f, "{line}").map_err(io_err(&self.path))
     }
 
@@ -433,9 +434,8 @@ pub fn train(
             (c.clone(), None)
         }
         None => {
-            let raw = std::fs::read_to_string(&config_path).map_err(|e| {
-                TrainError::Config(format!("{}: not a run folder ({e})", out.display()))
-            })?;
+            let raw = std::fs::read_to_string(&config_path)
+                .map_err(|e| TrainError::Config(format!("{}: not a run folder ({e})", out.display())))?;
             let c: TrainConfig = serde_json::from_str(&raw)
                 .map_err(|e| TrainError::Config(format!("{}: {e}", config_path.display())))?;
             (c, latest_checkpoint(out))
@@ -545,8 +545,14 @@ pub fn train(
                 if batch.labels.is_empty() {
                     continue;
                 }
-                step_loss +=
-                    accumulate(&model, batch.pixel_values, batch.shape, &batch.labels, 1.0 / effective as f64, &mut acc)?;
+                step_loss += accumulate(
+                    &model,
+                    batch.pixel_values,
+                    batch.shape,
+                    &batch.labels,
+                    1.0 / effective as f64,
+                    &mut acc,
+                )?;
                 step_clips += batch.labels.len();
             }
             if acc.is_empty() {

@@ -19,15 +19,11 @@ pub fn encode_rgb(path: &Path, frames: &[RgbFrame], fps: u32) -> Result<(), Vide
     let result = (|| {
         let mut octx = format::output(&tmp).map_err(err("opening the output"))?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
-        let codec = encoder::find(codec::Id::MPEG4).ok_or(VideoError::UnsupportedCodec {
-            path: path.into(),
-            codec: "mpeg4 (encoder)".into(),
-        })?;
+        let codec = encoder::find(codec::Id::MPEG4)
+            .ok_or(VideoError::UnsupportedCodec { path: path.into(), codec: "mpeg4 (encoder)".into() })?;
         let mut ost = octx.add_stream(codec).map_err(err("adding the stream"))?;
-        let mut enc = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(err("creating the encoder"))?;
+        let mut enc =
+            codec::context::Context::new_with_codec(codec).encoder().video().map_err(err("creating the encoder"))?;
         let time_base = Rational(1, fps as i32);
         enc.set_width(w);
         enc.set_height(h);
@@ -48,16 +44,9 @@ pub fn encode_rgb(path: &Path, frames: &[RgbFrame], fps: u32) -> Result<(), Vide
         ost.set_time_base(time_base);
         octx.write_header().map_err(err("writing the header"))?;
         let ost_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(time_base);
-        let mut scaler = scaling::Context::get(
-            format::Pixel::RGB24,
-            w,
-            h,
-            format::Pixel::YUV420P,
-            w,
-            h,
-            scaling::Flags::BILINEAR,
-        )
-        .map_err(err("creating the scaler"))?;
+        let mut scaler =
+            scaling::Context::get(format::Pixel::RGB24, w, h, format::Pixel::YUV420P, w, h, scaling::Flags::BILINEAR)
+                .map_err(err("creating the scaler"))?;
         let drain = |enc: &mut encoder::Video, octx: &mut format::context::Output| -> Result<(), VideoError> {
             let mut pkt = Packet::empty();
             while enc.receive_packet(&mut pkt).is_ok() {

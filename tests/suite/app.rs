@@ -29,18 +29,7 @@ fn fixture() -> &'static Fixture {
         let split = root.join("split");
         vidi::dataset::split_folder(&root.join("flat"), &split, &Default::default()).unwrap();
         let labels: Vec<String> = vidi::demo::MOTIONS[..3].iter().map(|s| s.to_string()).collect();
-        let processor = vidi::dataset::ImageProcessor {
-            size: vidi::dataset::transforms::ProcessorSize::ShortestEdge { shortest_edge: 32 },
-            crop_size: (32, 32),
-            ..Default::default()
-        };
-        let m = vidi::model::VideoModel::random(
-            vidi::demo::tiny_videomae_config(&labels),
-            processor,
-            1,
-            &vidi::backend::cpu().device,
-        )
-        .unwrap();
+        let m = vidi::demo::tiny_videomae(&labels, 1, &vidi::backend::cpu().device).unwrap();
         let model = root.join("model");
         m.export(&model).unwrap();
         Fixture { _tmp: tmp, split, model, root }
@@ -105,8 +94,7 @@ fn every_tab_opens_and_the_dataset_loads() {
 fn preview_shows_sampled_and_augmented_frames() {
     let f = fixture();
     let video = std::fs::read_dir(f.split.join("train/MovingDown")).unwrap().next().unwrap().unwrap().path();
-    let settings =
-        Settings { video: video.to_string_lossy().into_owned(), tab: Tab::Preview, ..Default::default() };
+    let settings = Settings { video: video.to_string_lossy().into_owned(), tab: Tab::Preview, ..Default::default() };
     let mut h = harness(new_app(settings, Vec::new()));
     h.step();
     h.get_by_label("Preview").click();

@@ -66,7 +66,8 @@ fn start() -> MiniHub {
             let mut s = st.lock().unwrap();
             s.seen.push(Seen { method: method.clone(), url: full.clone(), headers, body: body.clone() });
             let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            let unauthorized = || json(serde_json::json!({"error": "Invalid credentials in Authorization header"}), 401);
+            let unauthorized =
+                || json(serde_json::json!({"error": "Invalid credentials in Authorization header"}), 401);
             let resp = match (method.as_str(), parts.as_slice()) {
                 ("GET", ["api", "whoami-v2"]) => match user {
                     Some(u) => json(serde_json::json!({"name": u, "type": "user", "fullname": "A. User"}), 200),
@@ -78,10 +79,13 @@ fn start() -> MiniHub {
                     let id = format!("{owner}/{}", v["name"].as_str().unwrap_or_default());
                     match user {
                         None => unauthorized(),
-                        Some(u) if u != owner || u == "reader" => {
-                            json(serde_json::json!({"error": "You don't have the rights to create a model under this namespace"}), 403)
+                        Some(u) if u != owner || u == "reader" => json(
+                            serde_json::json!({"error": "You don't have the rights to create a model under this namespace"}),
+                            403,
+                        ),
+                        Some(_) if s.repos.contains_key(&id) => {
+                            json(serde_json::json!({"error": "already exists"}), 409)
                         }
-                        Some(_) if s.repos.contains_key(&id) => json(serde_json::json!({"error": "already exists"}), 409),
                         Some(_) => {
                             s.repos.insert(id.clone(), v["private"].as_bool().unwrap_or(false));
                             json(serde_json::json!({"url": format!("{base}/{id}")}), 200)
@@ -107,7 +111,11 @@ fn start() -> MiniHub {
                 ("POST", ["api", "models", o, n, "commit", rev]) => {
                     let id = format!("{o}/{n}");
                     if user != Some(*o) {
-                        if user.is_none() { unauthorized() } else { json(serde_json::json!({"error": "forbidden"}), 403) }
+                        if user.is_none() {
+                            unauthorized()
+                        } else {
+                            json(serde_json::json!({"error": "forbidden"}), 403)
+                        }
                     } else if !s.repos.contains_key(&id) {
                         json(serde_json::json!({"error": "Repository not found"}), 404)
                     } else {
@@ -121,14 +129,20 @@ fn start() -> MiniHub {
                                 s.files.insert(format!("/{id}/resolve/{rev}/{p}"), data);
                             }
                         }
-                        json(serde_json::json!({"commitOid": "4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c", "commitUrl": format!("{base}/{id}/commit/4f1c")}), 200)
+                        json(
+                            serde_json::json!({"commitOid": "4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c", "commitUrl": format!("{base}/{id}/commit/4f1c")}),
+                            200,
+                        )
                     }
                 }
                 (_, [_, _, "resolve", ..]) => match s.files.get(&path) {
                     Some(data) => tiny_http::Response::from_data(data.clone())
-                        .with_header(tiny_http::Header::from_bytes("ETag", format!("\"{:x}\"", data.len() * 7919)).unwrap())
                         .with_header(
-                            tiny_http::Header::from_bytes("X-Repo-Commit", "4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c").unwrap(),
+                            tiny_http::Header::from_bytes("ETag", format!("\"{:x}\"", data.len() * 7919)).unwrap(),
+                        )
+                        .with_header(
+                            tiny_http::Header::from_bytes("X-Repo-Commit", "4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c")
+                                .unwrap(),
                         ),
                     None => json(serde_json::json!({"error": "Entry not found"}), 404)
                         .with_header(tiny_http::Header::from_bytes("X-Error-Code", "EntryNotFound").unwrap()),
@@ -187,7 +201,8 @@ fn fake_run(dir: &Path) -> std::path::PathBuf {
     .unwrap();
     std::fs::create_dir_all(dir.join("run/test-eval")).unwrap();
     let labels: Vec<String> = (0..5).map(|i| format!("class_{i}")).collect();
-    let confusion: Vec<Vec<usize>> = (0..5).map(|i| (0..5).map(|j| if i == j { 3 } else { usize::from(j == 0) }).collect()).collect();
+    let confusion: Vec<Vec<usize>> =
+        (0..5).map(|i| (0..5).map(|j| if i == j { 3 } else { usize::from(j == 0) }).collect()).collect();
     std::fs::write(
         dir.join("run/test-eval/report.json"),
         serde_json::json!({"accuracy": 0.8125, "labels": labels, "confusion": confusion}).to_string(),
@@ -237,11 +252,8 @@ fn login_push_and_classify_round_trip() {
     {
         let s = hub.state.lock().unwrap();
         assert_eq!(s.repos.get("alice/tiny-videomae"), Some(&true), "created private");
-        let mut uploaded: Vec<&str> = s
-            .files
-            .keys()
-            .filter_map(|k| k.strip_prefix("/alice/tiny-videomae/resolve/main/"))
-            .collect();
+        let mut uploaded: Vec<&str> =
+            s.files.keys().filter_map(|k| k.strip_prefix("/alice/tiny-videomae/resolve/main/")).collect();
         uploaded.sort();
         assert_eq!(uploaded, ["README.md", "config.json", "model.safetensors", "preprocessor_config.json"]);
         for f in ["config.json", "preprocessor_config.json", "model.safetensors"] {

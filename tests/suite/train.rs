@@ -32,7 +32,8 @@ fn optimizer_steps_match_pytorch() {
         let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &ad_cpu()).unwrap();
         let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
         let shape: [usize; 5] = shape.try_into().unwrap();
-        let labels: Vec<usize> = log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let labels: Vec<usize> =
+            log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let cfg = AdamWConfig {
             weight_decay: log["weight_decay"].as_f64().unwrap(),
             max_grad_norm: log["max_grad_norm"].as_f64().unwrap(),
@@ -54,7 +55,11 @@ fn optimizer_steps_match_pytorch() {
             let info;
             (model, info) = vidi::train::apply_step(model, &mut opt, acc, step_lr);
             let want_norm = log["grad_norms"][step as usize].as_f64().unwrap();
-            assert!((info.grad_norm - want_norm).abs() < 1e-4 * want_norm, "{name}: norm {} vs {want_norm}", info.grad_norm);
+            assert!(
+                (info.grad_norm - want_norm).abs() < 1e-4 * want_norm,
+                "{name}: norm {} vs {want_norm}",
+                info.grad_norm
+            );
         }
         let want = read_safetensors(&fixtures().join(format!("train/{name}_steps.safetensors"))).unwrap();
         let got = vidi::train::inference_copy(&model).export_tensors();
@@ -136,13 +141,7 @@ fn motion() -> &'static Motion {
         let opts = vidi::dataset::SplitOptions { val: 0.2, test: 0.25, seed: 1, ..Default::default() };
         vidi::dataset::split_folder(&root.join("flat"), &split, &opts).unwrap();
         let labels: Vec<String> = vidi::demo::MOTIONS[..4].iter().map(|s| s.to_string()).collect();
-        let processor = vidi::dataset::ImageProcessor {
-            size: vidi::dataset::transforms::ProcessorSize::ShortestEdge { shortest_edge: 32 },
-            crop_size: (32, 32),
-            ..Default::default()
-        };
-        let model = VideoModel::random(vidi::demo::tiny_videomae_config(&labels), processor, 3, &vidi::backend::cpu().device)
-            .unwrap();
+        let model = vidi::demo::tiny_videomae(&labels, 3, &vidi::backend::cpu().device).unwrap();
         let init = root.join("init");
         model.export(&init).unwrap();
         Motion { _tmp: tmp, split, init, root }
@@ -165,7 +164,11 @@ fn motion_config(m: &Motion, epochs: usize) -> TrainConfig {
 }
 
 /// Runs training on a thread, collecting its events; `stop_after` sets the cancel flag at that step.
-fn run_training(cfg: Option<&TrainConfig>, out: &Path, stop_after: Option<u64>) -> (vidi::train::TrainSummary, Vec<TrainEvent>) {
+fn run_training(
+    cfg: Option<&TrainConfig>,
+    out: &Path,
+    stop_after: Option<u64>,
+) -> (vidi::train::TrainSummary, Vec<TrainEvent>) {
     let (tx, rx) = sync_channel(16);
     let cancel = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -205,7 +208,13 @@ fn tiny_model_learns_motion_from_videos() {
     eprintln!("tiny model: test accuracy {:.3} on {} videos", test.accuracy, test.videos);
     assert!(test.accuracy >= 0.75, "test accuracy {} (chance 0.25)", test.accuracy);
     // The run folder has what it promises.
-    for p in ["config.json", "metrics.jsonl", "best/config.json", "best/model.safetensors", "checkpoint-epoch-20/optimizer.safetensors"] {
+    for p in [
+        "config.json",
+        "metrics.jsonl",
+        "best/config.json",
+        "best/model.safetensors",
+        "checkpoint-epoch-20/optimizer.safetensors",
+    ] {
         assert!(out.join(p).exists(), "{p} missing");
     }
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
