@@ -438,7 +438,8 @@ pub struct TrainTab {
 }
 
 impl TrainTab {
-    fn start(&mut self, ctx: &egui::Context, s: &Settings, resume: bool, demo: bool) {
+    fn start(&mut self, ctx: &egui::Context, s: &Settings, resume: bool, demo: bool, gpu: bool) {
+        let device = if gpu { crate::backend::DeviceChoice::Gpu } else { crate::backend::DeviceChoice::Cpu };
         *self = TrainTab::default();
         let out = PathBuf::from(&s.run_dir);
         let cfg = crate::train::TrainConfig {
@@ -449,6 +450,7 @@ impl TrainTab {
             grad_accum: s.grad_accum,
             lr: s.lr,
             seed: s.seed,
+            device,
             ..Default::default()
         };
         self.log.push(format!("run folder: {}", out.display()));
@@ -477,7 +479,7 @@ impl TrainTab {
         }));
     }
 
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings) {
+    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, gpu: bool) {
         ui.heading("Train");
         path_field(ui, "Dataset", &mut s.data_dir, "a folder with train/ and val/");
         path_field(ui, "Base model", &mut s.model, "folder or Hub id");
@@ -513,10 +515,10 @@ impl TrainTab {
         let running = self.job.is_some();
         ui.horizontal(|ui| {
             if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
-                self.start(ui.ctx(), s, false, false);
+                self.start(ui.ctx(), s, false, false, gpu);
             }
             if ui.add_enabled(!running, egui::Button::new("Resume")).clicked() {
-                self.start(ui.ctx(), s, true, false);
+                self.start(ui.ctx(), s, true, false, gpu);
             }
             if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
                 if let Some(j) = &self.job {
@@ -525,7 +527,7 @@ impl TrainTab {
                 }
             }
             if ui.add_enabled(!running, egui::Button::new("Run the offline demo")).clicked() {
-                self.start(ui.ctx(), s, false, true);
+                self.start(ui.ctx(), s, false, true, gpu);
             }
         });
         error_line(ui, &self.error);
@@ -909,7 +911,7 @@ impl TabsState {
         match tab {
             Tab::Dataset => self.dataset.show(ui, s),
             Tab::Preview => self.preview.show(ui, s),
-            Tab::Train => self.train.show(ui, s),
+            Tab::Train => self.train.show(ui, s, compute.is_gpu),
             Tab::Evaluate => self.evaluate.show(ui, s, &compute.device),
             Tab::Classify => self.classify.show(ui, s, &compute.device),
         }

@@ -183,6 +183,7 @@ fn the_binary_opens_a_window_under_xvfb() {
     let display = format!(":{}", 90 + std::process::id() % 100);
     let mut xvfb = std::process::Command::new("Xvfb")
         .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .env("XDG_RUNTIME_DIR", tmp.path())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("Xvfb is needed (scripts/setup.sh --test installs it)");
@@ -208,6 +209,7 @@ fn the_binary_opens_a_window_under_xvfb() {
             panic!("vidi exited ({status}) without a window: {err}");
         }
         let _ = std::process::Command::new("import")
+            .env("XDG_RUNTIME_DIR", tmp.path())
             .args(["-display", display.as_str(), "-window", "root"])
             .arg(&shot)
             .output();
