@@ -417,6 +417,100 @@ impl PreviewTab {
     }
 }
 
+// ---------------------------------------------------------------- Share
+
+enum ShareMsg {
+    User(Result<String, String>),
+    Pushed(Result<crate::share::PushReport, String>),
+}
+
+/// "Share to Hub" for a model folder: the login state, a repo name, a push.
+#[derive(Default)]
+pub struct ShareBox {
+    user: Option<Result<String, String>>,
+    repo: String,
+    private: bool,
+    job: Option<Job<ShareMsg>>,
+    result: Option<Result<String, String>>,
+}
+
+impl ShareBox {
+    fn show(&mut self, ui: &mut egui::Ui, model_dir: &Path) {
+        if !model_dir.join("config.json").is_file() {
+            return;
+        }
+        ui.separator();
+        ui.strong("Share to Hub");
+        if self.user.is_none() && self.job.is_none() {
+            self.job = Some(Job::spawn("vidi-whoami", ui.ctx(), |send, _| {
+                send(ShareMsg::User(crate::share::whoami().map_err(|e| e.to_string())))
+            }));
+        }
+        match &self.user {
+            Some(Ok(u)) => {
+                ui.label(format!("logged in as {u}"));
+                if self.repo.is_empty() {
+                    let name = model_dir
+                        .parent()
+                        .and_then(|p| p.file_name())
+                        .or(model_dir.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "my-video-classifier".into());
+                    self.repo = format!("{u}/{name}");
+                }
+            }
+            Some(Err(e)) => {
+                ui.label(format!("{e} — in a terminal: vidi login"));
+            }
+            None => {
+                ui.spinner();
+            }
+        }
+        ui.horizontal(|ui| {
+            let l = ui.label("repo");
+            ui.add(egui::TextEdit::singleline(&mut self.repo).hint_text("user/name").desired_width(300.0))
+                .labelled_by(l.id);
+            ui.checkbox(&mut self.private, "private");
+            let can = self.job.is_none() && matches!(self.user, Some(Ok(_))) && self.repo.contains('/');
+            if ui.add_enabled(can, egui::Button::new("Share to Hub")).clicked() {
+                let (dir, repo) = (model_dir.to_path_buf(), self.repo.clone());
+                let opts = crate::share::PushOptions { private: self.private, ..Default::default() };
+                self.job = Some(Job::spawn("vidi-push", ui.ctx(), move |send, _| {
+                    send(ShareMsg::Pushed(crate::share::push(&dir, &repo, &opts, None).map_err(|e| e.to_string())))
+                }));
+            }
+        });
+        if self.job.is_some() {
+            ui.spinner();
+        }
+        match &self.result {
+            Some(Ok(m)) => {
+                ui.label(m);
+            }
+            Some(Err(e)) => {
+                ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
+            }
+            None => {}
+        }
+    }
+
+    fn poll(&mut self) {
+        let Some(job) = self.job.as_mut() else { return };
+        for m in job.poll() {
+            match m {
+                ShareMsg::User(u) => self.user = Some(u),
+                ShareMsg::Pushed(r) => {
+                    self.result =
+                        Some(r.map(|r| format!("pushed to {} (use it: vidi classify --model {})", r.url, r.repo)))
+                }
+            }
+        }
+        if job.is_done() {
+            self.job = None;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- Train
 
 enum TrainMsg {
@@ -428,6 +522,7 @@ enum TrainMsg {
 #[derive(Default)]
 pub struct TrainTab {
     job: Option<Job<TrainMsg>>,
+    share: ShareBox,
     loss: Vec<[f64; 2]>,
     lr: Vec<[f64; 2]>,
     val: Vec<[f64; 2]>,
@@ -558,9 +653,13 @@ impl TrainTab {
                 ui.monospace(l);
             }
         });
+        if !running {
+            self.share.show(ui, &Path::new(&s.run_dir).join("best"));
+        }
     }
 
     fn poll(&mut self) {
+        self.share.poll();
         let Some(job) = self.job.as_mut() else { return };
         for m in job.poll() {
             match m {
@@ -617,6 +716,7 @@ pub struct EvaluateTab {
     report: Option<EvalReport>,
     cell: Option<(usize, usize)>,
     error: Option<String>,
+    share: ShareBox,
 }
 
 impl Default for EvaluateTab {
@@ -630,6 +730,7 @@ impl Default for EvaluateTab {
             report: None,
             cell: None,
             error: None,
+            share: ShareBox::default(),
         }
     }
 }
@@ -749,9 +850,12 @@ impl EvaluateTab {
                 }
             }
         }
+        let dir = PathBuf::from(&self.model);
+        self.share.show(ui, &dir);
     }
 
     fn poll(&mut self) {
+        self.share.poll();
         let Some(job) = self.job.as_mut() else { return };
         for r in job.poll() {
             match r {
