@@ -232,3 +232,37 @@ fn the_binary_opens_a_window_under_xvfb() {
         let _ = std::fs::copy(&shot, Path::new(&dir).join("window.png"));
     }
 }
+
+/// Every tab renders through wgpu (lavapipe without a GPU) to a non-blank
+/// image. With VIDI_SCREENSHOT_DIR set, the images are saved there (the
+/// README's pictures come from here).
+#[test]
+fn every_tab_renders() {
+    let f = fixture();
+    let settings = Settings {
+        data_dir: f.split.to_string_lossy().into_owned(),
+        model: f.model.to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    let app = new_app(settings, Vec::new());
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 720.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    h.step();
+    h.get_by_label("Open").click();
+    settle(&mut h, 60);
+    for tab in Tab::ALL {
+        h.state_mut().settings.tab = tab;
+        h.step();
+        h.step();
+        let img = h.render().unwrap_or_else(|e| panic!("{}: {e}", tab.title()));
+        let first = *img.get_pixel(0, 0);
+        let differing = img.pixels().filter(|p| **p != first).count();
+        assert!(differing > 5_000, "{} rendered blank ({differing} pixels differ)", tab.title());
+        if let Ok(dir) = std::env::var("VIDI_SCREENSHOT_DIR") {
+            let name = tab.title().to_lowercase().replace(' ', "-");
+            img.save(Path::new(&dir).join(format!("tab-{name}.png"))).unwrap();
+        }
+    }
+}
