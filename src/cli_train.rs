@@ -354,20 +354,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let model = crate::cli::load_model(&a.model)?;
     let index =
         vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
-    let mut items = Vec::new();
-    for s in index.samples.iter().filter(|s| s.split.as_deref() == Some(a.split.as_str())) {
-        let Some(label) = model.labels.iter().position(|l| *l == s.class) else {
-            bail!("class folder '{}' is not one of the model's labels ({})", s.class, model.labels.join(", "));
-        };
-        if s.info.is_some() {
-            let mut item = vidi::dataset::loader::Item::from(s);
-            item.label = label;
-            items.push(item);
-        }
-    }
-    if items.is_empty() {
-        bail!("{}: no readable videos in the '{}' split", a.data.display(), a.split);
-    }
+    let items = vidi::eval::split_items(&index, &a.split, &model.labels).map_err(anyhow::Error::msg)?;
     let opts = vidi::eval::EvalOptions {
         clips: a.clips.max(1),
         crops: a.crops.max(1),

@@ -14,7 +14,7 @@ use crate::dataset::loader::Item;
 use crate::dataset::presets::{Preset, ValPreset};
 use crate::dataset::sampler::{guide_clip_duration, ClipSampler};
 use crate::dataset::transforms::Clip;
-use crate::infer::{top_k, Prediction};
+use crate::infer::{softmax, top_k, Prediction};
 use crate::model::weights::HostTensor;
 use crate::model::{ModelError, VideoModel};
 use crate::video::{decode_time_range_subsampled, probe, DecodeOptions};
@@ -151,6 +151,24 @@ pub enum EvalError {
     /// Stopped by the user.
     #[error("stopped")]
     Cancelled,
+}
+
+/// The readable videos of `split` in `index`, labelled by their class's
+/// position in `labels` (a model's). A class the model does not know is an error.
+pub fn split_items(index: &crate::dataset::DatasetIndex, split: &str, labels: &[String]) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    for s in index.samples.iter().filter(|s| s.split.as_deref() == Some(split)) {
+        let Some(label) = labels.iter().position(|l| *l == s.class) else {
+            return Err(format!("class folder '{}' is not one of the model's labels ({})", s.class, labels.join(", ")));
+        };
+        if s.info.is_some() {
+            items.push(Item { label, ..Item::from(s) });
+        }
+    }
+    if items.is_empty() {
+        return Err(format!("{}: no readable videos in the '{split}' split", index.root.display()));
+    }
+    Ok(items)
 }
 
 /// The views of one video, (T, C, H, W) each.
@@ -345,13 +363,6 @@ pub fn evaluate(
         outcomes,
         failed,
     })
-}
-
-fn softmax(x: &[f32]) -> Vec<f32> {
-    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
 }
 
 /// Writes `report.json`, `confusion.csv` and `confusion.png` into `dir`.

@@ -54,6 +54,11 @@ impl Painter<'_> {
     }
 }
 
+/// The cell colour for a row-normalised rate in 0..=1: white to deep blue.
+pub fn shade(rate: f32) -> [u8; 3] {
+    [(255.0 - 222.0 * rate) as u8, (255.0 - 180.0 * rate) as u8, (255.0 - 75.0 * rate) as u8]
+}
+
 /// PNG bytes of the heat-map of `confusion[true][predicted]`.
 pub fn confusion_png(labels: &[String], confusion: &[Vec<usize>]) -> Result<Vec<u8>, String> {
     let font = FontRef::try_from_slice(epaint_default_fonts::UBUNTU_LIGHT).map_err(|e| e.to_string())?;
@@ -82,8 +87,7 @@ pub fn confusion_png(labels: &[String], confusion: &[Vec<usize>]) -> Result<Vec<
         for (j, &c) in row.iter().enumerate() {
             let j = j as u32;
             let rate = if total > 0 { c as f32 / total as f32 } else { 0.0 };
-            // White to deep blue.
-            let shade = [(255.0 - 222.0 * rate) as u8, (255.0 - 180.0 * rate) as u8, (255.0 - 75.0 * rate) as u8];
+            let shade = shade(rate);
             let x = left + j * CELL;
             p.rect(x, y, CELL, CELL, shade);
             p.rect(x, y, CELL, 1, [200, 200, 200]);

@@ -138,7 +138,8 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
         .collect()
 }
 
-fn softmax(row: &[f32]) -> Vec<f32> {
+/// Softmax of one row of logits.
+pub(crate) fn softmax(row: &[f32]) -> Vec<f32> {
     let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
     let s: f32 = e.iter().sum();

@@ -747,18 +747,7 @@ fn eval_job(
     let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
     let index = crate::dataset::index_folder(Path::new(&data), &IndexOptions { check_readable: true, threads: 2 })
         .map_err(|e| e.to_string())?;
-    let mut items = Vec::new();
-    for smp in index.samples.iter().filter(|x| x.split.as_deref() == Some(split.as_str()) && x.info.is_some()) {
-        let Some(label) = m.labels.iter().position(|l| *l == smp.class) else {
-            return Err(format!("class '{}' is not one of the model's labels", smp.class));
-        };
-        let mut it = crate::dataset::loader::Item::from(smp);
-        it.label = label;
-        items.push(it);
-    }
-    if items.is_empty() {
-        return Err(format!("no readable videos in the '{split}' split of {data}"));
-    }
+    let items = crate::eval::split_items(&index, &split, &m.labels)?;
     crate::eval::evaluate(&m, &items, &opts, &mut |_, _| {}, cancel).map_err(|e| e.to_string())
 }
 
@@ -824,11 +813,8 @@ impl EvaluateTab {
                 let total: usize = row.iter().sum::<usize>().max(1);
                 for (j, &c) in row.iter().enumerate() {
                     let t = c as f32 / total as f32;
-                    let fill = egui::Color32::from_rgb(
-                        (255.0 - 222.0 * t) as u8,
-                        (255.0 - 180.0 * t) as u8,
-                        (255.0 - 75.0 * t) as u8,
-                    );
+                    let [r, g, b] = crate::heatmap::shade(t);
+                    let fill = egui::Color32::from_rgb(r, g, b);
                     let text = egui::RichText::new(c.to_string()).color(if t > 0.5 {
                         egui::Color32::WHITE
                     } else {
