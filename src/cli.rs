@@ -12,12 +12,24 @@ use vidi::dataset::presets::{Preset, TrainPreset, ValPreset};
 use vidi::dataset::split::{split_folder, SplitOptions};
 
 /// Fine-tune and run video classifiers (VideoMAE, TimeSformer, ViViT) on your own videos.
+///
+/// With no subcommand vidi opens the desktop app; video files given on the command
+/// line are queued on its Classify tab, a folder opens on its Dataset tab.
 #[derive(Parser, Debug)]
-#[command(name = "vidi", version, about, long_about = None, arg_required_else_help = false)]
+#[command(
+    name = "vidi",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  vidi                      open the app\n  vidi clip.mp4 other.avi   open the app with these videos on the Classify tab\n  vidi demo                 the offline demo, no window\n  vidi classify --model MCG-NJU/videomae-base-finetuned-kinetics clip.mp4"
+)]
 pub struct Cli {
     /// What to do. Without one, vidi opens the desktop app.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Videos to classify, or a dataset folder, to open in the app (what the desktop entry passes).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 /// The subcommands.
@@ -92,6 +104,77 @@ pub enum Command {
     /// Measure vidi's speed (print a table; compare with benches/python_decode.py).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: vidi completions bash > ~/.local/share/bash-completion/completions/vidi
+    Completions(CompletionsArgs),
+    /// Write the man pages (vidi.1 and one per subcommand) into a folder.
+    ///
+    /// Example: vidi man --out /usr/share/man/man1 && man vidi
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `vidi completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `vidi man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Folder for the pages (created).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `vidi --version`'s long form: the libraries that decide what vidi can read and run.
+pub fn long_version() -> String {
+    let v = |n: u32| format!("{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff);
+    format!(
+        "{}\nFFmpeg libavcodec {}, libavformat {}\nBurn 0.22.1, wgpu 30.0.2",
+        env!("CARGO_PKG_VERSION"),
+        v(ffmpeg_next::codec::version()),
+        v(ffmpeg_next::format::version()),
+    )
+}
+
+/// The clap command with its runtime long version.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().long_version(long_version())
+}
+
+fn completions(a: CompletionsArgs) -> Result<()> {
+    clap_complete::generate(a.shell, &mut command(), "vidi", &mut std::io::stdout());
+    Ok(())
+}
+
+fn man(a: ManArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut pages = vec![];
+    write_man(command(), "vidi", &a.out, &mut pages)?;
+    for p in pages {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// Writes `name.1` for `cmd` and `name-sub.1` for each visible subcommand, recursively.
+fn write_man(cmd: clap::Command, name: &str, out: &std::path::Path, pages: &mut Vec<PathBuf>) -> Result<()> {
+    let cmd = cmd.name(name.to_string()).bin_name(name.replace('-', " "));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        write_man(sub.clone(), &format!("{name}-{}", sub.get_name()), out, pages)?;
+    }
+    let path = out.join(format!("{name}.1"));
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut buf)?;
+    vidi::util::write_atomic(&path, &buf).with_context(|| format!("writing {}", path.display()))?;
+    pages.push(path);
+    Ok(())
 }
 
 /// `vidi export`.
@@ -430,6 +513,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Logout => crate::cli_share::logout(),
         Command::Whoami => crate::cli_share::whoami(),
         Command::Push(a) => crate::cli_share::push(a),
+        Command::Completions(a) => completions(a),
+        Command::Man(a) => man(a),
         Command::Bench(BenchCommand::Train(a)) => crate::cli_train::bench_train(a),
         Command::Bench(BenchCommand::Decode(a)) => bench_decode(a),
         Command::Bench(BenchCommand::Model(a)) => {
@@ -815,4 +900,30 @@ fn forward(a: ForwardArgs) -> Result<()> {
     out.insert("logits".to_string(), logits);
     vidi::model::weights::write_safetensors(&a.out, &out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every command a user can run teaches by example in its --help.
+    #[test]
+    fn every_subcommand_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.has_subcommands() {
+                    walk(sub, &p, missing);
+                } else {
+                    let help = sub.get_long_about().or(sub.get_about()).map(|s| s.to_string()).unwrap_or_default();
+                    if !help.contains("Example") {
+                        missing.push(p);
+                    }
+                }
+            }
+        }
+        let mut missing = vec![];
+        let cmd = super::command();
+        walk(&cmd, "vidi", &mut missing);
+        assert!(missing.is_empty(), "no example in --help: {missing:?}");
+        assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("vidi clip.mp4")));
+    }
 }

@@ -73,9 +73,20 @@ pub fn download_dataset_file(
     revision: Option<&str>,
     progress: Option<Progress>,
 ) -> Result<PathBuf, HubError> {
+    download_dataset_file_with(repo_id, filename, revision, progress, &HubSettings::default())
+}
+
+/// [`download_dataset_file`] against the Hub and cache `hub` names.
+pub fn download_dataset_file_with(
+    repo_id: &str,
+    filename: &str,
+    revision: Option<&str>,
+    progress: Option<Progress>,
+    hub: &HubSettings,
+) -> Result<PathBuf, HubError> {
     let (owner, name) = split_repo_id(repo_id)?;
     let what = format!("downloading {filename} from dataset {repo_id}");
-    let client = HFClientSync::new().map_err(|source| HubError::Client { what: what.clone(), source })?;
+    let client = hub.client(&what)?;
     client
         .dataset(owner, name)
         .download_file()
@@ -231,22 +242,198 @@ mod tests {
 /// The files of a model repo vidi needs, in the order tried for weights.
 const MODEL_CONFIG_FILES: [&str; 2] = ["config.json", "preprocessor_config.json"];
 
+/// The reference checkpoints: id, what it is, whether it classifies Kinetics-400 as it is
+/// (false: a pre-trained encoder, a starting point for fine-tuning).
+pub const REFERENCE_MODELS: [(&str, &str, bool); 4] = [
+    ("MCG-NJU/videomae-base-finetuned-kinetics", "VideoMAE-base, Kinetics-400 labels", true),
+    ("facebook/timesformer-base-finetuned-k400", "TimeSformer-base, Kinetics-400 labels", true),
+    ("google/vivit-b-16x2-kinetics400", "ViViT-B/16x2, Kinetics-400 labels", true),
+    ("MCG-NJU/videomae-base", "VideoMAE-base pre-trained: the guide's starting point for fine-tuning", false),
+];
+
+/// Where the Hub is and where its cache lies. `None` fields take hf-hub's own
+/// defaults (`HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE`).
+#[derive(Clone, Debug, Default)]
+pub struct HubSettings {
+    /// The Hub's base URL.
+    pub endpoint: Option<String>,
+    /// The hf-hub cache folder.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl HubSettings {
+    /// The Hub's base URL: the one set here, else `HF_ENDPOINT`, else huggingface.co.
+    pub fn endpoint_url(&self) -> String {
+        self.endpoint
+            .clone()
+            .or_else(|| std::env::var("HF_ENDPOINT").ok())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "https://huggingface.co".into())
+    }
+
+    /// Whether a TCP connection to the Hub opens within a few seconds: an offline
+    /// machine learns it at once instead of after the HTTP client's retries.
+    /// (Skipped behind a proxy, which the HTTP client knows how to use.)
+    pub fn reachable(&self) -> Result<(), String> {
+        use std::net::ToSocketAddrs;
+        let proxied = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        if proxied {
+            return Ok(());
+        }
+        let url = self.endpoint_url();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url.as_str()));
+        let authority = rest.split('/').next().unwrap_or_default();
+        let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            authority.to_string()
+        } else {
+            format!("{authority}:{}", if scheme == "http" { 80 } else { 443 })
+        };
+        let addrs: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot look up {authority}: {e}"))?.collect();
+        let mut last = format!("no address for {authority}");
+        for a in addrs {
+            match std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = format!("cannot connect to {authority}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    fn client(&self, what: &str) -> Result<HFClientSync, HubError> {
+        self.client_with(what, None)
+    }
+
+    fn client_with(&self, what: &str, retries: Option<usize>) -> Result<HFClientSync, HubError> {
+        let mut b = hf_hub::HFClient::builder();
+        if let Some(n) = retries {
+            b = b.retry_max_attempts(n);
+        }
+        if let Some(e) = &self.endpoint {
+            b = b.endpoint(e.clone());
+        }
+        if let Some(c) = &self.cache_dir {
+            b = b.cache_dir(c.clone());
+        }
+        b.build_sync().map_err(|source| HubError::Client { what: what.to_string(), source })
+    }
+}
+
+/// What a `--model` value points at, found without downloading anything.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelStatus {
+    /// A local folder.
+    Local(PathBuf),
+    /// A Hub model already in the cache: works offline.
+    Cached(PathBuf),
+    /// A Hub model not cached yet; the Hub has it, this many bytes to download.
+    Downloadable {
+        /// Bytes of the files vidi would download.
+        bytes: u64,
+    },
+    /// Not cached and the Hub cannot be asked (no network, or it refused).
+    Unreachable(String),
+    /// Neither a folder nor a Hub id.
+    NotAModel,
+}
+
+/// Looks `spec` up: a folder, the cache, then (one listing request) the Hub.
+pub fn model_status(spec: &str, hub: &HubSettings) -> ModelStatus {
+    model_statuses(&[spec], hub).pop().unwrap_or(ModelStatus::NotAModel)
+}
+
+/// [`model_status`] for several models, asking whether the Hub is reachable once.
+pub fn model_statuses(specs: &[&str], hub: &HubSettings) -> Vec<ModelStatus> {
+    let mut online: Option<Result<(), String>> = None;
+    specs.iter().map(|s| status(s, hub, &mut online)).collect()
+}
+
+fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>) -> ModelStatus {
+    let spec = spec.trim();
+    if Path::new(spec).is_dir() {
+        return ModelStatus::Local(PathBuf::from(spec));
+    }
+    let Ok((owner, name)) = split_repo_id(spec) else { return ModelStatus::NotAModel };
+    if let Ok(dir) = resolve(spec, None, None, true, hub) {
+        return ModelStatus::Cached(dir);
+    }
+    if let Err(e) = online.get_or_insert_with(|| hub.reachable()) {
+        return ModelStatus::Unreachable(e.clone());
+    }
+    let client = match hub.client_with(spec, Some(0)) {
+        Ok(c) => c,
+        Err(e) => return ModelStatus::Unreachable(e.to_string()),
+    };
+    match client.model(owner, name).list_tree().send() {
+        Ok(entries) => {
+            let sizes: std::collections::BTreeMap<String, u64> = entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    hf_hub::repository::RepoTreeEntry::File { path, size, .. } => Some((path, size)),
+                    _ => None,
+                })
+                .collect();
+            let files = download_plan(&sizes.keys().cloned().collect::<Vec<_>>());
+            ModelStatus::Downloadable { bytes: files.iter().filter_map(|f| sizes.get(f)).sum() }
+        }
+        Err(e) => ModelStatus::Unreachable(e.to_string()),
+    }
+}
+
+/// Which of a repo's top-level files vidi downloads: the configs, then the first
+/// weights format present (safetensors, sharded safetensors, pickle).
+fn download_plan(files: &[String]) -> Vec<String> {
+    let has = |f: &str| files.iter().any(|x| x == f);
+    let mut plan: Vec<String> = MODEL_CONFIG_FILES.iter().filter(|f| has(f)).map(|f| f.to_string()).collect();
+    if has("model.safetensors") {
+        plan.push("model.safetensors".into());
+    } else if has("model.safetensors.index.json") {
+        plan.push("model.safetensors.index.json".into());
+        plan.extend(files.iter().filter(|f| f.starts_with("model-") && f.ends_with(".safetensors")).cloned());
+    } else if has("pytorch_model.bin") {
+        plan.push("pytorch_model.bin".into());
+    }
+    plan
+}
+
 /// A `--model` argument: an existing local folder, else a Hub model id
 /// (`owner/name`) downloaded into the hf-hub cache (or found there offline).
 /// Returns the folder holding `config.json` and the weights.
 pub fn resolve_model(spec: &str, revision: Option<&str>, progress: Option<Progress>) -> Result<PathBuf, HubError> {
+    resolve(spec, revision, progress, false, &HubSettings::default())
+}
+
+/// [`resolve_model`] against the Hub and cache `hub` names.
+pub fn resolve_model_with(
+    spec: &str,
+    revision: Option<&str>,
+    progress: Option<Progress>,
+    hub: &HubSettings,
+) -> Result<PathBuf, HubError> {
+    resolve(spec, revision, progress, false, hub)
+}
+
+fn resolve(
+    spec: &str,
+    revision: Option<&str>,
+    progress: Option<Progress>,
+    local_only: bool,
+    hub: &HubSettings,
+) -> Result<PathBuf, HubError> {
     let local = Path::new(spec);
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
     let (owner, name) = split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
-    let client = HFClientSync::new().map_err(|source| HubError::Client { what: format!("model {spec}"), source })?;
+    let client = hub.client(&format!("model {spec}"))?;
     let repo = client.model(owner, name);
     let get = |file: &str| {
         repo.download_file()
             .filename(file)
             .maybe_revision(revision.map(str::to_string))
             .maybe_progress(progress.clone())
+            .local_files_only(local_only)
             .send()
     };
     let config = get(MODEL_CONFIG_FILES[0])

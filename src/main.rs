@@ -4,12 +4,15 @@ mod cli;
 mod cli_share;
 mod cli_train;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> std::process::ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     let Some(command) = args.command else {
-        return open_app();
+        return open_app(args.files);
     };
     match cli::run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -23,8 +26,8 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(feature = "gui")]
-fn open_app() -> std::process::ExitCode {
-    match vidi::app::run(Vec::new()) {
+fn open_app(files: Vec<std::path::PathBuf>) -> std::process::ExitCode {
+    match vidi::app::run(files) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: cannot open the window: {e} (the command line works without one: vidi --help)");
@@ -34,9 +37,14 @@ fn open_app() -> std::process::ExitCode {
 }
 
 #[cfg(not(feature = "gui"))]
-fn open_app() -> std::process::ExitCode {
+fn open_app(files: Vec<std::path::PathBuf>) -> std::process::ExitCode {
     // Built without the desktop app: teach the command line instead.
-    use clap::CommandFactory;
-    let _ = cli::Cli::command().print_help();
+    if !files.is_empty() {
+        eprintln!(
+            "error: this vidi was built without the desktop app; classify with: vidi classify --model MODEL FILE..."
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    let _ = cli::command().print_help();
     std::process::ExitCode::SUCCESS
 }

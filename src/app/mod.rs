@@ -2,6 +2,8 @@
 //! Preview, Train, Evaluate, Classify). Every long job runs on a named worker
 //! thread and reports through a channel; the UI only polls, so it never blocks.
 
+mod models;
+mod player;
 mod tabs;
 
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ pub struct Settings {
     pub seed: u64,
     /// Last tab.
     pub tab: Tab,
+    /// Where downloaded datasets go.
+    pub downloads: String,
 }
 
 impl Default for Settings {
@@ -54,6 +58,11 @@ impl Default for Settings {
             lr: t.lr,
             seed: t.seed,
             tab: Tab::Dataset,
+            downloads: std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join("vidi-data"))
+                .unwrap_or_else(|| PathBuf::from("vidi-data"))
+                .to_string_lossy()
+                .into_owned(),
         }
     }
 }
@@ -114,19 +123,75 @@ impl<M: Send + 'static> Job<M> {
     }
 }
 
+/// Sums hf-hub's per-file download progress over one operation: (bytes done, bytes known).
+struct HubCounter {
+    /// Done and total of finished files, then of the file in flight.
+    state: std::sync::Mutex<[u64; 4]>,
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<(u64, u64)>>,
+}
+
+impl hf_hub::progress::ProgressHandler for HubCounter {
+    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        use hf_hub::progress::{DownloadEvent, ProgressEvent};
+        let Ok(mut s) = self.state.lock() else { return };
+        match event {
+            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. }) => {
+                *s = [s[0] + s[2], s[1] + s[3], 0, *total_bytes];
+            }
+            ProgressEvent::Download(DownloadEvent::Progress { files }) => {
+                s[2] = files.iter().map(|f| f.bytes_completed).sum();
+            }
+            ProgressEvent::Download(DownloadEvent::AggregateProgress { bytes_completed, .. }) => {
+                s[2] = *bytes_completed
+            }
+            _ => return,
+        }
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send((s[0] + s[2], s[1] + s[3]));
+        }
+    }
+}
+
+/// Runs `work` with an hf-hub progress handler that reports (done, total) bytes to `on_bytes`.
+pub(crate) fn with_hub_progress<T>(
+    on_bytes: &(dyn Fn(u64, u64) + Sync),
+    work: impl FnOnce(hf_hub::progress::Progress) -> T,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = Arc::new(HubCounter { state: Default::default(), tx: std::sync::Mutex::new(tx) });
+    let finished = AtomicBool::new(false);
+    let fin = &finished;
+    std::thread::scope(|sc| {
+        sc.spawn(move || loop {
+            // Stops when the work is over, even if hf-hub still holds a handler clone.
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok((d, t)) => on_bytes(d, t),
+                Err(_) if fin.load(Ordering::SeqCst) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(_) => {}
+            }
+        });
+        let out = work(hf_hub::progress::Progress::from(counter));
+        finished.store(true, Ordering::SeqCst);
+        out
+    })
+}
+
 /// The app's state.
 pub struct VidiApp {
     /// Remembered settings.
     pub settings: Settings,
     /// Where models compute, as the status bar says it.
     pub compute: crate::backend::Compute,
+    /// The Hub and its cache (hf-hub's environment defaults unless set).
+    pub hub: crate::hub::HubSettings,
     tabs: tabs::TabsState,
 }
 
 impl VidiApp {
     /// The app with `settings`, computing on `compute`; `files` (from the command line) are queued.
     pub fn new(settings: Settings, compute: crate::backend::Compute, files: Vec<PathBuf>) -> VidiApp {
-        let mut app = VidiApp { tabs: tabs::TabsState::new(&settings), settings, compute };
+        let mut app = VidiApp { tabs: tabs::TabsState::new(&settings), settings, compute, hub: Default::default() };
         app.open_paths(files);
         app
     }
@@ -171,7 +236,7 @@ impl VidiApp {
         });
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-                self.tabs.show(self.settings.tab, ui, &mut self.settings, &self.compute);
+                self.tabs.show(self.settings.tab, ui, &mut self.settings, &self.compute, &self.hub);
             });
         });
         self.tabs.poll(ui.ctx(), &mut self.settings);
@@ -195,10 +260,26 @@ impl eframe::App for EframeApp {
     }
 }
 
+/// The window icon (assets/icons/vidi-256.png, built in).
+fn icon() -> egui::IconData {
+    let png = include_bytes!("../../assets/icons/vidi-256.png");
+    match image::load_from_memory_with_format(png, image::ImageFormat::Png) {
+        Ok(img) => {
+            let rgba = img.into_rgba8();
+            egui::IconData { width: rgba.width(), height: rgba.height(), rgba: rgba.into_raw() }
+        }
+        Err(_) => egui::IconData::default(),
+    }
+}
+
 /// Opens the window (`vidi` with no subcommand). `files` are queued as `vidi FILE...` asks.
 pub fn run(files: Vec<PathBuf>) -> Result<(), String> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1200.0, 820.0]).with_title("vidi"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1200.0, 820.0])
+            .with_title("vidi")
+            .with_app_id("vidi")
+            .with_icon(icon()),
         ..Default::default()
     };
     eframe::run_native(

@@ -66,12 +66,88 @@ fn strip(ui: &mut egui::Ui, tex: &[egui::TextureHandle], height: f32) {
     });
 }
 
-fn path_field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
+pub(super) fn path_field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
     ui.horizontal(|ui| {
         let l = ui.label(label);
         ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(420.0)).labelled_by(l.id)
     })
     .inner
+}
+
+/// [`path_field`] with a Browse… button for a folder; returns whether Enter was pressed in it.
+fn folder_field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
+    ui.horizontal(|ui| {
+        let l = ui.label(label);
+        let r = ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(420.0)).labelled_by(l.id);
+        if let Some(p) = browse_folder(ui, label) {
+            *value = p;
+        }
+        r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter))
+    })
+    .inner
+}
+
+/// What a Browse… button picks.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Pick {
+    Folder,
+    Files,
+}
+
+/// A "Browse…" button: opens the system's file dialog on a worker thread (the UI
+/// goes on drawing) and returns what was picked, on a later frame. `key` tells
+/// the app's buttons apart.
+pub(super) fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
+    type Slot = std::sync::Arc<std::sync::Mutex<Option<(Vec<PathBuf>, bool)>>>;
+    let id = egui::Id::NULL.with(("vidi-browse", key));
+    let slot: Slot = ui.data_mut(|d| d.get_temp_mut_or_default::<Slot>(id).clone());
+    let hint_id = id.with("hint");
+    let pending = ui.data(|d| d.get_temp::<bool>(id.with("pending"))).unwrap_or(false);
+    let button = ui.add_enabled(!pending, egui::Button::new("Browse…"));
+    if button.clicked() {
+        ui.data_mut(|d| d.insert_temp(id.with("pending"), true));
+        let (slot, ctx) = (slot.clone(), ui.ctx().clone());
+        let _ = std::thread::Builder::new().name("vidi-file-dialog".into()).spawn(move || {
+            let t0 = std::time::Instant::now();
+            let dialog = rfd::FileDialog::new();
+            let picked = match pick {
+                Pick::Folder => dialog.pick_folder().into_iter().collect(),
+                Pick::Files => dialog
+                    .add_filter(
+                        "videos",
+                        &["mp4", "avi", "mkv", "webm", "mov", "m4v", "mpg", "mpeg", "ogv", "flv", "3gp", "wmv"],
+                    )
+                    .add_filter("all files", &["*"])
+                    .pick_files()
+                    .unwrap_or_default(),
+            };
+            // A dialog that "closed" at once most likely never opened.
+            let never_opened = picked.is_empty() && t0.elapsed() < std::time::Duration::from_millis(400);
+            if let Ok(mut s) = slot.lock() {
+                *s = Some((picked, never_opened));
+            }
+            ctx.request_repaint();
+        });
+    }
+    let done = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some((picked, never_opened)) = done {
+        ui.data_mut(|d| {
+            d.insert_temp(id.with("pending"), false);
+            d.insert_temp(hint_id, never_opened);
+        });
+        return picked;
+    }
+    if ui.data(|d| d.get_temp::<bool>(hint_id)).unwrap_or(false) {
+        ui.label(
+            "No file dialog here (install xdg-desktop-portal-gtk or zenity): type the path, or drop it on the window.",
+        );
+    }
+    Vec::new()
+}
+
+/// [`browse`] for one folder, as a string for a path field.
+pub(super) fn browse_folder(ui: &mut egui::Ui, key: &str) -> Option<String> {
+    browse(ui, key, Pick::Folder).into_iter().next().map(|p| p.to_string_lossy().into_owned())
 }
 
 /// A label and a number field named by it (for screen readers and tests).
@@ -80,7 +156,7 @@ fn number<T: egui::emath::Numeric>(ui: &mut egui::Ui, label: &str, v: &mut T, ra
     ui.add(egui::DragValue::new(v).range(range)).labelled_by(l.id);
 }
 
-fn error_line(ui: &mut egui::Ui, err: &Option<String>) {
+pub(super) fn error_line(ui: &mut egui::Ui, err: &Option<String>) {
     if let Some(e) = err {
         ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
     }
@@ -90,6 +166,9 @@ fn error_line(ui: &mut egui::Ui, err: &Option<String>) {
 
 enum DatasetMsg {
     Progress(usize, usize),
+    /// Download bytes (done, total), then extraction bytes.
+    Download(&'static str, u64, u64),
+    Downloaded(Result<PathBuf, String>),
     Index(Result<DatasetIndex, String>),
     Strip(PathBuf, Result<Vec<RgbFrame>, String>),
     Split(Result<PathBuf, String>),
@@ -106,9 +185,44 @@ pub struct DatasetTab {
     selected: Option<PathBuf>,
     strip: Vec<egui::TextureHandle>,
     error: Option<String>,
+    /// The video player of the selected video.
+    pub player: super::player::Player,
+    download: Option<(&'static str, u64, u64)>,
 }
 
 impl DatasetTab {
+    fn download(&mut self, ctx: &egui::Context, hub: crate::hub::HubSettings, out: PathBuf) {
+        self.error = None;
+        self.download = Some(("downloading", 0, 0));
+        self.job = Some(Job::spawn("vidi-download-dataset", ctx, move |send, _| {
+            let r = (|| {
+                let archive = super::with_hub_progress(&|d, t| send(DatasetMsg::Download("downloading", d, t)), |p| {
+                    crate::hub::download_dataset_file_with(
+                        crate::hub::REFERENCE_DATASET,
+                        crate::hub::REFERENCE_DATASET_FILE,
+                        None,
+                        Some(p),
+                        &hub,
+                    )
+                })
+                .map_err(|e| e.to_string())?;
+                let name = crate::hub::REFERENCE_DATASET_FILE.trim_end_matches(".tar.gz").trim_end_matches(".tar");
+                let existing = out.join(name);
+                if existing.is_dir() {
+                    // Extracted before: open it as it is.
+                    return Ok(existing);
+                }
+                std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                let tops = crate::hub::extract_archive(&archive, &out, &mut |d, t| {
+                    send(DatasetMsg::Download("extracting", d, t))
+                })
+                .map_err(|e| e.to_string())?;
+                tops.into_iter().find(|p| p.is_dir()).ok_or_else(|| "the archive held no folder".to_string())
+            })();
+            send(DatasetMsg::Downloaded(r));
+        }));
+    }
+
     fn open(&mut self, ctx: &egui::Context, dir: String) {
         self.error = None;
         self.job = Some(Job::spawn("vidi-index", ctx, move |send, _| {
@@ -123,6 +237,7 @@ impl DatasetTab {
     }
 
     fn select(&mut self, ctx: &egui::Context, video: PathBuf) {
+        self.player.open(ctx, &video);
         self.selected = Some(video.clone());
         self.strip.clear();
         self.job = Some(Job::spawn("vidi-strip", ctx, move |send, _| {
@@ -133,15 +248,28 @@ impl DatasetTab {
         }));
     }
 
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings) {
+    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, hub: &crate::hub::HubSettings) {
         ui.heading("Dataset");
-        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window or type its path.");
-        let enter = path_field(ui, "Folder", &mut s.data_dir, "e.g. UCF101_subset").lost_focus()
-            && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if ui.button("Open").clicked() || enter || std::mem::take(&mut self.request_open) {
+        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window, browse, or type its path.");
+        let enter = folder_field(ui, "Folder", &mut s.data_dir, "e.g. UCF101_subset");
+        let idle = self.job.is_none();
+        let mut open = false;
+        ui.horizontal(|ui| {
+            open = ui.add_enabled(idle, egui::Button::new("Open")).clicked();
+            ui.label("or");
+            let text = format!("Download the UCF101 subset (the guide's dataset) into {}", s.downloads);
+            if ui.add_enabled(idle, egui::Button::new(text)).clicked() {
+                self.download(ui.ctx(), hub.clone(), PathBuf::from(&s.downloads));
+            }
+        });
+        if open || (enter && idle) || (idle && std::mem::take(&mut self.request_open)) {
             self.open(ui.ctx(), s.data_dir.clone());
         }
-        if self.job.is_some() {
+        if let Some((what, d, t)) = self.download {
+            let f = if t > 0 { d as f32 / t as f32 } else { 0.0 };
+            let mb = |b: u64| b as f64 / 1e6;
+            ui.add(egui::ProgressBar::new(f).text(format!("{what} {:.1} of {:.1} MB", mb(d), mb(t))));
+        } else if self.job.is_some() {
             let (d, t) = self.progress;
             ui.add(
                 egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 }).text(format!("reading {d}/{t}")),
@@ -223,6 +351,9 @@ impl DatasetTab {
                 send(DatasetMsg::Split(r));
             }));
         }
+        if self.player.path().is_some() {
+            self.player.show(ui, 270.0);
+        }
         if !self.strip.is_empty() {
             ui.label("Frames sampled evenly over the whole video:");
             strip(ui, &self.strip, 90.0);
@@ -234,6 +365,17 @@ impl DatasetTab {
         for m in job.poll() {
             match m {
                 DatasetMsg::Progress(d, t) => self.progress = (d, t),
+                DatasetMsg::Download(what, d, t) => self.download = Some((what, d, t)),
+                DatasetMsg::Downloaded(r) => {
+                    self.download = None;
+                    match r {
+                        Ok(dir) => {
+                            s.data_dir = dir.to_string_lossy().into_owned();
+                            self.request_open = true;
+                        }
+                        Err(e) => self.error = Some(e),
+                    }
+                }
                 DatasetMsg::Index(r) => match r {
                     Ok(i) => {
                         self.index = Some(i);
@@ -263,7 +405,7 @@ impl DatasetTab {
 }
 
 /// A frame scaled to `height` pixels high (for strips).
-fn small(f: &RgbFrame, height: u32) -> RgbFrame {
+pub(super) fn small(f: &RgbFrame, height: u32) -> RgbFrame {
     if f.height <= height {
         return f.clone();
     }
@@ -521,6 +663,7 @@ enum TrainMsg {
 /// The Train tab.
 #[derive(Default)]
 pub struct TrainTab {
+    model: super::models::ModelPanel,
     job: Option<Job<TrainMsg>>,
     share: ShareBox,
     loss: Vec<[f64; 2]>,
@@ -535,7 +678,7 @@ pub struct TrainTab {
 impl TrainTab {
     fn start(&mut self, ctx: &egui::Context, s: &Settings, resume: bool, demo: bool, gpu: bool) {
         let device = if gpu { crate::backend::DeviceChoice::Gpu } else { crate::backend::DeviceChoice::Cpu };
-        *self = TrainTab::default();
+        *self = TrainTab { model: std::mem::take(&mut self.model), ..Default::default() };
         let out = PathBuf::from(&s.run_dir);
         let cfg = crate::train::TrainConfig {
             data: PathBuf::from(&s.data_dir),
@@ -574,10 +717,10 @@ impl TrainTab {
         }));
     }
 
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, gpu: bool) {
+    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, gpu: bool, hub: &crate::hub::HubSettings) {
         ui.heading("Train");
-        path_field(ui, "Dataset", &mut s.data_dir, "a folder with train/ and val/");
-        path_field(ui, "Base model", &mut s.model, "folder or Hub id");
+        folder_field(ui, "Dataset", &mut s.data_dir, "a folder with train/ and val/");
+        self.model.show(ui, s, hub, true);
         ui.horizontal(|ui| {
             ui.label("suggestions:");
             for id in
@@ -588,7 +731,7 @@ impl TrainTab {
                 }
             }
         });
-        path_field(ui, "Run folder", &mut s.run_dir, "where checkpoints and best/ go");
+        folder_field(ui, "Run folder", &mut s.run_dir, "where checkpoints and best/ go");
         egui::Grid::new("train-params").show(ui, |ui| {
             number(ui, "epochs", &mut s.epochs, 1..=1000);
             ui.label("passes over the train split");
@@ -717,6 +860,7 @@ pub struct EvaluateTab {
     cell: Option<(usize, usize)>,
     error: Option<String>,
     share: ShareBox,
+    player: super::player::Player,
 }
 
 impl Default for EvaluateTab {
@@ -731,6 +875,7 @@ impl Default for EvaluateTab {
             cell: None,
             error: None,
             share: ShareBox::default(),
+            player: Default::default(),
         }
     }
 }
@@ -757,8 +902,8 @@ impl EvaluateTab {
         if self.model.is_empty() {
             self.model = format!("{}/best", s.run_dir.trim_end_matches('/'));
         }
-        path_field(ui, "Model", &mut self.model, "a model folder (e.g. RUN/best) or Hub id");
-        path_field(ui, "Dataset", &mut s.data_dir, "split layout");
+        folder_field(ui, "Model", &mut self.model, "a model folder (e.g. RUN/best) or Hub id");
+        folder_field(ui, "Dataset", &mut s.data_dir, "split layout");
         ui.horizontal(|ui| {
             let l = ui.label("split");
             ui.text_edit_singleline(&mut self.split).labelled_by(l.id);
@@ -828,12 +973,16 @@ impl EvaluateTab {
             }
         });
         if let Some((i, j)) = self.cell {
-            ui.label(format!("true {} → predicted {}:", r.labels[i], r.labels[j]));
+            ui.label(format!("true {} → predicted {} (click one to play it):", r.labels[i], r.labels[j]));
             for o in r.outcomes.iter().filter(|o| o.label == r.labels[i] && o.predicted == r.labels[j]) {
-                if ui.link(o.video.display().to_string()).clicked() {
+                let top = o.top3.iter().map(|p| format!("{} {:.2}", p.label, p.score)).collect::<Vec<_>>().join(", ");
+                if ui.link(format!("{}   ({top})", o.video.display())).clicked() {
                     s.video = o.video.to_string_lossy().into_owned();
-                    s.tab = Tab::Preview;
+                    self.player.open(ui.ctx(), &o.video);
                 }
+            }
+            if self.player.path().is_some() {
+                self.player.show(ui, 240.0);
             }
         }
         let dir = PathBuf::from(&self.model);
@@ -862,6 +1011,9 @@ impl EvaluateTab {
 pub struct ClassifyTab {
     /// Queued videos.
     pub files: Vec<PathBuf>,
+    model: super::models::ModelPanel,
+    player: super::player::Player,
+    pending_play: Option<PathBuf>,
     add: String,
     job: Option<Job<Result<Vec<VideoResult>, String>>>,
     results: Vec<VideoResult>,
@@ -870,10 +1022,16 @@ pub struct ClassifyTab {
 }
 
 impl ClassifyTab {
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, device: &burn::tensor::Device) {
+    fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        s: &mut Settings,
+        device: &burn::tensor::Device,
+        hub: &crate::hub::HubSettings,
+    ) {
         ui.heading("Classify");
-        ui.label("Drop video files (or a folder) on the window, or add a path.");
-        path_field(ui, "Model", &mut s.model, "a model folder or Hub id");
+        ui.label("Drop video files on the window, browse, or add a path.");
+        self.model.show(ui, s, hub, false);
         ui.horizontal(|ui| {
             let l = ui.label("Video");
             ui.add(egui::TextEdit::singleline(&mut self.add).hint_text("video path").desired_width(420.0))
@@ -882,6 +1040,7 @@ impl ClassifyTab {
                 self.files.push(PathBuf::from(self.add.trim()));
                 self.add.clear();
             }
+            self.files.extend(browse(ui, "videos", Pick::Files));
             if ui.button("Clear").clicked() {
                 self.files.clear();
                 self.results.clear();
@@ -890,13 +1049,14 @@ impl ClassifyTab {
         for f in &self.files {
             ui.label(f.display().to_string());
         }
-        let can = self.job.is_none() && !self.files.is_empty();
+        let can = self.job.is_none() && !self.files.is_empty() && !self.model.downloading();
         if ui.add_enabled(can, egui::Button::new("Run classification")).clicked() {
             let (model, files, device) = (s.model.clone(), self.files.clone(), device.clone());
             self.error = None;
+            let hub = hub.clone();
             self.job = Some(Job::spawn("vidi-classify", ui.ctx(), move |send, _| {
                 let r = (|| {
-                    let dir = crate::hub::resolve_model(&model, None, None).map_err(|e| e.to_string())?;
+                    let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
                     let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device)
                         .map_err(|e| e.to_string())?;
                     Ok(crate::infer::classify(&m, &files, &Default::default(), &mut |_, _| {}))
@@ -941,24 +1101,43 @@ impl ClassifyTab {
                 ui.label(c);
             }
         }
+        let mut play = self.pending_play.take();
+        let playing = self.player.path().map(Path::to_path_buf);
         for r in &self.results {
             ui.separator();
-            match r {
-                VideoResult::Ok { video, predictions } => {
-                    ui.strong(video.display().to_string());
-                    for p in predictions {
-                        ui.add(
-                            egui::ProgressBar::new(p.score)
-                                .text(format!("{}  {:.3}", p.label, p.score))
-                                .desired_width(400.0),
-                        );
+            let (VideoResult::Ok { video, .. } | VideoResult::Err { video, .. }) = r;
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    let name = video.display().to_string();
+                    if ui
+                        .selectable_label(playing.as_ref() == Some(video), egui::RichText::new(name).strong())
+                        .clicked()
+                    {
+                        play = Some(video.clone());
                     }
+                    match r {
+                        VideoResult::Ok { predictions, .. } => {
+                            for p in predictions {
+                                ui.add(
+                                    egui::ProgressBar::new(p.score)
+                                        .text(format!("{}  {:.3}", p.label, p.score))
+                                        .desired_width(400.0),
+                                );
+                            }
+                        }
+                        VideoResult::Err { error, .. } => {
+                            ui.colored_label(egui::Color32::from_rgb(200, 40, 40), error);
+                        }
+                    }
+                });
+                // The clip plays beside its labels.
+                if playing.as_ref() == Some(video) {
+                    self.player.show(ui, 180.0);
                 }
-                VideoResult::Err { video, error } => {
-                    ui.strong(video.display().to_string());
-                    ui.colored_label(egui::Color32::from_rgb(200, 40, 40), error);
-                }
-            }
+            });
+        }
+        if let Some(v) = play {
+            self.player.open(ui.ctx(), &v);
         }
     }
 
@@ -966,7 +1145,13 @@ impl ClassifyTab {
         let Some(job) = self.job.as_mut() else { return };
         for r in job.poll() {
             match r {
-                Ok(v) => self.results = v,
+                Ok(v) => {
+                    self.results = v;
+                    // The first clip starts playing beside its labels.
+                    if let Some(VideoResult::Ok { video, .. } | VideoResult::Err { video, .. }) = self.results.first() {
+                        self.pending_play = Some(video.clone());
+                    }
+                }
                 Err(e) => self.error = Some(e),
             }
         }
@@ -997,19 +1182,28 @@ impl TabsState {
     }
 
     /// Draws `tab`.
-    pub fn show(&mut self, tab: Tab, ui: &mut egui::Ui, s: &mut Settings, compute: &crate::backend::Compute) {
+    pub fn show(
+        &mut self,
+        tab: Tab,
+        ui: &mut egui::Ui,
+        s: &mut Settings,
+        compute: &crate::backend::Compute,
+        hub: &crate::hub::HubSettings,
+    ) {
         match tab {
-            Tab::Dataset => self.dataset.show(ui, s),
+            Tab::Dataset => self.dataset.show(ui, s, hub),
             Tab::Preview => self.preview.show(ui, s),
-            Tab::Train => self.train.show(ui, s, compute.is_gpu),
+            Tab::Train => self.train.show(ui, s, compute.is_gpu, hub),
             Tab::Evaluate => self.evaluate.show(ui, s, &compute.device),
-            Tab::Classify => self.classify.show(ui, s, &compute.device),
+            Tab::Classify => self.classify.show(ui, s, &compute.device, hub),
         }
     }
 
     /// Takes what the jobs sent.
     pub fn poll(&mut self, ctx: &egui::Context, s: &mut Settings) {
         self.dataset.poll(ctx, s);
+        self.train.model.poll(s);
+        self.classify.model.poll(s);
         self.preview.poll(ctx);
         self.train.poll();
         self.evaluate.poll();
@@ -1018,7 +1212,10 @@ impl TabsState {
 
     /// Whether any job runs.
     pub fn busy(&self) -> bool {
-        self.dataset.job.is_some()
+        self.train.model.busy()
+            || self.classify.model.busy()
+            || self.dataset.job.is_some()
+            || self.dataset.request_open
             || self.preview.job.is_some()
             || self.train.job.is_some()
             || self.evaluate.job.is_some()

@@ -505,6 +505,28 @@ pub fn decode_all(path: &Path, opts: &DecodeOptions) -> Result<Vec<RgbFrame>, Vi
     Ok(out)
 }
 
+/// Decodes frames in order and hands each to `each` (with its presentation time)
+/// until the stream ends or `each` returns false; returns how many were handed over.
+/// For players: nothing is kept here, so memory is the caller's choice.
+pub fn for_each_frame(
+    path: &Path,
+    opts: &DecodeOptions,
+    each: &mut dyn FnMut(RgbFrame) -> bool,
+) -> Result<usize, VideoError> {
+    let mut reader = StreamReader::open(path, opts)?;
+    let mut n = 0;
+    while let Some(raw) = reader.next_raw()? {
+        n += 1;
+        if !each(reader.to_rgb(&raw)?) {
+            break;
+        }
+    }
+    if n == 0 {
+        return Err(VideoError::NoFrames { path: path.into() });
+    }
+    Ok(n)
+}
+
 /// `n` frames spread evenly over the whole video (`np.linspace(0, frames-1, n)`),
 /// and the video's decoded frame count. Decodes the stream once, converting
 /// only the chosen frames; the container's frame count is used as a first

@@ -16,7 +16,7 @@ use std::sync::Once;
 
 pub use decode::{
     decode_all, decode_count_only, decode_indices, decode_time_range, decode_time_range_subsampled, decode_uniform,
-    DecodeOptions, TimedFrames,
+    for_each_frame, DecodeOptions, TimedFrames,
 };
 pub use encode::encode_rgb;
 pub use probe::{probe, VideoInfo};

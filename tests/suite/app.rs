@@ -53,8 +53,45 @@ fn settle(h: &mut Harness<'static, VidiApp>, secs: u64) {
     h.step();
 }
 
+/// A loopback address nothing listens on: "no network", refused at once.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// The app as `vidi` opens it, but hermetic: the Hub is a closed port and the
+/// Hub cache an empty folder, unless a test points them elsewhere.
 fn new_app(settings: Settings, files: Vec<PathBuf>) -> VidiApp {
-    VidiApp::new(settings, vidi::backend::cpu(), files)
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
+    let mut app = VidiApp::new(settings, vidi::backend::cpu(), files);
+    app.hub = vidi::hub::HubSettings { endpoint: Some(closed_port()), cache_dir: Some(cache.path().to_path_buf()) };
+    app
+}
+
+/// The player's position line, "frame i/n  t s".
+fn frame_label(h: &Harness<'static, VidiApp>) -> String {
+    use egui_kittest::kittest::NodeT;
+    let labels: Vec<String> = h
+        .query_all_by_label_contains("frame ")
+        .filter_map(|n| n.accesskit_node().value())
+        .filter(|l| l.starts_with("frame "))
+        .collect();
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    labels[0].clone()
+}
+
+/// Steps until a label containing `text` shows, or panics after `secs`.
+fn wait_for(h: &mut Harness<'static, VidiApp>, text: &str, secs: u64) {
+    let t = Instant::now();
+    loop {
+        h.step();
+        if h.query_by_label_contains(text).is_some() {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(secs), "'{text}' did not appear in {secs} s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -88,6 +125,129 @@ fn every_tab_opens_and_the_dataset_loads() {
     settle(&mut h, 30);
     h.get_by_label("Frames sampled evenly over the whole video:");
     assert_eq!(h.state().settings.video, first.to_string_lossy());
+    // ... and plays it: all 24 frames (the generator wrote 24), pause, step, scrub.
+    let frames = vidi::video::probe(&first).unwrap().frames;
+    wait_for(&mut h, &format!("/{frames} "), 30);
+    h.get_by_label("Pause").click();
+    h.step();
+    h.step();
+    h.get_by_label("Play");
+    h.get_by_label("Previous frame").click();
+    h.step();
+    h.step();
+    let at = frame_label(&h);
+    h.get_by_label("Next frame").click();
+    h.step();
+    h.step();
+    let next = frame_label(&h);
+    let n = |s: &str| s.split(['/', ' ']).nth(1).and_then(|x| x.parse::<usize>().ok()).unwrap();
+    assert_eq!(n(&next), n(&at) + 1, "{at} -> {next}");
+    h.get_by_label("Previous frame").click();
+    h.step();
+    h.step();
+    assert_eq!(frame_label(&h), at);
+}
+
+#[test]
+fn a_folder_from_the_command_line_opens_on_the_dataset_tab() {
+    let f = fixture();
+    let settings = Settings { tab: Tab::Classify, ..Default::default() };
+    // As `vidi FOLDER` does.
+    let mut h = harness(new_app(settings, vec![f.split.clone()]));
+    settle(&mut h, 60);
+    assert_eq!(h.state().settings.tab, Tab::Dataset);
+    assert_eq!(h.state().settings.data_dir, f.split.to_string_lossy());
+    h.get_by_label_contains("3 classes");
+}
+
+#[test]
+fn first_run_without_network_says_what_to_do() {
+    let settings =
+        Settings { model: "MCG-NJU/videomae-base-finetuned-kinetics".into(), tab: Tab::Classify, ..Default::default() };
+    let mut h = harness(new_app(settings, Vec::new()));
+    settle(&mut h, 60);
+    h.get_by_label_contains("is not downloaded, and the Hub cannot be reached");
+    h.get_by_label_contains("open a model folder (Browse…)");
+    h.get_by_label_contains("or run the offline demo (Train tab");
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Train").click();
+    settle(&mut h, 60);
+    h.get_by_label_contains("press \"Run the offline demo\" below");
+    h.get_by_label("Run the offline demo");
+    // A folder is taken as it is: the advice goes away.
+    h.state_mut().settings.model = fixture().model.to_string_lossy().into_owned();
+    settle(&mut h, 60);
+    h.get_by_label("Ready: a model folder.");
+    assert!(h.query_by_label_contains("cannot be reached").is_none());
+}
+
+#[test]
+fn first_run_with_the_hub_downloads_a_model_with_its_size_then_classifies() {
+    use egui_kittest::kittest::NodeT;
+    let f = fixture();
+    let mut files = std::collections::HashMap::new();
+    let mut size = 0;
+    for name in ["config.json", "preprocessor_config.json", "model.safetensors"] {
+        let data = std::fs::read(f.model.join(name)).unwrap();
+        size += data.len();
+        files.insert(format!("/alice/tiny-motion/resolve/main/{name}"), data);
+    }
+    let hub = crate::hub::serve(files);
+    let cache = tempfile::tempdir().unwrap();
+    let video = std::fs::read_dir(f.split.join("test/MovingLeft")).unwrap().next().unwrap().unwrap().path();
+    let settings = Settings { model: "alice/tiny-motion".into(), ..Default::default() };
+    let mut app = new_app(settings, vec![video.clone()]);
+    app.hub = vidi::hub::HubSettings { endpoint: Some(hub.url.clone()), cache_dir: Some(cache.path().into()) };
+    let mut h = harness(app);
+    settle(&mut h, 60);
+    h.get_by_label_contains("is on the Hub but not downloaded yet");
+    // The size shown is the files' size.
+    h.get_by_label(&format!("Download ({:.1} MB)", size as f64 / 1e6)).click();
+    settle(&mut h, 60);
+    h.get_by_label("Ready: downloaded (in the Hugging Face cache; works offline).");
+    let got: Vec<String> = hub.log.lock().unwrap().iter().filter(|l| l.contains("/resolve/")).cloned().collect();
+    assert!(got.iter().any(|l| l.ends_with("model.safetensors")), "{got:?}");
+    h.get_by_label("Run classification").click();
+    settle(&mut h, 60);
+    for c in &vidi::demo::MOTIONS[..3] {
+        h.get_by_label_contains(&format!("{c}  0."));
+    }
+    // The clip plays beside its labels.
+    let t = Instant::now();
+    loop {
+        h.step();
+        let shown = h
+            .query_all_by_label_contains("frame ")
+            .filter_map(|n| n.accesskit_node().value())
+            .any(|l| l.starts_with("frame "));
+        if shown {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the clip does not play");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
+    let f = fixture();
+    // The archive as the Hub serves it: UCF101_subset/{train,val,test}/<Class>/*.
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    b.append_dir_all("UCF101_subset", &f.split).unwrap();
+    let archive = b.into_inner().unwrap().finish().unwrap();
+    let url = format!("/datasets/{}/resolve/main/{}", vidi::hub::REFERENCE_DATASET, vidi::hub::REFERENCE_DATASET_FILE);
+    let hub = crate::hub::serve([(url, archive)].into_iter().collect());
+    let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let settings = Settings { downloads: downloads.path().to_string_lossy().into_owned(), ..Default::default() };
+    let mut app = new_app(settings, Vec::new());
+    app.hub = vidi::hub::HubSettings { endpoint: Some(hub.url.clone()), cache_dir: Some(cache.path().into()) };
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label_contains("Download the UCF101 subset").click();
+    settle(&mut h, 60);
+    let root = downloads.path().join("UCF101_subset");
+    assert_eq!(h.state().settings.data_dir, root.to_string_lossy());
+    h.get_by_label_contains("3 classes");
+    assert!(root.join("train/Growing").is_dir());
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 /// Serves `files` (URL path -> bytes) as the Hub's `resolve` endpoint does,
-/// on loopback; records every request line.
+/// and a model repo's `tree` listing, on loopback; records every request line.
 pub struct FakeHub {
     pub url: String,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -24,6 +24,23 @@ pub fn serve(files: HashMap<String, Vec<u8>>) -> FakeHub {
         for req in server.incoming_requests() {
             let path = req.url().split('?').next().unwrap_or_default().to_string();
             log2.lock().unwrap().push(format!("{} {}", req.method(), path));
+            // The tree listing of a model repo: its files under resolve/<rev>/, with sizes.
+            if let ["api", "models", o, n, "tree", rev] =
+                path.trim_start_matches('/').split('/').collect::<Vec<_>>().as_slice()
+            {
+                let prefix = format!("/{o}/{n}/resolve/{rev}/");
+                let list: Vec<serde_json::Value> = files
+                    .iter()
+                    .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|p| (p, v.len())))
+                    .map(|(p, size)| serde_json::json!({"type": "file", "oid": "0", "size": size, "path": p}))
+                    .collect();
+                let status = if list.is_empty() { 404 } else { 200 };
+                let _ = req.respond(
+                    tiny_http::Response::from_data(serde_json::Value::from(list).to_string().into_bytes())
+                        .with_status_code(status),
+                );
+                continue;
+            }
             let resp = match files.get(&path) {
                 Some(body) => {
                     let etag = format!("\"{:016x}\"", body.len() as u64 * 2654435761);

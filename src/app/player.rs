@@ -1,0 +1,194 @@
+//! A small video player: play/pause, scrub, frame step, at the file's own
+//! timing (frame timestamps, so variable frame rates play right).
+//!
+//! Frames are decoded on a worker thread, scaled down for display, and kept in
+//! memory up to a budget; playback starts while decoding goes on. One texture
+//! is updated when the shown frame changes.
+
+use std::path::{Path, PathBuf};
+
+use eframe::egui;
+
+use super::Job;
+use crate::video::RgbFrame;
+
+/// Display height frames are scaled to.
+const HEIGHT: u32 = 270;
+/// Memory for decoded frames (longer videos play their first part).
+const BUDGET_BYTES: usize = 384 << 20;
+
+enum Msg {
+    Frame(RgbFrame),
+    Done(Result<bool, String>),
+}
+
+/// The player's state.
+#[derive(Default)]
+pub struct Player {
+    path: Option<PathBuf>,
+    job: Option<Job<Msg>>,
+    frames: Vec<RgbFrame>,
+    /// The frame shown.
+    pos: usize,
+    /// Which frame the texture holds.
+    shown: Option<usize>,
+    texture: Option<egui::TextureHandle>,
+    playing: bool,
+    /// Playback clock: seconds into the video at the last frame drawn.
+    clock: f64,
+    complete: bool,
+    truncated: bool,
+    error: Option<String>,
+}
+
+impl Player {
+    /// The video loaded (or loading).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Loads `path` and starts playing it (nothing happens if it is already loaded).
+    pub fn open(&mut self, ctx: &egui::Context, path: &Path) {
+        if self.path.as_deref() == Some(path) {
+            return;
+        }
+        if let Some(j) = &self.job {
+            j.stop();
+        }
+        let p = path.to_path_buf();
+        *self = Player { path: Some(p.clone()), playing: true, texture: self.texture.take(), ..Default::default() };
+        self.job = Some(Job::spawn("vidi-player", ctx, move |send, cancel| {
+            let mut bytes = 0usize;
+            let mut truncated = false;
+            let r = crate::video::for_each_frame(&p, &Default::default(), &mut |f| {
+                let f = super::tabs::small(&f, HEIGHT);
+                bytes += f.data.len();
+                truncated = bytes > BUDGET_BYTES;
+                send(Msg::Frame(f));
+                !truncated && !cancel.load(std::sync::atomic::Ordering::Relaxed)
+            });
+            send(Msg::Done(r.map(|_| truncated).map_err(|e| e.to_string())));
+        }));
+    }
+
+    /// Takes decoded frames; advances the clock while playing.
+    fn poll(&mut self, ctx: &egui::Context) {
+        if let Some(job) = self.job.as_mut() {
+            for m in job.poll() {
+                match m {
+                    Msg::Frame(f) => self.frames.push(f),
+                    Msg::Done(Ok(truncated)) => {
+                        self.complete = true;
+                        self.truncated = truncated;
+                    }
+                    Msg::Done(Err(e)) => self.error = Some(e),
+                }
+            }
+            if job.is_done() {
+                self.job = None;
+            }
+        }
+        if !self.playing || self.frames.is_empty() {
+            return;
+        }
+        let dt = ctx.input(|i| i.stable_dt).min(0.1) as f64;
+        self.clock += dt;
+        // The last frame whose time has come; frames without timestamps play at 30 fps.
+        let t0 = self.time(0);
+        let mut pos = self.pos;
+        while pos + 1 < self.frames.len() && self.time(pos + 1) - t0 <= self.clock {
+            pos += 1;
+        }
+        if pos + 1 == self.frames.len() && self.complete && self.clock > self.time(pos) - t0 + self.frame_len(pos) {
+            // Loop.
+            pos = 0;
+            self.clock = 0.0;
+        }
+        self.pos = pos;
+        let next = if pos + 1 < self.frames.len() { self.time(pos + 1) - t0 - self.clock } else { 1.0 / 30.0 };
+        ctx.request_repaint_after(std::time::Duration::from_secs_f64(next.clamp(0.001, 0.1)));
+    }
+
+    fn time(&self, i: usize) -> f64 {
+        self.frames[i].time_secs.unwrap_or(i as f64 / 30.0)
+    }
+
+    fn frame_len(&self, i: usize) -> f64 {
+        if i + 1 < self.frames.len() {
+            self.time(i + 1) - self.time(i)
+        } else if i > 0 {
+            self.time(i) - self.time(i - 1)
+        } else {
+            1.0 / 30.0
+        }
+    }
+
+    fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.frames.len().saturating_sub(1));
+        if !self.frames.is_empty() {
+            self.clock = self.time(self.pos) - self.time(0);
+        }
+    }
+
+    /// Draws the picture and its controls, `height` points high.
+    pub fn show(&mut self, ui: &mut egui::Ui, height: f32) {
+        self.poll(ui.ctx());
+        if let Some(e) = &self.error {
+            ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
+        }
+        let Some(path) = self.path.clone() else { return };
+        if self.frames.is_empty() {
+            if self.error.is_none() {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("loading {}", path.display()));
+                });
+            }
+            return;
+        }
+        if self.shown != Some(self.pos) {
+            let f = &self.frames[self.pos];
+            let img = egui::ColorImage::from_rgb([f.width as usize, f.height as usize], &f.data);
+            match &mut self.texture {
+                Some(t) => t.set(img, egui::TextureOptions::LINEAR),
+                None => self.texture = Some(ui.ctx().load_texture("player", img, egui::TextureOptions::LINEAR)),
+            }
+            self.shown = Some(self.pos);
+        }
+        if let Some(t) = &self.texture {
+            let [w, h] = t.size();
+            ui.add(egui::Image::new((t.id(), egui::vec2(height * w as f32 / h.max(1) as f32, height))));
+        }
+        let last = self.frames.len() - 1;
+        ui.horizontal(|ui| {
+            let label = if self.playing { "Pause" } else { "Play" };
+            if ui.button(label).clicked() {
+                self.playing = !self.playing;
+            }
+            if ui.button("Previous frame").on_hover_text("one frame back").clicked() {
+                self.playing = false;
+                self.seek(self.pos.saturating_sub(1));
+            }
+            if ui.button("Next frame").on_hover_text("one frame on").clicked() {
+                self.playing = false;
+                self.seek(self.pos + 1);
+            }
+            let mut pos = self.pos;
+            let l = ui.label("Position");
+            let r = ui.add(egui::Slider::new(&mut pos, 0..=last).show_value(false)).labelled_by(l.id);
+            if r.changed() {
+                self.seek(pos);
+            }
+            if r.drag_started() {
+                self.playing = false;
+            }
+            let t = self.time(self.pos) - self.time(0);
+            ui.monospace(format!("frame {}/{}  {t:.2} s", self.pos + 1, self.frames.len()));
+            if !self.complete {
+                ui.spinner();
+            } else if self.truncated {
+                ui.label("(the first part of a long video)");
+            }
+        });
+    }
+}
