@@ -3,6 +3,7 @@
 #
 #   packaging/build-deb.sh                  # cargo build --release, then package
 #   packaging/build-deb.sh --profile dev    # package the debug-profile build (quicker, bigger)
+#   packaging/build-deb.sh --binary PATH    # package a vidi binary built already (the test suite's)
 #
 # Needs dpkg-dev (dpkg-shlibdeps) and the build dependencies of scripts/setup.sh.
 # The package holds the binary, the desktop entry, the icons, the man pages and
@@ -13,10 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=release
+bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) profile="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --binary) bin="$2"; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -24,9 +27,11 @@ for tool in dpkg-deb dpkg-shlibdeps strip gzip; do
     command -v "$tool" >/dev/null || { echo "error: $tool is missing: apt-get install dpkg-dev binutils" >&2; exit 1; }
 done
 
-cargo build --locked --profile "$profile" --bin vidi
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="target/$dir/vidi"
+if [ -z "$bin" ]; then
+    cargo build --locked --profile "$profile" --bin vidi
+    bin="target/$([ "$profile" = dev ] && echo debug || echo "$profile")/vidi"
+fi
+[ -x "$bin" ] || { echo "error: $bin is not an executable" >&2; exit 1; }
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
 

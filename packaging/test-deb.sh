@@ -4,6 +4,7 @@
 #
 #   packaging/test-deb.sh                  # release build
 #   packaging/test-deb.sh --profile dev    # quicker: the debug-profile build
+#   packaging/test-deb.sh --binary PATH    # package a binary built already (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -20,14 +21,14 @@ if dpkg -s vidi >/dev/null 2>&1; then
     exit 1
 fi
 trap '$sudo apt-get remove -y -q vidi >/dev/null 2>&1 || true' EXIT
-$sudo apt-get install -y -q "./$deb" >/dev/null
+$sudo apt-get install -y -q --no-install-recommends "./$deb" >/dev/null
 echo "ok: apt-get install ./$deb"
 
 [ "$(command -v vidi)" = /usr/bin/vidi ] || { echo "error: vidi is not /usr/bin/vidi" >&2; exit 1; }
 /usr/bin/vidi --version
 /usr/bin/vidi probe tests/fixtures/clips/v_ApplyEyeMakeup_g01_c01.avi
 desktop-file-validate /usr/share/applications/vidi.desktop
-man -w vidi >/dev/null && man -w vidi-classify >/dev/null
+test -s /usr/share/man/man1/vidi.1.gz && test -s /usr/share/man/man1/vidi-classify.1.gz
 test -s /usr/share/bash-completion/completions/vidi
 test -s /usr/share/icons/hicolor/scalable/apps/vidi.svg
 echo "ok: installed vidi runs; desktop entry, man pages, completions and icons in place"

@@ -4,5 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 [[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-cargo build --no-default-features --quiet
+# The headless library and CLI (no desktop app) must build too.
+cargo check --no-default-features --quiet
 cargo test "$@"
+# The Debian package, from the binary the tests just built: install, run, remove.
+if [[ $# -eq 0 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    packaging/test-deb.sh --binary target/debug/vidi
+  else
+    echo "test.sh: the .deb install check needs root; run it with: sudo packaging/test-deb.sh" >&2
+  fi
+fi

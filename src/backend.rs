@@ -99,9 +99,7 @@ pub fn select(choice: DeviceChoice) -> Result<Compute, BackendError> {
         return Ok(cpu());
     }
     let all = adapters();
-    let gpu = all.iter().find(|a| {
-        matches!(a.2, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
-    });
+    let gpu = all.iter().find(|a| is_real_gpu(a.2));
     match (gpu, choice) {
         (Some((name, backend, _)), _) => Ok(Compute {
             device: Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
@@ -118,4 +116,34 @@ pub fn select(choice: DeviceChoice) -> Result<Compute, BackendError> {
         }
         (None, _) => Ok(cpu()),
     }
+}
+
+/// Burn's wgpu backend on a wgpu device created by someone else (the app's
+/// renderer), so that drawing and computing share one GPU and one queue.
+/// The device must have been created with the adapter's full features and limits.
+pub fn on_wgpu_device(
+    instance: &wgpu::Instance,
+    adapter: &wgpu::Adapter,
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+) -> Result<Compute, String> {
+    let info = adapter.get_info();
+    let setup = burn::tensor::wgpu::WgpuSetup {
+        instance: instance.clone(),
+        adapter: adapter.clone(),
+        device: device.clone(),
+        queue: queue.clone(),
+        backend: info.backend,
+    };
+    let device = Device::wgpu_options().setup(setup).init().map_err(|e| e.to_string())?;
+    Ok(Compute {
+        device,
+        description: format!("GPU: {} ({:?}), the window's own device", info.name, info.backend),
+        is_gpu: true,
+    })
+}
+
+/// Whether an adapter is a real GPU (not a software rasteriser such as lavapipe).
+pub fn is_real_gpu(kind: wgpu::DeviceType) -> bool {
+    matches!(kind, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
 }

@@ -272,9 +272,57 @@ fn icon() -> egui::IconData {
     }
 }
 
+/// How eframe creates its wgpu device. When models may compute on the GPU
+/// (`choice` is not Cpu) and the adapter is a real GPU — or `choice` is Gpu,
+/// whatever the adapter — the device is asked for the adapter's full features
+/// and limits, which Burn's wgpu backend needs to compute on that same device.
+pub fn wgpu_setup(choice: crate::backend::DeviceChoice) -> eframe::egui_wgpu::WgpuSetup {
+    use crate::backend::DeviceChoice;
+    let mut new = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    let default = new.device_descriptor.clone();
+    new.device_descriptor = std::sync::Arc::new(move |adapter: &wgpu::Adapter| {
+        let real = crate::backend::is_real_gpu(adapter.get_info().device_type);
+        let share = choice == DeviceChoice::Gpu || (choice == DeviceChoice::Auto && real);
+        if !share {
+            return default(adapter);
+        }
+        wgpu::DeviceDescriptor {
+            label: Some("vidi: window and models"),
+            required_features: adapter.features() - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }
+    });
+    eframe::egui_wgpu::WgpuSetup::CreateNew(new)
+}
+
+/// Where the app's models compute: on the window's own wgpu device when it is
+/// a real GPU (or `choice` is Gpu), else on the CPU backend (faster than a
+/// software adapter). Never fails: a GPU that cannot be shared means the CPU.
+pub fn compute_for(
+    render_state: Option<&eframe::egui_wgpu::RenderState>,
+    choice: crate::backend::DeviceChoice,
+) -> crate::backend::Compute {
+    use crate::backend::DeviceChoice;
+    let Some(rs) = render_state else { return crate::backend::cpu() };
+    let real = crate::backend::is_real_gpu(rs.adapter.get_info().device_type);
+    if choice == DeviceChoice::Cpu || (choice == DeviceChoice::Auto && !real) {
+        return crate::backend::cpu();
+    }
+    match crate::backend::on_wgpu_device(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut c = crate::backend::cpu();
+            c.description = format!("{} (the GPU could not be shared: {e})", c.description);
+            c
+        }
+    }
+}
+
 /// Opens the window (`vidi` with no subcommand). `files` are queued as `vidi FILE...` asks.
 pub fn run(files: Vec<PathBuf>) -> Result<(), String> {
-    let options = eframe::NativeOptions {
+    let choice = crate::backend::choice_from(None).unwrap_or_default();
+    let mut options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 820.0])
             .with_title("vidi")
@@ -282,13 +330,14 @@ pub fn run(files: Vec<PathBuf>) -> Result<(), String> {
             .with_icon(icon()),
         ..Default::default()
     };
+    options.wgpu_options.wgpu_setup = wgpu_setup(choice);
     eframe::run_native(
         "vidi",
         options,
         Box::new(move |cc| {
             let settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
-            let compute = crate::backend::select(crate::backend::choice_from(None).unwrap_or_default())
-                .unwrap_or_else(|_| crate::backend::cpu());
+            let compute = compute_for(cc.wgpu_render_state.as_ref(), choice);
+            eprintln!("vidi: models compute on {}", compute.description);
             Ok(Box::new(EframeApp(VidiApp::new(settings, compute, files))))
         }),
     )

@@ -676,8 +676,15 @@ pub struct TrainTab {
 }
 
 impl TrainTab {
-    fn start(&mut self, ctx: &egui::Context, s: &Settings, resume: bool, demo: bool, gpu: bool) {
-        let device = if gpu { crate::backend::DeviceChoice::Gpu } else { crate::backend::DeviceChoice::Cpu };
+    fn start(
+        &mut self,
+        ctx: &egui::Context,
+        s: &Settings,
+        resume: bool,
+        demo: bool,
+        compute: &crate::backend::Compute,
+    ) {
+        let compute = compute.clone();
         *self = TrainTab { model: std::mem::take(&mut self.model), ..Default::default() };
         let out = PathBuf::from(&s.run_dir);
         let cfg = crate::train::TrainConfig {
@@ -688,7 +695,7 @@ impl TrainTab {
             grad_accum: s.grad_accum,
             lr: s.lr,
             seed: s.seed,
-            device,
+            device: if compute.is_gpu { crate::backend::DeviceChoice::Gpu } else { crate::backend::DeviceChoice::Cpu },
             ..Default::default()
         };
         self.log.push(format!("run folder: {}", out.display()));
@@ -705,7 +712,7 @@ impl TrainTab {
                         .map(|_| ())
                         .map_err(|e| e.to_string())
                 } else {
-                    crate::train::train((!resume).then_some(&cfg), &out, &tx, cancel)
+                    crate::train::train_on((!resume).then_some(&cfg), &out, &tx, cancel, Some(&compute))
                         .map(|_| ())
                         .map_err(|e| e.to_string())
                 };
@@ -717,7 +724,13 @@ impl TrainTab {
         }));
     }
 
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, gpu: bool, hub: &crate::hub::HubSettings) {
+    fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        s: &mut Settings,
+        compute: &crate::backend::Compute,
+        hub: &crate::hub::HubSettings,
+    ) {
         ui.heading("Train");
         folder_field(ui, "Dataset", &mut s.data_dir, "a folder with train/ and val/");
         self.model.show(ui, s, hub, true);
@@ -753,10 +766,10 @@ impl TrainTab {
         let running = self.job.is_some();
         ui.horizontal(|ui| {
             if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
-                self.start(ui.ctx(), s, false, false, gpu);
+                self.start(ui.ctx(), s, false, false, compute);
             }
             if ui.add_enabled(!running, egui::Button::new("Resume")).clicked() {
-                self.start(ui.ctx(), s, true, false, gpu);
+                self.start(ui.ctx(), s, true, false, compute);
             }
             if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
                 if let Some(j) = &self.job {
@@ -765,7 +778,7 @@ impl TrainTab {
                 }
             }
             if ui.add_enabled(!running, egui::Button::new("Run the offline demo")).clicked() {
-                self.start(ui.ctx(), s, false, true, gpu);
+                self.start(ui.ctx(), s, false, true, compute);
             }
         });
         error_line(ui, &self.error);
@@ -1193,7 +1206,7 @@ impl TabsState {
         match tab {
             Tab::Dataset => self.dataset.show(ui, s, hub),
             Tab::Preview => self.preview.show(ui, s),
-            Tab::Train => self.train.show(ui, s, compute.is_gpu, hub),
+            Tab::Train => self.train.show(ui, s, compute, hub),
             Tab::Evaluate => self.evaluate.show(ui, s, &compute.device),
             Tab::Classify => self.classify.show(ui, s, &compute.device, hub),
         }

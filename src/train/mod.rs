@@ -420,6 +420,18 @@ pub fn train(
     events: &SyncSender<TrainEvent>,
     cancel: &AtomicBool,
 ) -> Result<TrainSummary, TrainError> {
+    train_on(cfg, out, events, cancel, None)
+}
+
+/// [`train`] on a device the caller already has (the app's GPU, shared with its
+/// window) instead of the one the configuration's `device` picks.
+pub fn train_on(
+    cfg: Option<&TrainConfig>,
+    out: &Path,
+    events: &SyncSender<TrainEvent>,
+    cancel: &AtomicBool,
+    compute: Option<&backend::Compute>,
+) -> Result<TrainSummary, TrainError> {
     let t0 = Instant::now();
     let config_path = out.join("config.json");
     let (cfg, resume_from) = match cfg {
@@ -462,7 +474,10 @@ pub fn train(
     let total_steps = cfg.max_steps.unwrap_or(steps_per_epoch * cfg.epochs as u64);
     let warmup = optim::warmup_steps(total_steps, cfg.warmup_ratio);
 
-    let compute = backend::select(backend::choice_from(Some(cfg.device))?)?;
+    let compute = match compute {
+        Some(c) => c.clone(),
+        None => backend::select(backend::choice_from(Some(cfg.device))?)?,
+    };
     let ad = compute.device.clone().autodiff();
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let metrics = Metrics { path: out.join("metrics.jsonl") };

@@ -336,7 +336,9 @@ fn classify_a_queued_clip_shows_its_labels() {
     }
 }
 
-/// The real binary opens a real window under Xvfb (software rendering) and draws it.
+/// The real binary opens a real window under Xvfb (software rendering) and draws it,
+/// as the desktop entry starts it (`vidi %F`), with models on the window's own
+/// wgpu device (`VIDI_DEVICE=gpu`: lavapipe here).
 #[test]
 fn the_binary_opens_a_window_under_xvfb() {
     let tmp = tempfile::tempdir().unwrap();
@@ -353,7 +355,8 @@ fn the_binary_opens_a_window_under_xvfb() {
         .env_remove("WAYLAND_DISPLAY")
         .env("XDG_RUNTIME_DIR", tmp.path())
         .env("HOME", tmp.path())
-        .env("VIDI_DEVICE", "cpu")
+        .env("VIDI_DEVICE", "gpu")
+        .arg(crate::clip("v_ApplyEyeMakeup_g01_c01.avi"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run vidi");
@@ -387,7 +390,11 @@ fn the_binary_opens_a_window_under_xvfb() {
     let _ = xvfb.kill();
     let _ = app.wait();
     let _ = xvfb.wait();
-    assert!(ok, "no window content appeared on the screen within 20 s");
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = app.stderr.take().map(|mut e| e.read_to_string(&mut err));
+    assert!(ok, "no window content appeared on the screen within 20 s: {err}");
+    assert!(err.contains("models compute on GPU") && err.contains("the window's own device"), "{err}");
     if let Ok(dir) = std::env::var("VIDI_SCREENSHOT_DIR") {
         let _ = std::fs::copy(&shot, Path::new(&dir).join("window.png"));
     }
@@ -424,5 +431,46 @@ fn every_tab_renders() {
             let name = tab.title().to_lowercase().replace(' ', "-");
             img.save(Path::new(&dir).join(format!("tab-{name}.png"))).unwrap();
         }
+    }
+}
+
+/// One GPU context: the renderer's wgpu device (created as the app creates it)
+/// is the device Burn computes on. Without a GPU this runs on lavapipe, with
+/// `Gpu` chosen explicitly (the app would pick the CPU backend by itself there).
+/// A clip is classified on that device through the UI, the UI is rendered on
+/// it, and the scores match the CPU backend's.
+#[test]
+fn models_compute_on_the_windows_own_wgpu_device() {
+    use vidi::backend::DeviceChoice;
+    let f = fixture();
+    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    let compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
+    assert!(compute.is_gpu && compute.description.contains("the window's own device"), "{}", compute.description);
+    // Left alone on a software adapter, the app computes on the CPU backend.
+    if rs.adapter.get_info().device_type == eframe::wgpu::DeviceType::Cpu {
+        assert!(!vidi::app::compute_for(Some(&rs), DeviceChoice::Auto).is_gpu);
+    }
+
+    let video = std::fs::read_dir(f.split.join("test/MovingDown")).unwrap().next().unwrap().unwrap().path();
+    let settings = Settings { model: f.model.to_string_lossy().into_owned(), ..Default::default() };
+    let mut app = new_app(settings, vec![video.clone()]);
+    app.compute = compute;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 720.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    settle(&mut h, 60);
+    h.get_by_label_contains("the window's own device");
+    h.get_by_label("Run classification").click();
+    settle(&mut h, 120);
+    let img = h.render().expect("render on the shared device");
+    assert!(img.pixels().filter(|p| **p != *img.get_pixel(0, 0)).count() > 5_000, "blank render");
+
+    let cpu = vidi::backend::cpu();
+    let (m, _) = vidi::model::VideoModel::load(&f.model, &Default::default(), &cpu.device).unwrap();
+    let want = vidi::infer::classify(&m, &[video], &Default::default(), &mut |_, _| {});
+    let vidi::infer::VideoResult::Ok { predictions, .. } = &want[0] else { panic!("{:?}", want[0]) };
+    for p in predictions {
+        h.get_by_label(&format!("{}  {:.3}", p.label, p.score));
     }
 }
