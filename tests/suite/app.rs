@@ -474,3 +474,27 @@ fn models_compute_on_the_windows_own_wgpu_device() {
         h.get_by_label(&format!("{}  {:.3}", p.label, p.score));
     }
 }
+
+/// Screens whose content does not depend on the machine (no temporary paths,
+/// no timings) are compared with committed image snapshots (tests/snapshots/,
+/// rendered through wgpu: lavapipe without a GPU). `UPDATE_SNAPSHOTS=1` rewrites them.
+#[test]
+fn stable_screens_match_their_snapshots() {
+    let settings = Settings {
+        model: "MCG-NJU/videomae-base-finetuned-kinetics".into(),
+        downloads: "~/vidi-data".into(),
+        ..Default::default()
+    };
+    let mut app = new_app(settings, Vec::new());
+    app.compute.description = "CPU (flex)".into();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1000.0, 560.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    let options = egui_kittest::SnapshotOptions::new().max_failed_pixels(8);
+    for tab in Tab::ALL {
+        h.state_mut().settings.tab = tab;
+        settle(&mut h, 60);
+        h.snapshot_options(format!("tab-{}", tab.title().to_lowercase().replace(' ', "-")), &options);
+    }
+}
