@@ -259,6 +259,8 @@ pub struct HubSettings {
     pub endpoint: Option<String>,
     /// The hf-hub cache folder.
     pub cache_dir: Option<PathBuf>,
+    /// The token for pushing (else `HF_TOKEN`, else the one `vidi login` saved).
+    pub token: Option<String>,
 }
 
 impl HubSettings {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use hf_hub::repository::{AddSource, CommitOperation};
 use hf_hub::{HFClient, HFClientSync, HFError};
 
+use crate::hub::HubSettings;
 use crate::model::ModelConfig;
 
 /// Files of an exported model that a push uploads (plus the generated README.md).
@@ -92,22 +93,26 @@ pub fn current_token() -> Option<String> {
     std::fs::read_to_string(token_path()).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-fn endpoint() -> String {
-    std::env::var("HF_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| "https://huggingface.co".into())
-        .trim_end_matches('/')
-        .to_string()
+fn endpoint(hub: &HubSettings) -> String {
+    hub.endpoint_url().trim_end_matches('/').to_string()
 }
 
-fn client(token: &str) -> Result<HFClientSync, ShareError> {
-    HFClient::builder().endpoint(endpoint()).token(token).build_sync().map_err(|e| classify(e, "create a Hub client"))
+fn client(token: &str, hub: &HubSettings) -> Result<HFClientSync, ShareError> {
+    HFClient::builder()
+        .endpoint(endpoint(hub))
+        .token(token)
+        .build_sync()
+        .map_err(|e| classify(e, "create a Hub client", hub))
+}
+
+/// The token for `hub`: its own, else `HF_TOKEN`, else the saved one.
+fn token_for(hub: &HubSettings) -> Option<String> {
+    hub.token.clone().or_else(current_token)
 }
 
 /// Turns an hf-hub error into a clear one, with no token in it.
-fn classify(e: HFError, action: &str) -> ShareError {
-    let endpoint = endpoint();
+fn classify(e: HFError, action: &str, hub: &HubSettings) -> ShareError {
+    let endpoint = endpoint(hub);
     match e {
         HFError::AuthRequired { .. } => ShareError::BadToken { endpoint },
         HFError::Forbidden { .. } => ShareError::Forbidden { action: action.to_string() },
@@ -123,13 +128,22 @@ fn strip_url(s: &str) -> String {
 
 /// The Hub account a token belongs to.
 pub fn whoami_with(token: &str) -> Result<String, ShareError> {
-    let user = client(token)?.whoami().send().map_err(|e| classify(e, "read the account"))?;
+    whoami_at(token, &HubSettings::default())
+}
+
+fn whoami_at(token: &str, hub: &HubSettings) -> Result<String, ShareError> {
+    let user = client(token, hub)?.whoami().send().map_err(|e| classify(e, "read the account", hub))?;
     Ok(user.username)
 }
 
 /// The account of the token in use.
 pub fn whoami() -> Result<String, ShareError> {
-    whoami_with(&current_token().ok_or(ShareError::NotLoggedIn)?)
+    whoami_on(&HubSettings::default())
+}
+
+/// [`whoami`] on the Hub `hub` names, with its token when it has one.
+pub fn whoami_on(hub: &HubSettings) -> Result<String, ShareError> {
+    whoami_at(&token_for(hub).ok_or(ShareError::NotLoggedIn)?, hub)
 }
 
 /// Checks `token` with the Hub, then stores it (mode 0600, written atomically).
@@ -137,7 +151,7 @@ pub fn whoami() -> Result<String, ShareError> {
 pub fn login(token: &str) -> Result<(String, PathBuf), ShareError> {
     let token = token.trim();
     if token.is_empty() {
-        return Err(ShareError::BadToken { endpoint: endpoint() });
+        return Err(ShareError::BadToken { endpoint: endpoint(&HubSettings::default()) });
     }
     let user = whoami_with(token)?;
     let path = token_path();
@@ -346,6 +360,17 @@ pub fn push(
     opts: &PushOptions,
     progress: Option<hf_hub::progress::Progress>,
 ) -> Result<PushReport, ShareError> {
+    push_on(&HubSettings::default(), model_dir, repo, opts, progress)
+}
+
+/// [`push`] to the Hub `hub` names, with its token when it has one.
+pub fn push_on(
+    hub: &HubSettings,
+    model_dir: &Path,
+    repo: &str,
+    opts: &PushOptions,
+    progress: Option<hf_hub::progress::Progress>,
+) -> Result<PushReport, ShareError> {
     let (owner, name) = match repo.split_once('/') {
         Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o, n),
         _ => return Err(ShareError::BadRepoId(repo.into())),
@@ -359,8 +384,8 @@ pub fn push(
         }
     }
     let card = model_card(model_dir, repo)?;
-    let token = current_token().ok_or(ShareError::NotLoggedIn)?;
-    let client = client(&token)?;
+    let token = token_for(hub).ok_or(ShareError::NotLoggedIn)?;
+    let client = client(&token, hub)?;
     let url = client
         .create_repository()
         .repo_id(repo)
@@ -368,7 +393,7 @@ pub fn push(
         .private(opts.private)
         .exist_ok(true)
         .send()
-        .map_err(|e| classify(e, &format!("create the repo {repo}")))?
+        .map_err(|e| classify(e, &format!("create the repo {repo}"), hub))?
         .url;
     let mut ops: Vec<CommitOperation> = MODEL_FILES
         .iter()
@@ -384,7 +409,7 @@ pub fn push(
         .maybe_revision(opts.revision.clone())
         .maybe_progress(progress)
         .send()
-        .map_err(|e| match classify(e, &format!("upload to {repo}")) {
+        .map_err(|e| match classify(e, &format!("upload to {repo}"), hub) {
             // The repo exists by now; the commit is all or nothing, so nothing was uploaded.
             ShareError::Hub { what, reason } => ShareError::Hub {
                 what,

@@ -577,15 +577,16 @@ pub struct ShareBox {
 }
 
 impl ShareBox {
-    fn show(&mut self, ui: &mut egui::Ui, model_dir: &Path) {
+    fn show(&mut self, ui: &mut egui::Ui, model_dir: &Path, hub: &crate::hub::HubSettings) {
         if !model_dir.join("config.json").is_file() {
             return;
         }
         ui.separator();
         ui.strong("Share to Hub");
         if self.user.is_none() && self.job.is_none() {
-            self.job = Some(Job::spawn("vidi-whoami", ui.ctx(), |send, _| {
-                send(ShareMsg::User(crate::share::whoami().map_err(|e| e.to_string())))
+            let hub = hub.clone();
+            self.job = Some(Job::spawn("vidi-whoami", ui.ctx(), move |send, _| {
+                send(ShareMsg::User(crate::share::whoami_on(&hub).map_err(|e| e.to_string())))
             }));
         }
         match &self.user {
@@ -617,8 +618,10 @@ impl ShareBox {
             if ui.add_enabled(can, egui::Button::new("Share to Hub")).clicked() {
                 let (dir, repo) = (model_dir.to_path_buf(), self.repo.clone());
                 let opts = crate::share::PushOptions { private: self.private, ..Default::default() };
+                let hub = hub.clone();
                 self.job = Some(Job::spawn("vidi-push", ui.ctx(), move |send, _| {
-                    send(ShareMsg::Pushed(crate::share::push(&dir, &repo, &opts, None).map_err(|e| e.to_string())))
+                    let r = crate::share::push_on(&hub, &dir, &repo, &opts, None);
+                    send(ShareMsg::Pushed(r.map_err(|e| e.to_string())))
                 }));
             }
         });
@@ -810,7 +813,7 @@ impl TrainTab {
             }
         });
         if !running {
-            self.share.show(ui, &Path::new(&s.run_dir).join("best"));
+            self.share.show(ui, &Path::new(&s.run_dir).join("best"), hub);
         }
     }
 
@@ -910,7 +913,13 @@ fn eval_job(
 }
 
 impl EvaluateTab {
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, device: &burn::tensor::Device) {
+    fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        s: &mut Settings,
+        device: &burn::tensor::Device,
+        hub: &crate::hub::HubSettings,
+    ) {
         ui.heading("Evaluate");
         if self.model.is_empty() {
             self.model = format!("{}/best", s.run_dir.trim_end_matches('/'));
@@ -936,7 +945,9 @@ impl EvaluateTab {
             ui.spinner();
         }
         error_line(ui, &self.error);
+        self.share.show(ui, &PathBuf::from(&self.model), hub);
         let Some(r) = &self.report else { return };
+        ui.separator();
         ui.label(format!(
             "accuracy {:.2}%   top-5 {:.2}%   ({} videos, {} clip(s) x {} crop(s))",
             r.accuracy * 100.0,
@@ -998,8 +1009,6 @@ impl EvaluateTab {
                 self.player.show(ui, 240.0);
             }
         }
-        let dir = PathBuf::from(&self.model);
-        self.share.show(ui, &dir);
     }
 
     fn poll(&mut self) {
@@ -1207,7 +1216,7 @@ impl TabsState {
             Tab::Dataset => self.dataset.show(ui, s, hub),
             Tab::Preview => self.preview.show(ui, s),
             Tab::Train => self.train.show(ui, s, compute, hub),
-            Tab::Evaluate => self.evaluate.show(ui, s, &compute.device),
+            Tab::Evaluate => self.evaluate.show(ui, s, &compute.device, hub),
             Tab::Classify => self.classify.show(ui, s, &compute.device, hub),
         }
     }

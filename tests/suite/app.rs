@@ -65,7 +65,11 @@ fn new_app(settings: Settings, files: Vec<PathBuf>) -> VidiApp {
     static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
     let mut app = VidiApp::new(settings, vidi::backend::cpu(), files);
-    app.hub = vidi::hub::HubSettings { endpoint: Some(closed_port()), cache_dir: Some(cache.path().to_path_buf()) };
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(closed_port()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
     app
 }
 
@@ -196,7 +200,11 @@ fn first_run_with_the_hub_downloads_a_model_with_its_size_then_classifies() {
     let video = std::fs::read_dir(f.split.join("test/MovingLeft")).unwrap().next().unwrap().unwrap().path();
     let settings = Settings { model: "alice/tiny-motion".into(), ..Default::default() };
     let mut app = new_app(settings, vec![video.clone()]);
-    app.hub = vidi::hub::HubSettings { endpoint: Some(hub.url.clone()), cache_dir: Some(cache.path().into()) };
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(hub.url.clone()),
+        cache_dir: Some(cache.path().into()),
+        ..Default::default()
+    };
     let mut h = harness(app);
     settle(&mut h, 60);
     h.get_by_label_contains("is on the Hub but not downloaded yet");
@@ -239,7 +247,11 @@ fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
     let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let settings = Settings { downloads: downloads.path().to_string_lossy().into_owned(), ..Default::default() };
     let mut app = new_app(settings, Vec::new());
-    app.hub = vidi::hub::HubSettings { endpoint: Some(hub.url.clone()), cache_dir: Some(cache.path().into()) };
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(hub.url.clone()),
+        cache_dir: Some(cache.path().into()),
+        ..Default::default()
+    };
     let mut h = harness(app);
     h.step();
     h.get_by_label_contains("Download the UCF101 subset").click();

@@ -361,3 +361,60 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The app's "Share to Hub" (Evaluate tab): the login state shown, the repo name
+/// prefilled from the account and the run, one push with the model card, and
+/// the files arriving as they are on disk.
+#[cfg(feature = "gui")]
+#[test]
+fn the_app_shares_a_model_to_the_hub() {
+    use eframe::egui;
+    use egui_kittest::kittest::Queryable;
+    use vidi::app::{Settings, Tab, VidiApp};
+    let hub = start();
+    let tmp = tempfile::tempdir().unwrap();
+    let best = fake_run(tmp.path());
+    let settings = Settings {
+        run_dir: tmp.path().join("run").to_string_lossy().into_owned(),
+        tab: Tab::Evaluate,
+        ..Default::default()
+    };
+    let mut app = VidiApp::new(settings, vidi::backend::cpu(), Vec::new());
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(hub.url.clone()),
+        cache_dir: Some(tmp.path().join("cache")),
+        token: Some(GOOD.into()),
+    };
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1200.0, 1400.0))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    let step_until = |h: &mut egui_kittest::Harness<'_, VidiApp>, text: &str| {
+        let t = std::time::Instant::now();
+        while h.query_by_label_contains(text).is_none() {
+            assert!(t.elapsed().as_secs() < 60, "'{text}' never appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            h.step();
+        }
+    };
+    step_until(&mut h, "logged in as alice");
+    // The repo name is prefilled: the account and the run folder's name.
+    h.step();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Share to Hub").click();
+    step_until(&mut h, "pushed to");
+    h.get_by_label_contains("vidi classify --model alice/run");
+    let s = hub.state.lock().unwrap();
+    for f in ["config.json", "preprocessor_config.json", "model.safetensors"] {
+        let got = s.files.get(&format!("/alice/run/resolve/main/{f}")).unwrap_or_else(|| panic!("{f} not pushed"));
+        assert_eq!(got, &std::fs::read(best.join(f)).unwrap(), "{f} differs");
+    }
+    let card = String::from_utf8(s.files["/alice/run/resolve/main/README.md"].clone()).unwrap();
+    assert!(card.contains("pipeline_tag: video-classification") && card.contains("0.8125"), "{card}");
+    // The token went in the Authorization header only.
+    for r in &s.seen {
+        assert!(!r.url.contains(GOOD) && !String::from_utf8_lossy(&r.body).contains(GOOD));
+    }
+    // ... and nowhere in the run folder.
+    for f in walk(&tmp.path().join("run")) {
+        assert!(!String::from_utf8_lossy(&std::fs::read(&f).unwrap()).contains(GOOD), "token in {}", f.display());
+    }
+}
