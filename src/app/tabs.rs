@@ -66,15 +66,7 @@ fn strip(ui: &mut egui::Ui, tex: &[egui::TextureHandle], height: f32) {
     });
 }
 
-pub(super) fn path_field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
-    ui.horizontal(|ui| {
-        let l = ui.label(label);
-        ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(420.0)).labelled_by(l.id)
-    })
-    .inner
-}
-
-/// [`path_field`] with a Browse… button for a folder; returns whether Enter was pressed in it.
+/// A labelled path field with a Browse… button for a folder; returns whether Enter was pressed in it.
 fn folder_field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
     ui.horizontal(|ui| {
         let l = ui.label(label);
@@ -94,33 +86,27 @@ pub(super) enum Pick {
     Files,
 }
 
-/// A "Browse…" button: opens the system's file dialog on a worker thread (the UI
-/// goes on drawing) and returns what was picked, on a later frame. `key` tells
-/// the app's buttons apart.
-pub(super) fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
+/// A button that runs a file dialog on a worker thread (the UI goes on
+/// drawing); on a later frame, returns what `dialog` picked and whether the
+/// dialog seems never to have opened (no portal, no zenity). `key` tells the
+/// app's buttons apart.
+fn dialog_button(
+    ui: &mut egui::Ui,
+    key: &str,
+    label: &str,
+    enabled: bool,
+    dialog: impl FnOnce() -> Vec<PathBuf> + Send + 'static,
+) -> Option<(Vec<PathBuf>, bool)> {
     type Slot = std::sync::Arc<std::sync::Mutex<Option<(Vec<PathBuf>, bool)>>>;
-    let id = egui::Id::NULL.with(("vidi-browse", key));
+    let id = egui::Id::NULL.with(("vidi-dialog", key));
     let slot: Slot = ui.data_mut(|d| d.get_temp_mut_or_default::<Slot>(id).clone());
-    let hint_id = id.with("hint");
     let pending = ui.data(|d| d.get_temp::<bool>(id.with("pending"))).unwrap_or(false);
-    let button = ui.add_enabled(!pending, egui::Button::new("Browse…"));
-    if button.clicked() {
+    if ui.add_enabled(enabled && !pending, egui::Button::new(label)).clicked() {
         ui.data_mut(|d| d.insert_temp(id.with("pending"), true));
         let (slot, ctx) = (slot.clone(), ui.ctx().clone());
         let _ = std::thread::Builder::new().name("vidi-file-dialog".into()).spawn(move || {
             let t0 = std::time::Instant::now();
-            let dialog = rfd::FileDialog::new();
-            let picked = match pick {
-                Pick::Folder => dialog.pick_folder().into_iter().collect(),
-                Pick::Files => dialog
-                    .add_filter(
-                        "videos",
-                        &["mp4", "avi", "mkv", "webm", "mov", "m4v", "mpg", "mpeg", "ogv", "flv", "3gp", "wmv"],
-                    )
-                    .add_filter("all files", &["*"])
-                    .pick_files()
-                    .unwrap_or_default(),
-            };
+            let picked = dialog();
             // A dialog that "closed" at once most likely never opened.
             let never_opened = picked.is_empty() && t0.elapsed() < std::time::Duration::from_millis(400);
             if let Ok(mut s) = slot.lock() {
@@ -130,11 +116,28 @@ pub(super) fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
         });
     }
     let done = slot.lock().ok().and_then(|mut s| s.take());
+    if done.is_some() {
+        ui.data_mut(|d| d.insert_temp(id.with("pending"), false));
+    }
+    done
+}
+
+/// A "Browse…" button for folders or video files; returns what was picked, on a later frame.
+pub(super) fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
+    let hint_id = egui::Id::NULL.with(("vidi-dialog-hint", key));
+    let done = dialog_button(ui, key, "Browse…", true, move || {
+        let dialog = rfd::FileDialog::new();
+        match pick {
+            Pick::Folder => dialog.pick_folder().into_iter().collect(),
+            Pick::Files => dialog
+                .add_filter("videos", &VIDEO_EXTENSIONS)
+                .add_filter("all files", &["*"])
+                .pick_files()
+                .unwrap_or_default(),
+        }
+    });
     if let Some((picked, never_opened)) = done {
-        ui.data_mut(|d| {
-            d.insert_temp(id.with("pending"), false);
-            d.insert_temp(hint_id, never_opened);
-        });
+        ui.data_mut(|d| d.insert_temp(hint_id, never_opened));
         return picked;
     }
     if ui.data(|d| d.get_temp::<bool>(hint_id)).unwrap_or(false) {
@@ -143,6 +146,30 @@ pub(super) fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
         );
     }
     Vec::new()
+}
+
+/// Video file name endings the dialogs offer.
+const VIDEO_EXTENSIONS: [&str; 12] =
+    ["mp4", "avi", "mkv", "webm", "mov", "m4v", "mpg", "mpeg", "ogv", "flv", "3gp", "wmv"];
+
+/// A save button: asks where to save `name` (a save dialog on a worker thread); where no
+/// dialog can open, saves into `fallback_dir`. Returns the path on a later frame.
+pub(super) fn save_button(
+    ui: &mut egui::Ui,
+    label: &str,
+    enabled: bool,
+    name: &str,
+    fallback_dir: &Path,
+) -> Option<PathBuf> {
+    let file = name.to_string();
+    let (picked, never_opened) = dialog_button(ui, label, label, enabled, move || {
+        rfd::FileDialog::new().set_file_name(file).save_file().into_iter().collect()
+    })?;
+    match picked.into_iter().next() {
+        Some(p) => Some(p),
+        None if never_opened => Some(fallback_dir.join(name)),
+        None => None,
+    }
 }
 
 /// [`browse`] for one folder, as a string for a path field.
@@ -417,6 +444,7 @@ pub(super) fn small(f: &RgbFrame, height: u32) -> RgbFrame {
 
 /// The Augmentation Preview tab.
 pub struct PreviewTab {
+    from_model: Option<Job<Result<(String, TrainPreset), String>>>,
     train: bool,
     p: TrainPreset,
     seed: u64,
@@ -431,6 +459,7 @@ pub struct PreviewTab {
 impl Default for PreviewTab {
     fn default() -> Self {
         PreviewTab {
+            from_model: None,
             train: true,
             p: TrainPreset::default(),
             seed: 0,
@@ -470,10 +499,39 @@ impl PreviewTab {
         }));
     }
 
-    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings) {
+    /// Reads the frames, size and mean/std of the model `spec` (a folder or a cached Hub model).
+    fn match_model(&mut self, ctx: &egui::Context, spec: String, hub: crate::hub::HubSettings) {
+        self.from_model = Some(Job::spawn("vidi-preview-model", ctx, move |send, _| {
+            use crate::hub::ModelStatus;
+            let r = match crate::hub::model_statuses(&[&spec], &hub).pop() {
+                Some(ModelStatus::Local(dir) | ModelStatus::Cached(dir)) => (|| {
+                    let config = crate::model::ModelConfig::from_dir(&dir).map_err(|e| e.to_string())?;
+                    let processor =
+                        crate::model::config::read_processor(&dir, config.arch).map_err(|e| e.to_string())?;
+                    let preset = crate::train::train_preset_for(&config, &processor, &Default::default());
+                    Ok((spec.clone(), preset))
+                })(),
+                _ => Err(format!("{spec} is not a model folder or a downloaded model (see the Classify tab)")),
+            };
+            send(r);
+        }));
+    }
+
+    fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, hub: &crate::hub::HubSettings) {
         ui.heading("Augmentation Preview");
         ui.label("What the model will see: one clip sampled and transformed exactly as in training (train) or evaluation (val).");
-        path_field(ui, "Video", &mut s.video, "pick one on the Dataset tab, or type a path");
+        ui.horizontal(|ui| {
+            let l = ui.label("Video");
+            ui.add(
+                egui::TextEdit::singleline(&mut s.video)
+                    .hint_text("pick one on the Dataset tab, or type a path")
+                    .desired_width(420.0),
+            )
+            .labelled_by(l.id);
+            if let Some(v) = browse(ui, "preview-video", Pick::Files).into_iter().next() {
+                s.video = v.to_string_lossy().into_owned();
+            }
+        });
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.train, true, "train preset");
             ui.radio_value(&mut self.train, false, "val preset");
@@ -495,6 +553,15 @@ impl PreviewTab {
         if p.max_short_side < p.min_short_side {
             p.max_short_side = p.min_short_side;
         }
+        let (mean, std) = (p.mean, p.std);
+        ui.horizontal(|ui| {
+            let f = |v: [f32; 3]| format!("[{:.3}, {:.3}, {:.3}]", v[0], v[1], v[2]);
+            ui.label(format!("normalise: mean {}  std {}", f(mean), f(std)));
+            let busy = self.from_model.is_some();
+            if ui.add_enabled(!busy, egui::Button::new(format!("Use the settings of {}", s.model))).clicked() {
+                self.match_model(ui.ctx(), s.model.clone(), hub.clone());
+            }
+        });
         ui.horizontal(|ui| {
             if ui.button("Preview").clicked() {
                 self.run(ui.ctx(), s.video.clone());
@@ -503,9 +570,9 @@ impl PreviewTab {
                 self.seed += 1;
                 self.run(ui.ctx(), s.video.clone());
             }
-            if self.clip.is_some() && ui.button("Export GIF").clicked() {
+            let name = format!("vidi-preview-seed{}.gif", self.seed);
+            if let Some(path) = save_button(ui, "Export GIF", self.clip.is_some(), &name, Path::new(&s.downloads)) {
                 if let Some(c) = &self.clip {
-                    let path = PathBuf::from(format!("vidi-preview-seed{}.gif", self.seed));
                     self.saved = Some(match crate::preview::write_gif(&c.augmented, 250, &path) {
                         Ok(()) => format!("saved {}", path.display()),
                         Err(e) => e.to_string(),
@@ -541,6 +608,20 @@ impl PreviewTab {
     }
 
     fn poll(&mut self, ctx: &egui::Context) {
+        if let Some(job) = self.from_model.as_mut() {
+            for r in job.poll() {
+                match r {
+                    Ok((spec, preset)) => {
+                        self.p = TrainPreset { flip_p: self.p.flip_p, ..preset };
+                        self.saved = Some(format!("frames, sizes and mean/std of {spec}"));
+                    }
+                    Err(e) => self.error = Some(e),
+                }
+            }
+            if job.is_done() {
+                self.from_model = None;
+            }
+        }
         let Some(job) = self.job.as_mut() else { return };
         for r in job.poll() {
             match r {
@@ -1097,26 +1178,13 @@ impl ClassifyTab {
                     ui.ctx().copy_text(json);
                     self.copied = Some("copied".into());
                 }
-                if ui.button("Export CSV").clicked() {
-                    let mut csv = String::from("video,rank,label,score\n");
-                    for r in &self.results {
-                        if let VideoResult::Ok { video, predictions } = r {
-                            for (k, p) in predictions.iter().enumerate() {
-                                csv.push_str(&format!(
-                                    "\"{}\",{},\"{}\",{}\n",
-                                    video.display(),
-                                    k + 1,
-                                    p.label,
-                                    p.score
-                                ));
-                            }
-                        }
-                    }
-                    let path = PathBuf::from("vidi-classify.csv");
-                    self.copied = Some(match crate::util::write_atomic(&path, csv.as_bytes()) {
-                        Ok(()) => format!("wrote {}", path.display()),
-                        Err(e) => e.to_string(),
-                    });
+                let dir = Path::new(&s.downloads);
+                if let Some(path) = save_button(ui, "Export CSV", true, "vidi-classify.csv", dir) {
+                    self.copied = Some(save_text(&path, &results_csv(&self.results)));
+                }
+                if let Some(path) = save_button(ui, "Export JSON", true, "vidi-classify.json", dir) {
+                    let json = serde_json::to_string_pretty(&self.results).unwrap_or_default();
+                    self.copied = Some(save_text(&path, &json));
                 }
             });
             if let Some(c) = &self.copied {
@@ -1154,7 +1222,7 @@ impl ClassifyTab {
                 });
                 // The clip plays beside its labels.
                 if playing.as_ref() == Some(video) {
-                    self.player.show(ui, 180.0);
+                    ui.vertical(|ui| self.player.show(ui, 180.0));
                 }
             });
         }
@@ -1180,6 +1248,38 @@ impl ClassifyTab {
         if job.is_done() {
             self.job = None;
         }
+    }
+}
+
+/// The results as CSV: one row per video and rank.
+fn results_csv(results: &[VideoResult]) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut csv = String::from("video,rank,label,score,error\n");
+    for r in results {
+        match r {
+            VideoResult::Ok { video, predictions } => {
+                for (k, p) in predictions.iter().enumerate() {
+                    csv.push_str(&format!("{},{},{},{},\n", q(&video.to_string_lossy()), k + 1, q(&p.label), p.score));
+                }
+            }
+            VideoResult::Err { video, error } => {
+                csv.push_str(&format!("{},,,,{}\n", q(&video.to_string_lossy()), q(error)));
+            }
+        }
+    }
+    csv
+}
+
+/// Writes `text` to `path` (atomically; its folder is created) and says what happened.
+fn save_text(path: &Path, text: &str) -> String {
+    let r = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| crate::util::write_atomic(path, text.as_bytes()));
+    match r {
+        Ok(()) => format!("wrote {}", path.display()),
+        Err(e) => format!("{}: {e}", path.display()),
     }
 }
 
@@ -1214,7 +1314,7 @@ impl TabsState {
     ) {
         match tab {
             Tab::Dataset => self.dataset.show(ui, s, hub),
-            Tab::Preview => self.preview.show(ui, s),
+            Tab::Preview => self.preview.show(ui, s, hub),
             Tab::Train => self.train.show(ui, s, compute, hub),
             Tab::Evaluate => self.evaluate.show(ui, s, &compute.device, hub),
             Tab::Classify => self.classify.show(ui, s, &compute.device, hub),
@@ -1239,6 +1339,7 @@ impl TabsState {
             || self.dataset.job.is_some()
             || self.dataset.request_open
             || self.preview.job.is_some()
+            || self.preview.from_model.is_some()
             || self.train.job.is_some()
             || self.evaluate.job.is_some()
             || self.classify.job.is_some()

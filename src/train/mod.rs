@@ -280,14 +280,23 @@ pub fn dataset_items(
 /// The guide's train preset for a model: its frames, mean/std and size
 /// (short side 256..320 and crop 224 at 224; scaled for other sizes).
 pub fn train_preset(model: &VideoModel, cfg: &TrainConfig) -> TrainPreset {
-    let size = model.config.image_size;
+    train_preset_for(&model.config, &model.processor, cfg)
+}
+
+/// [`train_preset`] from a checkpoint's configs alone (no weights loaded).
+pub fn train_preset_for(
+    config: &crate::model::ModelConfig,
+    processor: &crate::dataset::transforms::ImageProcessor,
+    cfg: &TrainConfig,
+) -> TrainPreset {
+    let size = config.image_size;
     let (lo, hi) = cfg.short_side.unwrap_or(((size * 256).div_ceil(224), (size * 320).div_ceil(224)));
     TrainPreset {
-        num_frames: model.config.num_frames,
+        num_frames: config.num_frames,
         sample_rate: cfg.sample_rate,
         fps: cfg.fps,
-        mean: model.processor.image_mean,
-        std: model.processor.image_std,
+        mean: processor.image_mean,
+        std: processor.image_std,
         min_short_side: lo,
         max_short_side: hi,
         crop: size,

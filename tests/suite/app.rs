@@ -266,9 +266,25 @@ fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
 fn preview_shows_sampled_and_augmented_frames() {
     let f = fixture();
     let video = std::fs::read_dir(f.split.join("train/MovingDown")).unwrap().next().unwrap().unwrap().path();
-    let settings = Settings { video: video.to_string_lossy().into_owned(), tab: Tab::Preview, ..Default::default() };
+    let settings = Settings {
+        video: video.to_string_lossy().into_owned(),
+        model: f.model.to_string_lossy().into_owned(),
+        tab: Tab::Preview,
+        ..Default::default()
+    };
     let mut h = harness(new_app(settings, Vec::new()));
     h.step();
+    // The model's own frames, size and mean/std (the tiny model: 8 frames of 32 px).
+    let spin = |h: &Harness<'static, VidiApp>, name: &str| {
+        use egui_kittest::kittest::NodeT;
+        h.get_by_role_and_label(egui::accesskit::Role::SpinButton, name).accesskit_node().numeric_value()
+    };
+    assert_eq!(spin(&h, "frames"), Some(16.0), "the guide's default first");
+    h.get_by_label_contains("Use the settings of").click();
+    settle(&mut h, 30);
+    assert_eq!(spin(&h, "frames"), Some(8.0));
+    assert_eq!(spin(&h, "crop size"), Some(32.0));
+    h.get_by_label_contains("normalise: mean [0.485, 0.456, 0.406]");
     h.get_by_label("Preview").click();
     settle(&mut h, 30);
     h.get_by_label("Sampled frames:");
@@ -412,29 +428,29 @@ fn the_binary_opens_a_window_under_xvfb() {
     }
 }
 
-/// Every tab renders through wgpu (lavapipe without a GPU) to a non-blank
-/// image. With VIDI_SCREENSHOT_DIR set, the images are saved there (the
-/// README's pictures come from here).
+/// Every tab, at work, renders through wgpu (lavapipe without a GPU) to a
+/// non-blank image: a dataset opened and a video playing, an augmentation
+/// previewed with the model's settings, a short training run, its evaluation,
+/// and clips classified. With VIDI_SCREENSHOT_DIR set, the images are saved
+/// there (the README's tour comes from here).
 #[test]
-fn every_tab_renders() {
+fn every_tab_at_work_renders() {
     let f = fixture();
+    let run = tempfile::tempdir().unwrap();
     let settings = Settings {
         data_dir: f.split.to_string_lossy().into_owned(),
         model: f.model.to_string_lossy().into_owned(),
+        run_dir: run.path().join("run").to_string_lossy().into_owned(),
+        epochs: 20,
+        batch_size: 2,
+        lr: 2e-3,
         ..Default::default()
     };
-    let app = new_app(settings, Vec::new());
     let mut h = Harness::builder()
-        .with_size(egui::vec2(1100.0, 720.0))
+        .with_size(egui::vec2(1100.0, 860.0))
         .wgpu()
-        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
-    h.step();
-    h.get_by_label("Open").click();
-    settle(&mut h, 60);
-    for tab in Tab::ALL {
-        h.state_mut().settings.tab = tab;
-        h.step();
-        h.step();
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), new_app(settings, Vec::new()));
+    let mut shoot = |h: &mut Harness<'static, VidiApp>, tab: Tab| {
         let img = h.render().unwrap_or_else(|e| panic!("{}: {e}", tab.title()));
         let first = *img.get_pixel(0, 0);
         let differing = img.pixels().filter(|p| **p != first).count();
@@ -443,7 +459,49 @@ fn every_tab_renders() {
             let name = tab.title().to_lowercase().replace(' ', "-");
             img.save(Path::new(&dir).join(format!("tab-{name}.png"))).unwrap();
         }
-    }
+    };
+    h.step();
+    h.get_by_label("Open").click();
+    settle(&mut h, 60);
+    let video = std::fs::read_dir(f.split.join("train/MovingDown")).unwrap().next().unwrap().unwrap().path();
+    let name = video.file_name().unwrap().to_string_lossy().into_owned();
+    h.get_by_label_contains(&name).click_accesskit();
+    settle(&mut h, 30);
+    wait_for(&mut h, "/24 ", 30);
+    shoot(&mut h, Tab::Dataset);
+
+    h.state_mut().settings.tab = Tab::Preview;
+    h.step();
+    h.get_by_label_contains("Use the settings of").click();
+    settle(&mut h, 30);
+    h.get_by_label("Preview").click();
+    settle(&mut h, 30);
+    shoot(&mut h, Tab::Preview);
+
+    h.state_mut().settings.tab = Tab::Train;
+    h.step();
+    h.get_by_label("Start").click();
+    settle(&mut h, 180);
+    h.get_by_label_contains("done: best val accuracy");
+    shoot(&mut h, Tab::Train);
+
+    h.state_mut().settings.tab = Tab::Evaluate;
+    h.step();
+    h.get_by_label("Run evaluation").click();
+    settle(&mut h, 60);
+    h.get_by_label_contains("accuracy ");
+    shoot(&mut h, Tab::Evaluate);
+
+    let tests: Vec<PathBuf> = ["Growing", "MovingDown", "MovingLeft"]
+        .iter()
+        .map(|c| std::fs::read_dir(f.split.join("test").join(c)).unwrap().next().unwrap().unwrap().path())
+        .collect();
+    h.state_mut().open_paths(tests);
+    h.step();
+    h.get_by_label("Run classification").click();
+    settle(&mut h, 60);
+    wait_for(&mut h, "/24 ", 30);
+    shoot(&mut h, Tab::Classify);
 }
 
 /// One GPU context: the renderer's wgpu device (created as the app creates it)
