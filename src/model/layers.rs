@@ -113,6 +113,11 @@ impl SelfAttention {
     /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, n, d] = x.dims();
+        if super::attention::applies(&x) {
+            // Inference on the CPU backend over long sequences: vidi's own kernel.
+            let (q, k, v) = (self.q.forward(x.clone()), self.k.forward(x.clone()), self.v.forward(x));
+            return self.o.forward(super::attention::attention(q, k, v, self.heads));
+        }
         let dh = d / self.heads;
         let split = |t: Tensor<3>| t.reshape([b, n, self.heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
         let q = split(self.q.forward(x.clone()));

@@ -7,6 +7,7 @@
 //! - [`videomae`], [`timesformer`], [`vivit`]: the architectures, each with
 //!   its one key-mapping table (`keys`).
 
+pub mod attention;
 pub mod config;
 pub mod layers;
 pub mod timesformer;

@@ -1,0 +1,261 @@
+//! Scaled dot-product attention for inference on the CPU backend, for long
+//! token sequences (VideoMAE's 1568 tokens, ViViT's 3136).
+//!
+//! `softmax(q k^T / sqrt(dh)) v` per (batch, head), in blocks of query rows:
+//! one gemm for a block's scores against every key, a vectorised softmax, one
+//! gemm against the values. Heads run in parallel on rayon's pool (the one
+//! Burn's CPU backend uses). The inputs stay in the `[batch, tokens, hidden]`
+//! layout the projections produce (heads are column ranges), so nothing is
+//! transposed. Only for inference: it reads the tensors' values, so no
+//! gradient flows through it; training goes through Burn's own attention.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// Query rows per block: the block's scores (`QB x tokens` f32) stay in L2.
+const QB: usize = 128;
+/// Shorter sequences go through Burn's attention (its materialised path is fast there).
+pub const MIN_TOKENS: usize = 256;
+
+/// Whether `x` may take this path: the CPU backend, outside autodiff, long enough.
+pub fn applies(x: &Tensor<3>) -> bool {
+    let d = x.device();
+    x.dims()[1] >= MIN_TOKENS && !d.is_autodiff() && d == Device::flex()
+}
+
+/// A pointer that may be shared between the threads writing disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: every task writes its own (row, column-range) blocks of the buffer.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// # Shapes
+/// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
+pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
+    let device = q.device();
+    let [b, n, d] = q.dims();
+    let dh = d / heads;
+    let host = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+    let (q, k, v) = (host(q), host(k), host(v));
+    let mut out = vec![0f32; b * n * d];
+    let dst = SharedMut(out.as_mut_ptr());
+    let scale = 1.0 / (dh as f32).sqrt();
+    (0..b * heads).into_par_iter().for_each_init(
+        || (vec![0f32; QB * n], vec![0f32; QB]),
+        |(scores, sums), task| {
+            let (bi, h) = (task / heads, task % heads);
+            let base = bi * n * d + h * dh;
+            for q0 in (0..n).step_by(QB) {
+                let rows = QB.min(n - q0);
+                let s = &mut scores[..rows * n];
+                // SAFETY: the pointers and strides stay inside q, k, v (rows x dh
+                // blocks of [n, d] row-major matrices) and the local score buffer.
+                unsafe {
+                    // scores[rows, n] = q_block[rows, dh] @ k[n, dh]^T
+                    gemm::gemm(
+                        rows,
+                        n,
+                        dh,
+                        s.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        q.as_ptr().add(base + q0 * d),
+                        1,
+                        d as isize,
+                        k.as_ptr().add(base),
+                        d as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                softmax_rows(s, n, scale, &mut sums[..rows]);
+                // SAFETY: this task alone writes rows q0..q0+rows, columns h*dh..(h+1)*dh
+                // of batch bi; v is read within its [n, d] block.
+                unsafe {
+                    let o = dst.get().add(base + q0 * d);
+                    // out_block[rows, dh] = p[rows, n] @ v[n, dh]
+                    gemm::gemm(
+                        rows,
+                        dh,
+                        n,
+                        o,
+                        1,
+                        d as isize,
+                        false,
+                        s.as_ptr(),
+                        1,
+                        n as isize,
+                        v.as_ptr().add(base),
+                        1,
+                        d as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                    for (r, &sum) in sums[..rows].iter().enumerate() {
+                        let row = std::slice::from_raw_parts_mut(o.add(r * d), dh);
+                        let inv = 1.0 / sum;
+                        row.iter_mut().for_each(|x| *x *= inv);
+                    }
+                }
+            }
+        },
+    );
+    Tensor::from_data(TensorData::new(out, [b, n, d]), &device)
+}
+
+/// Replaces each row of `s` (rows of `n` scores) by `exp((s - max) * scale)`
+/// and writes each row's sum to `sums` (the caller divides by it).
+fn softmax_rows(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { softmax_rows_avx512(s, n, scale, sums) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { softmax_rows_avx2(s, n, scale, sums) };
+        }
+    }
+    softmax_rows_generic(s, n, scale, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_rows_avx512(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
+    softmax_rows_generic(s, n, scale, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_rows_avx2(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
+    softmax_rows_generic(s, n, scale, sums)
+}
+
+/// Lanes of the reductions: wide enough for AVX-512, and for the compiler to vectorise.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn softmax_rows_generic(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
+    for (row, sum) in s.chunks_exact_mut(n).zip(sums.iter_mut()) {
+        let mut m = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                m[i] = if c[i] > m[i] { c[i] } else { m[i] };
+            }
+        }
+        let mut max = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &x| if x > a { x } else { a });
+        for x in m {
+            max = if x > max { x } else { max };
+        }
+        let shift = max * scale;
+        let mut acc = [0f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                let e = exp_nonpositive(c[i] * scale - shift);
+                c[i] = e;
+                acc[i] += e;
+            }
+        }
+        let mut total: f32 = 0.0;
+        for x in chunks.into_remainder() {
+            *x = exp_nonpositive(*x * scale - shift);
+            total += *x;
+        }
+        *sum = total + acc.iter().sum::<f32>();
+    }
+}
+
+/// `e^x` for `x <= 0` (0 below -87), relative error about 2e-7: `2^k * e^r`
+/// with `r` in [-ln2/2, ln2/2] and a degree-7 Taylor polynomial. Branch-free,
+/// so loops over it vectorise.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Rounding to the nearest integer by the 1.5 * 2^23 trick (no round instruction needed).
+    const MAGIC: f32 = 12_582_912.0;
+    let x = if x < -87.0 { -87.0 } else { x };
+    let k = (x * LOG2E + MAGIC) - MAGIC;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    p * two_k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_the_standard_library() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.001_3;
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+        assert_eq!(exp_nonpositive(-200.0), (-87.0f32).exp());
+    }
+
+    /// Against Burn's own attention on the same values, with a sequence that is
+    /// not a multiple of the query block, and several batches and heads.
+    #[test]
+    fn matches_burns_attention() {
+        let device = Device::flex();
+        let (b, n, heads, dh) = (2, 300, 3, 16);
+        let d = heads * dh;
+        let data = |seed: u32| {
+            let v: Vec<f32> = (0..b * n * d)
+                .map(|i| {
+                    let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503));
+                    (x >> 8) as f32 / (1u32 << 24) as f32 * 6.0 - 3.0
+                })
+                .collect();
+            Tensor::<3>::from_data(TensorData::new(v, [b, n, d]), &device)
+        };
+        let (q, k, v) = (data(1), data(2), data(3));
+        assert!(applies(&q));
+        let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
+        let want = burn::tensor::module::attention(
+            split(q.clone()),
+            split(k.clone()),
+            split(v.clone()),
+            None,
+            None,
+            Default::default(),
+        )
+        .swap_dims(1, 2)
+        .reshape([b, n, d]);
+        let got = attention(q, k, v, heads);
+        let diff: f32 = (got - want).abs().max().into_scalar();
+        // Outputs are up to 3 in size: this is float summation order, a few ulp.
+        assert!(diff < 5e-5, "max |diff| {diff}");
+    }
+}
