@@ -113,10 +113,10 @@ impl SelfAttention {
     /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, n, d] = x.dims();
-        if super::attention::applies(&x) {
+        if super::cpu::applies(&x) {
             // Inference on the CPU backend over long sequences: vidi's own kernel.
             let (q, k, v) = (self.q.forward(x.clone()), self.k.forward(x.clone()), self.v.forward(x));
-            return self.o.forward(super::attention::attention(q, k, v, self.heads));
+            return self.o.forward(super::cpu::attention(q, k, v, self.heads));
         }
         let dh = d / self.heads;
         let split = |t: Tensor<3>| t.reshape([b, n, self.heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
@@ -146,7 +146,13 @@ impl Mlp {
     /// x: [batch, tokens, hidden] -> same
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.fc1.forward(x);
-        let h = if self.tanh_gelu { activation::gelu_approximate(h) } else { activation::gelu(h) };
+        let h = if super::cpu::applies(&h) {
+            super::cpu::gelu(h, self.tanh_gelu)
+        } else if self.tanh_gelu {
+            activation::gelu_approximate(h)
+        } else {
+            activation::gelu(h)
+        };
         self.fc2.forward(h)
     }
 }

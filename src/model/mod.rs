@@ -7,8 +7,8 @@
 //! - [`videomae`], [`timesformer`], [`vivit`]: the architectures, each with
 //!   its one key-mapping table (`keys`).
 
-pub mod attention;
 pub mod config;
+pub mod cpu;
 pub mod layers;
 pub mod timesformer;
 pub mod videomae;

@@ -10,7 +10,7 @@ use vidi::model::{LoadOptions, VideoModel};
 
 use crate::{fixtures, max_abs_diff, read_tensor};
 
-// videomae_long has 256 tokens: it goes through vidi's CPU attention kernel (model::attention::MIN_TOKENS).
+// videomae_long has 256 tokens: it goes through vidi's CPU attention kernel (model::cpu::MIN_TOKENS).
 const CLASSIFIERS: [&str; 5] = ["videomae_meanpool", "videomae_cls", "videomae_long", "timesformer", "vivit"];
 
 fn model_dir(name: &str) -> PathBuf {

@@ -1,7 +1,9 @@
-//! Scaled dot-product attention for inference on the CPU backend, for long
-//! token sequences (VideoMAE's 1568 tokens, ViViT's 3136).
+//! Kernels for inference on the CPU backend, where Burn's own ops leave time
+//! on the table for long token sequences (VideoMAE's 1568 tokens, ViViT's
+//! 3136): attention, and the GELU activations (Burn evaluates them with scalar
+//! libm calls; here they are branch-free and vectorised).
 //!
-//! `softmax(q k^T / sqrt(dh)) v` per (batch, head), in blocks of query rows:
+//! Attention: `softmax(q k^T / sqrt(dh)) v` per (batch, head), in blocks of query rows:
 //! one gemm for a block's scores against every key, a vectorised softmax, one
 //! gemm against the values. Heads run in parallel on rayon's pool (the one
 //! Burn's CPU backend uses). The inputs stay in the `[batch, tokens, hidden]`
@@ -15,9 +17,9 @@ use rayon::prelude::*;
 /// Query rows per block: the block's scores (`QB x tokens` f32) stay in L2.
 const QB: usize = 128;
 /// Shorter sequences go through Burn's attention (its materialised path is fast there).
-pub const MIN_TOKENS: usize = 256;
+pub const MIN_TOKENS: usize = 128;
 
-/// Whether `x` may take this path: the CPU backend, outside autodiff, long enough.
+/// Whether `x` may take these kernels: the CPU backend, outside autodiff, long enough.
 pub fn applies(x: &Tensor<3>) -> bool {
     let d = x.device();
     x.dims()[1] >= MIN_TOKENS && !d.is_autodiff() && d == Device::flex()
@@ -121,6 +123,75 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
     Tensor::from_data(TensorData::new(out, [b, n, d]), &device)
 }
 
+/// GELU, exact (`erf`; `tanh_approx` false) or the tanh approximation (`gelu_fast`,
+/// `gelu_new`), elementwise.
+pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
+    let device = x.device();
+    let dims = x.dims();
+    let mut v = x.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+    v.par_chunks_mut(1 << 16).for_each(|c| gelu_slice(c, tanh_approx));
+    Tensor::from_data(TensorData::new(v, dims), &device)
+}
+
+fn gelu_slice(v: &mut [f32], tanh_approx: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { gelu_slice_avx512(v, tanh_approx) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { gelu_slice_avx2(v, tanh_approx) };
+        }
+    }
+    gelu_slice_generic(v, tanh_approx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_slice_avx512(v: &mut [f32], tanh_approx: bool) {
+    gelu_slice_generic(v, tanh_approx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_slice_avx2(v: &mut [f32], tanh_approx: bool) {
+    gelu_slice_generic(v, tanh_approx)
+}
+
+#[inline(always)]
+fn gelu_slice_generic(v: &mut [f32], tanh_approx: bool) {
+    if tanh_approx {
+        v.iter_mut().for_each(|x| *x = gelu_tanh(*x));
+    } else {
+        v.iter_mut().for_each(|x| *x = gelu_erf(*x));
+    }
+}
+
+/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, written as `x * sigmoid(2z)`.
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    const C: f32 = 1.595_769_1; // 2 * sqrt(2 / pi)
+    let z = C * (x + 0.044_715 * x * x * x);
+    let e = exp_nonpositive(-z.abs());
+    let s = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+    x * s
+}
+
+/// `0.5 x (1 + erf(x / sqrt(2)))`, with erf by Abramowitz and Stegun 7.1.26
+/// (absolute error below 1.5e-7).
+#[inline(always)]
+fn gelu_erf(x: f32) -> f32 {
+    let u = x * std::f32::consts::FRAC_1_SQRT_2;
+    let a = u.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+    let y = 1.0 - poly * exp_nonpositive(-a * a);
+    let erf = if u >= 0.0 { y } else { -y };
+    0.5 * x * (1.0 + erf)
+}
+
 /// Replaces each row of `s` (rows of `n` scores) by `exp((s - max) * scale)`
 /// and writes each row's sum to `sums` (the caller divides by it).
 fn softmax_rows(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
@@ -197,13 +268,17 @@ fn exp_nonpositive(x: f32) -> f32 {
     // Rounding to the nearest integer by the 1.5 * 2^23 trick (no round instruction needed).
     const MAGIC: f32 = 12_582_912.0;
     let x = if x < -87.0 { -87.0 } else { x };
-    let k = (x * LOG2E + MAGIC) - MAGIC;
+    let t = x * LOG2E + MAGIC;
+    let k = t - MAGIC;
+    // k as an integer, read from t's low mantissa bits: a float-to-int `as` cast
+    // would saturate lane by lane and stop the loop from vectorising.
+    let ki = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let r = (x - k * LN2_HI) - k * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    let two_k = f32::from_bits(((ki + 127) as u32) << 23);
     p * two_k
 }
 
@@ -222,6 +297,23 @@ mod tests {
         }
         assert!(worst < 4e-7, "relative error {worst}");
         assert_eq!(exp_nonpositive(-200.0), (-87.0f32).exp());
+    }
+
+    /// Against Burn's GELUs (libm's erf and tanh) over [-10, 10].
+    #[test]
+    fn gelus_match_burns() {
+        let device = Device::flex();
+        let v: Vec<f32> = (0..20_001).map(|i| -10.0 + i as f32 * 0.001).collect();
+        let x = Tensor::<3>::from_data(TensorData::new(v, [1, 1, 20_001]), &device);
+        for tanh_approx in [false, true] {
+            let want = if tanh_approx {
+                burn::tensor::activation::gelu_approximate(x.clone())
+            } else {
+                burn::tensor::activation::gelu(x.clone())
+            };
+            let diff: f32 = (gelu(x.clone(), tanh_approx) - want).abs().max().into_scalar();
+            assert!(diff < 2e-6, "tanh_approx {tanh_approx}: max |diff| {diff}");
+        }
     }
 
     /// Against Burn's own attention on the same values, with a sequence that is
