@@ -253,10 +253,18 @@ struct EframeApp(VidiApp);
 impl eframe::App for EframeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.0.show(ui);
+        // eframe auto-saves after a frame: an idle window still draws one every few seconds.
+        ui.ctx().request_repaint_after(self.auto_save_interval());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.0.settings);
+    }
+
+    /// Settings and the window's place are saved every few seconds (and on exit),
+    /// so a crash or a power cut loses little.
+    fn auto_save_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
     }
 }
 

@@ -414,10 +414,26 @@ fn the_binary_opens_a_window_under_xvfb() {
             }
         }
     }
+    // Settings and the window's geometry are saved while it runs (every 5 s), where
+    // eframe keeps them ($HOME/.local/share/vidi/app.ron), and read at the next start.
+    let saved = tmp.path().join(".local/share/vidi/app.ron");
+    let mut persisted = String::new();
+    for _ in 0..30 {
+        persisted = std::fs::read_to_string(&saved).unwrap_or_default();
+        if persisted.contains("window") && persisted.contains("run_dir") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let _ = app.kill();
     let _ = xvfb.kill();
     let _ = app.wait();
     let _ = xvfb.wait();
+    assert!(
+        persisted.contains("window") && persisted.contains("inner_size") && persisted.contains("run_dir"),
+        "{} holds no settings and window geometry: {persisted}",
+        saved.display()
+    );
     let mut err = String::new();
     use std::io::Read;
     let _ = app.stderr.take().map(|mut e| e.read_to_string(&mut err));
