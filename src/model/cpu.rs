@@ -61,27 +61,12 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
                 // SAFETY: the pointers and strides stay inside q, k, v (rows x dh
                 // blocks of [n, d] row-major matrices) and the local score buffer.
                 unsafe {
-                    // scores[rows, n] = q_block[rows, dh] @ k[n, dh]^T
-                    gemm::gemm(
-                        rows,
-                        n,
-                        dh,
-                        s.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        q.as_ptr().add(base + q0 * d),
-                        1,
-                        d as isize,
-                        k.as_ptr().add(base),
-                        d as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                    // scores[rows, n] = q_block[rows, dh] @ k[n, dh]^T (k read transposed)
+                    matmul(
+                        [rows, n, dh],
+                        (s.as_mut_ptr(), n),
+                        (q.as_ptr().add(base + q0 * d), d as isize, 1),
+                        (k.as_ptr().add(base), 1, d as isize),
                     );
                 }
                 softmax_rows(s, n, scale, &mut sums[..rows]);
@@ -90,27 +75,7 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
                 unsafe {
                     let o = dst.get().add(base + q0 * d);
                     // out_block[rows, dh] = p[rows, n] @ v[n, dh]
-                    gemm::gemm(
-                        rows,
-                        dh,
-                        n,
-                        o,
-                        1,
-                        d as isize,
-                        false,
-                        s.as_ptr(),
-                        1,
-                        n as isize,
-                        v.as_ptr().add(base),
-                        1,
-                        d as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                    matmul([rows, dh, n], (o, d), (s.as_ptr(), n as isize, 1), (v.as_ptr().add(base), d as isize, 1));
                     for (r, &sum) in sums[..rows].iter().enumerate() {
                         let row = std::slice::from_raw_parts_mut(o.add(r * d), dh);
                         let inv = 1.0 / sum;
@@ -121,6 +86,45 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
         },
     );
     Tensor::from_data(TensorData::new(out, [b, n, d]), &device)
+}
+
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, single-threaded, f32. `dst` is (pointer,
+/// row stride) with unit column stride; `lhs` and `rhs` are (pointer, row
+/// stride, column stride), so a transposed operand is just swapped strides.
+///
+/// # Safety
+/// Every element addressed by the shapes and strides must lie inside its buffer,
+/// and `dst` must not be written by anyone else meanwhile.
+unsafe fn matmul(
+    [m, n, k]: [usize; 3],
+    dst: (*mut f32, usize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            1,
+            dst.1 as isize,
+            false,
+            lhs.0,
+            lhs.2,
+            lhs.1,
+            rhs.0,
+            rhs.2,
+            rhs.1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// GELU, exact (`erf`; `tanh_approx` false) or the tanh approximation (`gelu_fast`,
