@@ -494,14 +494,11 @@ pub fn decode_time_range_subsampled(
 
 /// Decodes every frame of the chosen stream.
 pub fn decode_all(path: &Path, opts: &DecodeOptions) -> Result<Vec<RgbFrame>, VideoError> {
-    let mut reader = StreamReader::open(path, opts)?;
     let mut out = Vec::new();
-    while let Some(raw) = reader.next_raw()? {
-        out.push(reader.to_rgb(&raw)?);
-    }
-    if out.is_empty() {
-        return Err(VideoError::NoFrames { path: path.into() });
-    }
+    for_each_frame(path, opts, &mut |f| {
+        out.push(f);
+        true
+    })?;
     Ok(out)
 }
 
