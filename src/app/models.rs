@@ -84,22 +84,9 @@ impl ModelPanel {
     /// `training`: the Train tab (a pre-trained encoder is a fine start there).
     pub fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, hub: &HubSettings, training: bool) {
         let label = if training { "Base model" } else { "Model" };
-        let r = ui
-            .horizontal(|ui| {
-                let l = ui.label(label);
-                let r = ui
-                    .add(
-                        egui::TextEdit::singleline(&mut s.model)
-                            .hint_text("a model folder or a Hub id (owner/name)")
-                            .desired_width(420.0),
-                    )
-                    .labelled_by(l.id);
-                if let Some(p) = super::tabs::browse_folder(ui, if training { "train-model" } else { "model" }) {
-                    s.model = p;
-                }
-                r
-            })
-            .inner;
+        let key = if training { "train-model" } else { "model" };
+        let hint = "a model folder or a Hub id (owner/name)";
+        let r = super::tabs::path_field(ui, label, &mut s.model, hint, key, super::tabs::Pick::Folder);
         let spec = s.model.trim().to_string();
         let stale = self.checked.as_ref().is_none_or(|(c, _)| *c != spec);
         if (stale && !r.has_focus() || self.recheck) && self.check.is_none() {

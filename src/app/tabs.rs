@@ -66,15 +66,24 @@ fn strip(ui: &mut egui::Ui, tex: &[egui::TextureHandle], height: f32) {
     });
 }
 
-/// A labelled path field with a Browse… button for a folder; returns whether Enter was pressed in it.
-fn folder_field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
+/// A labelled path field with a Browse… button (`key` tells the app's dialogs
+/// apart) that fills it with the folder or the first file picked. Returns the
+/// text field's response.
+pub(super) fn path_field(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut String,
+    hint: &str,
+    key: &str,
+    pick: Pick,
+) -> egui::Response {
     ui.horizontal(|ui| {
         let l = ui.label(label);
         let r = ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(420.0)).labelled_by(l.id);
-        if let Some(p) = browse_folder(ui, label) {
-            *value = p;
+        if let Some(p) = browse(ui, key, pick).into_iter().next() {
+            *value = p.to_string_lossy().into_owned();
         }
-        r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter))
+        r
     })
     .inner
 }
@@ -170,11 +179,6 @@ pub(super) fn save_button(
         None if never_opened => Some(fallback_dir.join(name)),
         None => None,
     }
-}
-
-/// [`browse`] for one folder, as a string for a path field.
-pub(super) fn browse_folder(ui: &mut egui::Ui, key: &str) -> Option<String> {
-    browse(ui, key, Pick::Folder).into_iter().next().map(|p| p.to_string_lossy().into_owned())
 }
 
 /// A label and a number field named by it (for screen readers and tests).
@@ -278,7 +282,9 @@ impl DatasetTab {
     fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, hub: &crate::hub::HubSettings) {
         ui.heading("Dataset");
         ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window, browse, or type its path.");
-        let enter = folder_field(ui, "Folder", &mut s.data_dir, "e.g. UCF101_subset");
+        let enter = path_field(ui, "Folder", &mut s.data_dir, "e.g. UCF101_subset", "Folder", Pick::Folder)
+            .lost_focus()
+            && ui.input(|i| i.key_pressed(egui::Key::Enter));
         let idle = self.job.is_none();
         let mut open = false;
         ui.horizontal(|ui| {
@@ -520,18 +526,14 @@ impl PreviewTab {
     fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, hub: &crate::hub::HubSettings) {
         ui.heading("Augmentation Preview");
         ui.label("What the model will see: one clip sampled and transformed exactly as in training (train) or evaluation (val).");
-        ui.horizontal(|ui| {
-            let l = ui.label("Video");
-            ui.add(
-                egui::TextEdit::singleline(&mut s.video)
-                    .hint_text("pick one on the Dataset tab, or type a path")
-                    .desired_width(420.0),
-            )
-            .labelled_by(l.id);
-            if let Some(v) = browse(ui, "preview-video", Pick::Files).into_iter().next() {
-                s.video = v.to_string_lossy().into_owned();
-            }
-        });
+        path_field(
+            ui,
+            "Video",
+            &mut s.video,
+            "pick one on the Dataset tab, or type a path",
+            "preview-video",
+            Pick::Files,
+        );
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.train, true, "train preset");
             ui.radio_value(&mut self.train, false, "val preset");
@@ -816,7 +818,7 @@ impl TrainTab {
         hub: &crate::hub::HubSettings,
     ) {
         ui.heading("Train");
-        folder_field(ui, "Dataset", &mut s.data_dir, "a folder with train/ and val/");
+        path_field(ui, "Dataset", &mut s.data_dir, "a folder with train/ and val/", "Dataset", Pick::Folder);
         self.model.show(ui, s, hub, true);
         ui.horizontal(|ui| {
             ui.label("suggestions:");
@@ -828,7 +830,7 @@ impl TrainTab {
                 }
             }
         });
-        folder_field(ui, "Run folder", &mut s.run_dir, "where checkpoints and best/ go");
+        path_field(ui, "Run folder", &mut s.run_dir, "where checkpoints and best/ go", "Run folder", Pick::Folder);
         egui::Grid::new("train-params").show(ui, |ui| {
             number(ui, "epochs", &mut s.epochs, 1..=1000);
             ui.label("passes over the train split");
@@ -1005,8 +1007,8 @@ impl EvaluateTab {
         if self.model.is_empty() {
             self.model = format!("{}/best", s.run_dir.trim_end_matches('/'));
         }
-        folder_field(ui, "Model", &mut self.model, "a model folder (e.g. RUN/best) or Hub id");
-        folder_field(ui, "Dataset", &mut s.data_dir, "split layout");
+        path_field(ui, "Model", &mut self.model, "a model folder (e.g. RUN/best) or Hub id", "Model", Pick::Folder);
+        path_field(ui, "Dataset", &mut s.data_dir, "split layout", "Dataset", Pick::Folder);
         ui.horizontal(|ui| {
             let l = ui.label("split");
             ui.text_edit_singleline(&mut self.split).labelled_by(l.id);
