@@ -242,13 +242,12 @@ mod tests {
 /// The files of a model repo vidi needs, in the order tried for weights.
 const MODEL_CONFIG_FILES: [&str; 2] = ["config.json", "preprocessor_config.json"];
 
-/// The reference checkpoints: id, what it is, whether it classifies Kinetics-400 as it is
-/// (false: a pre-trained encoder, a starting point for fine-tuning).
-pub const REFERENCE_MODELS: [(&str, &str, bool); 4] = [
-    ("MCG-NJU/videomae-base-finetuned-kinetics", "VideoMAE-base, Kinetics-400 labels", true),
-    ("facebook/timesformer-base-finetuned-k400", "TimeSformer-base, Kinetics-400 labels", true),
-    ("google/vivit-b-16x2-kinetics400", "ViViT-B/16x2, Kinetics-400 labels", true),
-    ("MCG-NJU/videomae-base", "VideoMAE-base pre-trained: the guide's starting point for fine-tuning", false),
+/// The reference checkpoints, and what each is.
+pub const REFERENCE_MODELS: [(&str, &str); 4] = [
+    ("MCG-NJU/videomae-base-finetuned-kinetics", "VideoMAE-base, Kinetics-400 labels"),
+    ("facebook/timesformer-base-finetuned-k400", "TimeSformer-base, Kinetics-400 labels"),
+    ("google/vivit-b-16x2-kinetics400", "ViViT-B/16x2, Kinetics-400 labels"),
+    ("MCG-NJU/videomae-base", "VideoMAE-base pre-trained: the guide's starting point for fine-tuning"),
 ];
 
 /// Where the Hub is and where its cache lies. `None` fields take hf-hub's own
