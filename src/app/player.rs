@@ -133,9 +133,7 @@ impl Player {
     /// Draws the picture and its controls, `height` points high.
     pub fn show(&mut self, ui: &mut egui::Ui, height: f32) {
         self.poll(ui.ctx());
-        if let Some(e) = &self.error {
-            ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
-        }
+        super::tabs::error_line(ui, &self.error);
         let Some(path) = self.path.clone() else { return };
         if self.frames.is_empty() {
             if self.error.is_none() {
