@@ -575,9 +575,12 @@ impl PreviewTab {
             let name = format!("vidi-preview-seed{}.gif", self.seed);
             if let Some(path) = save_button(ui, "Export GIF", self.clip.is_some(), &name, Path::new(&s.downloads)) {
                 if let Some(c) = &self.clip {
-                    self.saved = Some(match crate::preview::write_gif(&c.augmented, 250, &path) {
+                    let written = create_parent(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                        .and_then(|()| crate::preview::write_gif(&c.augmented, 250, &path).map_err(|e| e.to_string()));
+                    self.saved = Some(match written {
                         Ok(()) => format!("saved {}", path.display()),
-                        Err(e) => e.to_string(),
+                        Err(e) => e,
                     });
                 }
             }
@@ -1272,14 +1275,14 @@ fn results_csv(results: &[VideoResult]) -> String {
     csv
 }
 
+/// Creates the folder `path` will go in (the fallback export folder may not exist yet).
+fn create_parent(path: &Path) -> std::io::Result<()> {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or(Ok(()), std::fs::create_dir_all)
+}
+
 /// Writes `text` to `path` (atomically; its folder is created) and says what happened.
 fn save_text(path: &Path, text: &str) -> String {
-    let r = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| crate::util::write_atomic(path, text.as_bytes()));
-    match r {
+    match create_parent(path).and_then(|()| crate::util::write_atomic(path, text.as_bytes())) {
         Ok(()) => format!("wrote {}", path.display()),
         Err(e) => format!("{}: {e}", path.display()),
     }
