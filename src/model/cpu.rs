@@ -11,8 +11,11 @@
 //! transposed. Only for inference: it reads the tensors' values, so no
 //! gradient flows through it; training goes through Burn's own attention.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
+
+use super::layers::{to_device, to_host};
+use super::weights::HostTensor;
 
 /// Query rows per block: the block's scores (`QB x tokens` f32) stay in L2.
 const QB: usize = 128;
@@ -45,8 +48,7 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
     let device = q.device();
     let [b, n, d] = q.dims();
     let dh = d / heads;
-    let host = |t: Tensor<3>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-    let (q, k, v) = (host(q), host(k), host(v));
+    let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
     let mut out = vec![0f32; b * n * d];
     let dst = SharedMut(out.as_mut_ptr());
     let scale = 1.0 / (dh as f32).sqrt();
@@ -85,7 +87,7 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
             }
         },
     );
-    Tensor::from_data(TensorData::new(out, [b, n, d]), &device)
+    to_device(HostTensor::new(vec![b, n, d], out), &device)
 }
 
 /// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, single-threaded, f32. `dst` is (pointer,
@@ -131,10 +133,9 @@ unsafe fn matmul(
 /// `gelu_new`), elementwise.
 pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     let device = x.device();
-    let dims = x.dims();
-    let mut v = x.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-    v.par_chunks_mut(1 << 16).for_each(|c| gelu_slice(c, tanh_approx));
-    Tensor::from_data(TensorData::new(v, dims), &device)
+    let mut h = to_host(x);
+    h.data.par_chunks_mut(1 << 16).for_each(|c| gelu_slice(c, tanh_approx));
+    to_device(h, &device)
 }
 
 fn gelu_slice(v: &mut [f32], tanh_approx: bool) {
@@ -289,6 +290,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     #[test]
     fn exp_matches_the_standard_library() {

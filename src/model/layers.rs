@@ -16,7 +16,7 @@ pub fn to_device<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
 /// A device tensor back on the host.
 pub fn to_host<const D: usize>(t: Tensor<D>) -> HostTensor {
     let shape = t.dims().to_vec();
-    let data = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+    let data = t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
     HostTensor::new(shape, data)
 }
 
