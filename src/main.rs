@@ -7,6 +7,7 @@ mod cli_train;
 use clap::FromArgMatches;
 
 fn main() -> std::process::ExitCode {
+    vidi::backend::tune_allocator();
     let args = match cli::Cli::from_arg_matches(&cli::command().get_matches()) {
         Ok(a) => a,
         Err(e) => e.exit(),

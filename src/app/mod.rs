@@ -91,6 +91,7 @@ impl<M: Send + 'static> Job<M> {
                 ctx.request_repaint();
             };
             work(&send, &c);
+            crate::backend::release_memory();
             ctx.request_repaint();
         });
         Job { rx, cancel, done: spawned.is_err() }
