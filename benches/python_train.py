@@ -3,7 +3,7 @@
 One step = forward, cross-entropy, backward, clip_grad_norm_(1.0), AdamW step
 (what the Trainer does per step), random weights and inputs, float32, CPU.
 
-    /work/pyref/bin/python benches/python_train.py --threads 2 --steps 3 --batch 1 [--arch videomae|tiny] [--json]
+    /work/pyref/bin/python benches/python_train.py --threads 2 --steps 3 --batch 1 [--arch videomae|timesformer|vivit|tiny] [--json]
 
 Reports the median seconds per step after one warm-up step, clips/s and the
 peak resident memory (run one --arch per process for a clean figure). Needs
@@ -16,11 +16,17 @@ import statistics
 import time
 
 import torch
-from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+from transformers import (TimesformerConfig, TimesformerForVideoClassification, VideoMAEConfig,
+                          VideoMAEForVideoClassification, VivitConfig, VivitForVideoClassification)
 
 TINY = dict(image_size=32, patch_size=8, num_frames=8, tubelet_size=2, hidden_size=64, num_hidden_layers=2,
             num_attention_heads=4, intermediate_size=128, use_mean_pooling=True, num_labels=6)
-ARCHS = {"videomae": (dict(num_labels=400), 16, 224), "tiny": (TINY, 8, 32)}
+ARCHS = {
+    "videomae": (lambda: VideoMAEForVideoClassification(VideoMAEConfig(num_labels=400)), 16, 224),
+    "timesformer": (lambda: TimesformerForVideoClassification(TimesformerConfig(num_labels=400)), 8, 224),
+    "vivit": (lambda: VivitForVideoClassification(VivitConfig(num_labels=400)), 32, 224),
+    "tiny": (lambda: VideoMAEForVideoClassification(VideoMAEConfig(**TINY)), 8, 32),
+}
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--arch", choices=list(ARCHS), default="videomae")
@@ -30,8 +36,8 @@ ap.add_argument("--batch", type=int, default=1)
 ap.add_argument("--json", action="store_true")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
-cfg, frames, size = ARCHS[a.arch]
-model = VideoMAEForVideoClassification(VideoMAEConfig(**cfg)).train()
+make, frames, size = ARCHS[a.arch]
+model = make().train()
 opt = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 x = torch.randn(a.batch, frames, 3, size, size)
 y = torch.arange(a.batch) % model.config.num_labels

@@ -10,7 +10,8 @@
 //! layout the projections produce (heads are column ranges); each task copies
 //! its head's keys (transposed) and values into contiguous buffers, which gemm
 //! packs fastest. Only for inference: it reads the tensors' values, so no
-//! gradient flows through it; training goes through Burn's own attention.
+//! gradient flows through it; training on the CPU wraps the same kernel in an
+//! autodiff operation with its own backward pass (`cpu_grad`).
 
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
@@ -37,14 +38,14 @@ pub fn applies(x: &Tensor<3>) -> bool {
 
 /// A pointer that may be shared between the threads writing disjoint parts of one buffer.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: every task writes its own (row, column-range) blocks of the buffer.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// The pointer (a method, so closures capture the whole Send + Sync wrapper).
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -53,67 +54,108 @@ impl SharedMut {
 /// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
 pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
     let device = q.device();
-    let [b, n, d] = q.dims();
-    let dh = d / heads;
+    let dims = q.dims();
     let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
+    let out = attention_host(&q, &k, &v, dims, heads, None);
+    to_device(HostTensor::new(dims.to_vec(), out), &device)
+}
+
+/// Query rows per block for `n` tokens.
+pub(super) fn query_block(n: usize) -> usize {
+    (SCORE_BYTES / (4 * n.max(1))).clamp(QB_MIN, QB_MAX)
+}
+
+/// A head's rows `[n, dh]` (columns `base..base + dh` of an `[n, d]` matrix at
+/// row stride `d`) copied contiguously into `rows`, or transposed (`[dh, n]`) into `cols`.
+pub(super) fn gather_head(src: &[f32], base: usize, d: usize, n: usize, dh: usize, rows: Option<&mut [f32]>, cols: Option<&mut [f32]>) {
+    if let Some(rows) = rows {
+        for j in 0..n {
+            rows[j * dh..(j + 1) * dh].copy_from_slice(&src[base + j * d..base + j * d + dh]);
+        }
+    }
+    if let Some(cols) = cols {
+        for j in 0..n {
+            for (c, &x) in src[base + j * d..base + j * d + dh].iter().enumerate() {
+                cols[c * n + j] = x;
+            }
+        }
+    }
+}
+
+/// The attention of [`attention`] on host buffers. With `lse`, also writes each
+/// query row's log-sum-exp of its scaled scores (`[batch, heads, tokens]`, what
+/// the backward pass needs to rebuild the probabilities).
+pub(super) fn attention_host(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    [b, n, d]: [usize; 3],
+    heads: usize,
+    lse: Option<&mut [f32]>,
+) -> Vec<f32> {
+    let dh = d / heads;
     let mut out = vec![0f32; b * n * d];
     let dst = SharedMut(out.as_mut_ptr());
+    let lse = lse.map(|l| SharedMut(l.as_mut_ptr()));
     let scale = 1.0 / (dh as f32).sqrt();
-    let qb = (SCORE_BYTES / (4 * n)).clamp(QB_MIN, QB_MAX);
+    let qb = query_block(n);
     (0..b * heads).into_par_iter().for_each_init(
-        || (vec![0f32; qb * n], vec![0f32; qb], vec![0f32; n * dh], vec![0f32; n * dh]),
-        |(scores, sums, kt, vh), task| {
+        || (vec![0f32; qb * n], vec![0f32; 2 * qb], vec![0f32; n * dh], vec![0f32; n * dh]),
+        |(scores, stats, kt, vh), task| {
             let (bi, h) = (task / heads, task % heads);
             let base = bi * n * d + h * dh;
             // The head's keys transposed ([dh, n]) and values ([n, dh]), contiguous:
             // gemm packs them for every block of queries, fastest from contiguous rows.
-            for j in 0..n {
-                let row = base + j * d;
-                for (c, &x) in k[row..row + dh].iter().enumerate() {
-                    kt[c * n + j] = x;
-                }
-                vh[j * dh..(j + 1) * dh].copy_from_slice(&v[row..row + dh]);
-            }
+            gather_head(k, base, d, n, dh, None, Some(kt));
+            gather_head(v, base, d, n, dh, Some(vh), None);
             for q0 in (0..n).step_by(qb) {
                 let rows = qb.min(n - q0);
                 let s = &mut scores[..rows * n];
+                let (sums, shifts) = stats.split_at_mut(qb);
                 // SAFETY: the pointers and strides stay inside q (a rows x dh block of
                 // its [n, d] row-major matrix), kt, vh and the local score buffer.
                 unsafe {
                     // scores[rows, n] = q_block[rows, dh] @ kt[dh, n]
-                    matmul([rows, n, dh], (s.as_mut_ptr(), n), (q.as_ptr().add(base + q0 * d), d as isize, 1), (kt.as_ptr(), n as isize, 1));
+                    matmul([rows, n, dh], (s.as_mut_ptr(), n), (q.as_ptr().add(base + q0 * d), d as isize, 1), (kt.as_ptr(), n as isize, 1), false);
                 }
-                softmax_rows(s, n, scale, &mut sums[..rows]);
+                softmax_rows(s, n, scale, &mut sums[..rows], &mut shifts[..rows]);
                 // SAFETY: this task alone writes rows q0..q0+rows, columns h*dh..(h+1)*dh
-                // of batch bi.
+                // of batch bi, and entries task*n+q0.. of lse.
                 unsafe {
                     let o = dst.get().add(base + q0 * d);
                     // out_block[rows, dh] = p[rows, n] @ vh[n, dh]
-                    matmul([rows, dh, n], (o, d), (s.as_ptr(), n as isize, 1), (vh.as_ptr(), dh as isize, 1));
+                    matmul([rows, dh, n], (o, d), (s.as_ptr(), n as isize, 1), (vh.as_ptr(), dh as isize, 1), false);
                     for (r, &sum) in sums[..rows].iter().enumerate() {
                         let row = std::slice::from_raw_parts_mut(o.add(r * d), dh);
                         let inv = 1.0 / sum;
                         row.iter_mut().for_each(|x| *x *= inv);
                     }
+                    if let Some(l) = lse {
+                        for r in 0..rows {
+                            *l.get().add(task * n + q0 + r) = shifts[r] + sums[r].ln();
+                        }
+                    }
                 }
             }
         },
     );
-    to_device(HostTensor::new(vec![b, n, d], out), &device)
+    out
 }
 
-/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, single-threaded, f32. `dst` is (pointer,
-/// row stride) with unit column stride; `lhs` and `rhs` are (pointer, row
-/// stride, column stride), so a transposed operand is just swapped strides.
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]` (`+=` with `accumulate`), single-threaded,
+/// f32. `dst` is (pointer, row stride) with unit column stride; `lhs` and `rhs`
+/// are (pointer, row stride, column stride), so a transposed operand is just
+/// swapped strides.
 ///
 /// # Safety
 /// Every element addressed by the shapes and strides must lie inside its buffer,
 /// and `dst` must not be written by anyone else meanwhile.
-unsafe fn matmul(
+pub(super) unsafe fn matmul(
     [m, n, k]: [usize; 3],
     dst: (*mut f32, usize),
     lhs: (*const f32, isize, isize),
     rhs: (*const f32, isize, isize),
+    accumulate: bool,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -124,14 +166,14 @@ unsafe fn matmul(
             dst.0,
             1,
             dst.1 as isize,
-            false,
+            accumulate,
             lhs.0,
             lhs.2,
             lhs.1,
             rhs.0,
             rhs.2,
             rhs.1,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -210,40 +252,41 @@ fn gelu_erf(x: f32) -> f32 {
 }
 
 /// Replaces each row of `s` (rows of `n` scores) by `exp((s - max) * scale)`
-/// and writes each row's sum to `sums` (the caller divides by it).
-fn softmax_rows(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
+/// and writes each row's sum to `sums` (the caller divides by it) and its
+/// `max * scale` to `shifts`.
+fn softmax_rows(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
-            return unsafe { softmax_rows_avx512(s, n, scale, sums) };
+            return unsafe { softmax_rows_avx512(s, n, scale, sums, shifts) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { softmax_rows_avx2(s, n, scale, sums) };
+            return unsafe { softmax_rows_avx2(s, n, scale, sums, shifts) };
         }
     }
-    softmax_rows_generic(s, n, scale, sums)
+    softmax_rows_generic(s, n, scale, sums, shifts)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn softmax_rows_avx512(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
-    softmax_rows_generic(s, n, scale, sums)
+unsafe fn softmax_rows_avx512(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
+    softmax_rows_generic(s, n, scale, sums, shifts)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_rows_avx2(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
-    softmax_rows_generic(s, n, scale, sums)
+unsafe fn softmax_rows_avx2(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
+    softmax_rows_generic(s, n, scale, sums, shifts)
 }
 
 /// Lanes of the reductions: wide enough for AVX-512, and for the compiler to vectorise.
 const LANES: usize = 16;
 
 #[inline(always)]
-fn softmax_rows_generic(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
-    for (row, sum) in s.chunks_exact_mut(n).zip(sums.iter_mut()) {
+fn softmax_rows_generic(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
+    for ((row, sum), shift_out) in s.chunks_exact_mut(n).zip(sums.iter_mut()).zip(shifts.iter_mut()) {
         let mut m = [f32::NEG_INFINITY; LANES];
         let mut chunks = row.chunks_exact(LANES);
         for c in &mut chunks {
@@ -256,6 +299,7 @@ fn softmax_rows_generic(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
             max = if x > max { x } else { max };
         }
         let shift = max * scale;
+        *shift_out = shift;
         let mut acc = [0f32; LANES];
         let mut chunks = row.chunks_exact_mut(LANES);
         for c in &mut chunks {
@@ -278,7 +322,7 @@ fn softmax_rows_generic(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32]) {
 /// with `r` in [-ln2/2, ln2/2] and a degree-7 Taylor polynomial. Branch-free,
 /// so loops over it vectorise.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+pub(super) fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;

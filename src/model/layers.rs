@@ -113,16 +113,21 @@ impl SelfAttention {
     /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, n, d] = x.dims();
-        if super::cpu::applies(&x) {
+        let (inference, training) = (super::cpu::applies(&x), super::cpu_grad::applies(&x));
+        let (q, k, v) = (self.q.forward(x.clone()), self.k.forward(x.clone()), self.v.forward(x));
+        if inference {
             // Inference on the CPU backend over long sequences: vidi's own kernel.
-            let (q, k, v) = (self.q.forward(x.clone()), self.k.forward(x.clone()), self.v.forward(x));
             return self.o.forward(super::cpu::attention(q, k, v, self.heads));
+        }
+        if training {
+            // Training on the CPU backend: the same kernel as one autodiff operation.
+            if let Some(ctx) = super::cpu_grad::attention(&q, &k, &v, self.heads) {
+                return self.o.forward(ctx);
+            }
         }
         let dh = d / self.heads;
         let split = |t: Tensor<3>| t.reshape([b, n, self.heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
-        let q = split(self.q.forward(x.clone()));
-        let k = split(self.k.forward(x.clone()));
-        let v = split(self.v.forward(x));
+        let (q, k, v) = (split(q), split(k), split(v));
         // softmax(q k^T / sqrt(dh)) v, fused by the backend (tiled on the CPU for long
         // sequences; on 2 cores 1.4x faster than matmul + softmax + matmul for VideoMAE-base).
         let ctx = burn::tensor::module::attention(q, k, v, None, None, Default::default()); // [b, heads, n, dh]

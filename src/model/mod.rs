@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod cpu;
+mod cpu_grad;
 pub mod layers;
 pub mod timesformer;
 pub mod videomae;
