@@ -114,10 +114,10 @@ impl SelfAttention {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, n, d] = x.dims();
         let (inference, training) = (super::cpu::applies(&x), super::cpu_grad::applies(&x));
-        let (q, k, v) = (self.q.forward(x.clone()), self.k.forward(x.clone()), self.v.forward(x));
+        let (q, k, v) = (dense(&self.q, x.clone()), dense(&self.k, x.clone()), dense(&self.v, x));
         if inference {
             // Inference on the CPU backend over long sequences: vidi's own kernel.
-            return self.o.forward(super::cpu::attention(q, k, v, self.heads));
+            return dense(&self.o, super::cpu::attention(q, k, v, self.heads));
         }
         if training {
             // Training on the CPU backend: the same kernel as one autodiff operation.
@@ -131,7 +131,19 @@ impl SelfAttention {
         // softmax(q k^T / sqrt(dh)) v, fused by the backend (tiled on the CPU for long
         // sequences; on 2 cores 1.4x faster than matmul + softmax + matmul for VideoMAE-base).
         let ctx = burn::tensor::module::attention(q, k, v, None, None, Default::default()); // [b, heads, n, dh]
-        self.o.forward(ctx.swap_dims(1, 2).reshape([b, n, d]))
+        dense(&self.o, ctx.swap_dims(1, 2).reshape([b, n, d]))
+    }
+}
+
+/// A Linear layer's forward pass, by vidi's CPU path for inference over
+/// [`super::cpu::MIN_TOKENS`] rows or more (all batches and tokens together).
+pub fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, n, _] = x.dims();
+    let d = x.device();
+    if b * n >= super::cpu::MIN_TOKENS && !d.is_autodiff() && d == Device::flex() {
+        super::cpu::linear(l, x)
+    } else {
+        l.forward(x)
     }
 }
 
@@ -150,7 +162,7 @@ impl Mlp {
     /// # Shapes
     /// x: [batch, tokens, hidden] -> same
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x);
+        let h = dense(&self.fc1, x);
         let h = if super::cpu::applies(&h) {
             super::cpu::gelu(h, self.tanh_gelu)
         } else if self.tanh_gelu {
@@ -158,7 +170,7 @@ impl Mlp {
         } else {
             activation::gelu(h)
         };
-        self.fc2.forward(h)
+        dense(&self.fc2, h)
     }
 }
 

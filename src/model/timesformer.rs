@@ -66,7 +66,7 @@ impl DividedBlock {
 
         // Temporal attention: each patch attends over its frames.
         let temporal_in = self.temporal_norm.forward(tokens.clone().reshape([b * patches, frames, d]));
-        let temporal = self.temporal_dense.forward(self.temporal_attn.forward(temporal_in));
+        let temporal = layers::dense(&self.temporal_dense, self.temporal_attn.forward(temporal_in));
         let tokens = tokens + temporal.reshape([b, patches * frames, d]);
 
         // Spatial attention: each frame's patches, with the CLS token, attend to each other.
@@ -212,7 +212,7 @@ impl Timesformer {
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, 1 + patches * frames, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
         let [b, f, c, h, w] = pixel_values.dims();
-        let x = self.patch.forward(layers::tubelets(pixel_values.reshape([b * f, 1, c, h, w]), 1, self.patch_size));
+        let x = layers::dense(&self.patch, layers::tubelets(pixel_values.reshape([b * f, 1, c, h, w]), 1, self.patch_size));
         let [_, patches, d] = x.dims(); // [b*f, patches, d]
         let pos = self.pos.val();
         let cls = self.cls.val() + pos.clone().narrow(1, 0, 1); // [1, 1, d]

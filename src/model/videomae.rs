@@ -130,7 +130,7 @@ impl VideoMae {
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, tokens, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
-        let x = self.patch.forward(layers::tubelets(pixel_values, self.tubelet, self.patch_size));
+        let x = layers::dense(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
         let mut x = x + self.pos.clone();
         for b in &self.blocks {
             x = b.forward(x);

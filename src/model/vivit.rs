@@ -100,7 +100,7 @@ impl Vivit {
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, 1 + tokens, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
         let b = pixel_values.dims()[0];
-        let x = self.patch.forward(layers::tubelets(pixel_values, self.tubelet, self.patch_size));
+        let x = layers::dense(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
         let mut x = Tensor::cat(vec![self.cls.val().repeat_dim(0, b), x], 1) + self.pos.val();
         for blk in &self.blocks {
             x = blk.forward(x);
