@@ -16,8 +16,8 @@ use burn::tensor::Device;
 /// zeroing its pages: 15% of a VideoMAE-base forward pass on the CPU, and
 /// nearly half the time of a training step (sys time). Serving them from the
 /// heap and not trimming it on free makes them reuse memory instead: on 2
-/// cores a forward pass went from 1.67 to 1.43 s and a training step from 16.0
-/// to 11.1 s, with the same peak memory. [`release_memory`] gives the retained
+/// cores a VideoMAE-base forward pass went from 1.67 to about 1.45 s and a
+/// training step from 16.0 to 10.4 s, with the same peak memory. [`release_memory`] gives the retained
 /// memory back when a long job ends. One arena for all threads: a worker
 /// thread's own arena grows in 64 MiB heaps and would still map anything
 /// larger (an attention matrix of a training step is 118 MB). Call once, early.

@@ -33,8 +33,12 @@ pub const MIN_TOKENS: usize = 128;
 
 /// Whether `x` may take these kernels: the CPU backend, outside autodiff, long enough.
 pub fn applies(x: &Tensor<3>) -> bool {
-    let d = x.device();
-    x.dims()[1] >= MIN_TOKENS && !d.is_autodiff() && d == Device::flex()
+    x.dims()[1] >= MIN_TOKENS && for_inference(&x.device())
+}
+
+/// Whether `d` is the CPU backend outside autodiff, where these kernels may run.
+pub fn for_inference(d: &Device) -> bool {
+    !d.is_autodiff() && *d == Device::flex()
 }
 
 /// A pointer that may be shared between the threads writing disjoint parts of one buffer.
@@ -118,7 +122,15 @@ pub(super) fn query_block(n: usize) -> usize {
 
 /// A head's rows `[n, dh]` (columns `base..base + dh` of an `[n, d]` matrix at
 /// row stride `d`) copied contiguously into `rows`, or transposed (`[dh, n]`) into `cols`.
-pub(super) fn gather_head(src: &[f32], base: usize, d: usize, n: usize, dh: usize, rows: Option<&mut [f32]>, cols: Option<&mut [f32]>) {
+pub(super) fn gather_head(
+    src: &[f32],
+    base: usize,
+    d: usize,
+    n: usize,
+    dh: usize,
+    rows: Option<&mut [f32]>,
+    cols: Option<&mut [f32]>,
+) {
     if let Some(rows) = rows {
         for j in 0..n {
             rows[j * dh..(j + 1) * dh].copy_from_slice(&src[base + j * d..base + j * d + dh]);
@@ -167,7 +179,13 @@ pub(super) fn attention_host(
                 // its [n, d] row-major matrix), kt, vh and the local score buffer.
                 unsafe {
                     // scores[rows, n] = q_block[rows, dh] @ kt[dh, n]
-                    matmul([rows, n, dh], (s.as_mut_ptr(), n), (q.as_ptr().add(base + q0 * d), d as isize, 1), (kt.as_ptr(), n as isize, 1), false);
+                    matmul(
+                        [rows, n, dh],
+                        (s.as_mut_ptr(), n),
+                        (q.as_ptr().add(base + q0 * d), d as isize, 1),
+                        (kt.as_ptr(), n as isize, 1),
+                        false,
+                    );
                 }
                 softmax_rows(s, n, scale, &mut sums[..rows], &mut shifts[..rows]);
                 // SAFETY: this task alone writes rows q0..q0+rows, columns h*dh..(h+1)*dh

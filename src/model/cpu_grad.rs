@@ -82,14 +82,16 @@ pub fn attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, heads: usize) -> O
     let [b, n, _] = dims;
     let mut lse = vec![0f32; b * heads * n];
     let out = attention_host(&qh, &kh, &vh, dims, heads, Some(&mut lse));
-    let out_t = FlexTensor::from_data(TensorData::new(out.clone(), dims));
-    let result = match FusedAttention.prepare::<NoCheckpointing>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let saved = Saved { q: qh, k: kh, v: vh, out: Arc::new(out), lse: Arc::new(lse), dims, heads };
-            prep.finish(saved, out_t)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out_t),
-    };
+    let tensor = |out: Vec<f32>| FlexTensor::from_data(TensorData::new(out, dims));
+    let result =
+        match FusedAttention.prepare::<NoCheckpointing>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out_t = tensor(out.clone());
+                let saved = Saved { q: qh, k: kh, v: vh, out: Arc::new(out), lse: Arc::new(lse), dims, heads };
+                prep.finish(saved, out_t)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(tensor(out)),
+        };
     Some(Tensor::from_primitive::<Ad>(result))
 }
 
@@ -129,21 +131,53 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
                 // [n, dh] / [dh, n] head buffer or a local rows x n block.
                 unsafe {
                     // P = exp(scale * Q K^T - lse)
-                    matmul([rows, n, dh], (p.as_mut_ptr(), n), (q_blk, d as isize, 1), (kt.as_ptr(), n as isize, 1), false);
+                    matmul(
+                        [rows, n, dh],
+                        (p.as_mut_ptr(), n),
+                        (q_blk, d as isize, 1),
+                        (kt.as_ptr(), n as isize, 1),
+                        false,
+                    );
                     probabilities(p, n, scale, &lse[q0..q0 + rows]);
                     // dV += P^T dO
-                    matmul([n, dh, rows], (dv_h.as_mut_ptr(), dh), (p.as_ptr(), 1, n as isize), (do_blk, d as isize, 1), true);
+                    matmul(
+                        [n, dh, rows],
+                        (dv_h.as_mut_ptr(), dh),
+                        (p.as_ptr(), 1, n as isize),
+                        (do_blk, d as isize, 1),
+                        true,
+                    );
                     // dP = dO V^T, then dS = scale * P * (dP - rowsum(dO * O))
-                    matmul([rows, n, dh], (ds.as_mut_ptr(), n), (do_blk, d as isize, 1), (vt.as_ptr(), n as isize, 1), false);
-                    for ((ds_row, p_row), &dot) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).zip(&row_dot[q0..q0 + rows]) {
+                    matmul(
+                        [rows, n, dh],
+                        (ds.as_mut_ptr(), n),
+                        (do_blk, d as isize, 1),
+                        (vt.as_ptr(), n as isize, 1),
+                        false,
+                    );
+                    for ((ds_row, p_row), &dot) in
+                        ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).zip(&row_dot[q0..q0 + rows])
+                    {
                         for (g, &pr) in ds_row.iter_mut().zip(p_row) {
                             *g = scale * pr * (*g - dot);
                         }
                     }
                     // dQ = dS K (this task alone writes these rows of this head's columns)
-                    matmul([rows, dh, n], (dq_p.get().add(base + q0 * d), d), (ds.as_ptr(), n as isize, 1), (k_rows.as_ptr(), dh as isize, 1), false);
+                    matmul(
+                        [rows, dh, n],
+                        (dq_p.get().add(base + q0 * d), d),
+                        (ds.as_ptr(), n as isize, 1),
+                        (k_rows.as_ptr(), dh as isize, 1),
+                        false,
+                    );
                     // dK += dS^T Q
-                    matmul([n, dh, rows], (dk_h.as_mut_ptr(), dh), (ds.as_ptr(), 1, n as isize), (q_blk, d as isize, 1), true);
+                    matmul(
+                        [n, dh, rows],
+                        (dk_h.as_mut_ptr(), dh),
+                        (ds.as_ptr(), 1, n as isize),
+                        (q_blk, d as isize, 1),
+                        true,
+                    );
                 }
             }
             for (dst, src) in [(dk_p, &*dk_h), (dv_p, &*dv_h)] {
@@ -203,9 +237,16 @@ mod tests {
         assert!(applies(&q));
         let got = attention(&q, &k, &v, heads).expect("CPU autodiff tensors");
         let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
-        let want = burn::tensor::module::attention(split(q.clone()), split(k.clone()), split(v.clone()), None, None, Default::default())
-            .swap_dims(1, 2)
-            .reshape([b, n, d]);
+        let want = burn::tensor::module::attention(
+            split(q.clone()),
+            split(k.clone()),
+            split(v.clone()),
+            None,
+            None,
+            Default::default(),
+        )
+        .swap_dims(1, 2)
+        .reshape([b, n, d]);
         let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
         assert!(diff < 5e-5, "outputs: max |diff| {diff}");
         let g_got = (got * weights.clone()).sum().backward();

@@ -139,8 +139,7 @@ impl SelfAttention {
 /// [`super::cpu::MIN_TOKENS`] rows or more (all batches and tokens together).
 pub fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [b, n, _] = x.dims();
-    let d = x.device();
-    if b * n >= super::cpu::MIN_TOKENS && !d.is_autodiff() && d == Device::flex() {
+    if b * n >= super::cpu::MIN_TOKENS && super::cpu::for_inference(&x.device()) {
         super::cpu::linear(l, x)
     } else {
         l.forward(x)

@@ -212,7 +212,8 @@ impl Timesformer {
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, 1 + patches * frames, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
         let [b, f, c, h, w] = pixel_values.dims();
-        let x = layers::dense(&self.patch, layers::tubelets(pixel_values.reshape([b * f, 1, c, h, w]), 1, self.patch_size));
+        let x =
+            layers::dense(&self.patch, layers::tubelets(pixel_values.reshape([b * f, 1, c, h, w]), 1, self.patch_size));
         let [_, patches, d] = x.dims(); // [b*f, patches, d]
         let pos = self.pos.val();
         let cls = self.cls.val() + pos.clone().narrow(1, 0, 1); // [1, 1, d]
