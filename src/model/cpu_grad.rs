@@ -236,17 +236,7 @@ mod tests {
         let weights = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &device);
         assert!(applies(&q));
         let got = attention(&q, &k, &v, heads).expect("CPU autodiff tensors");
-        let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
-        let want = burn::tensor::module::attention(
-            split(q.clone()),
-            split(k.clone()),
-            split(v.clone()),
-            None,
-            None,
-            Default::default(),
-        )
-        .swap_dims(1, 2)
-        .reshape([b, n, d]);
+        let want = super::super::layers::heads_attention(q.clone(), k.clone(), v.clone(), heads);
         let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
         assert!(diff < 5e-5, "outputs: max |diff| {diff}");
         let g_got = (got * weights.clone()).sum().backward();
