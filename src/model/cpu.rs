@@ -3,15 +3,21 @@
 //! 3136): attention, and the GELU activations (Burn evaluates them with scalar
 //! libm calls; here they are branch-free and vectorised).
 //!
-//! Attention: `softmax(q k^T / sqrt(dh)) v` per (batch, head), in blocks of query rows:
-//! one gemm for a block's scores against every key, a vectorised softmax, one
-//! gemm against the values. Heads run in parallel on rayon's pool (the one
-//! Burn's CPU backend uses). The inputs stay in the `[batch, tokens, hidden]`
-//! layout the projections produce (heads are column ranges); each task copies
-//! its head's keys (transposed) and values into contiguous buffers, which gemm
-//! packs fastest. Only for inference: it reads the tensors' values, so no
-//! gradient flows through it; training on the CPU wraps the same kernel in an
-//! autodiff operation with its own backward pass (`cpu_grad`).
+//! Attention: `softmax(q k^T / sqrt(dh)) v` per (batch, sequence, head), in
+//! blocks of query rows: one gemm for a block's scores against every key, a
+//! vectorised softmax, one gemm against the values (plain loops for sequences
+//! too short for gemm). Tasks run in parallel on rayon's pool (the one Burn's
+//! CPU backend uses). The inputs stay in the `[batch, tokens, hidden]` layout
+//! the projections produce (heads are column ranges) and in their token order:
+//! [`Groups`] says which tokens form a sequence, so TimeSformer's temporal and
+//! spatial attentions need no reordering copies. Each task copies its head's
+//! keys (transposed) and values into contiguous buffers, which gemm packs
+//! fastest. Only for inference: it reads the tensors' values, so no gradient
+//! flows through it; training on the CPU wraps the same kernel in an autodiff
+//! operation with its own backward pass (`cpu_grad`).
+//!
+//! Linear layers: one multithreaded gemm reading the weight and the input in
+//! place, starting from the bias and, in a residual block, from the residual.
 
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
@@ -19,6 +25,38 @@ use rayon::prelude::*;
 
 use super::layers::{to_device, to_host};
 use super::weights::HostTensor;
+
+/// `fn $name(args) -> ret` that runs `$generic` (an `#[inline(always)]` fn
+/// written so the compiler vectorises it) compiled for AVX-512F, or for AVX2 +
+/// FMA, when the CPU has them, and as built otherwise.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $generic:ident) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $generic($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $generic($($arg),*)
+        }
+    };
+}
+pub(super) use simd_dispatch;
 
 /// Bytes of one block's scores (`rows x tokens` f32): they stay in L2.
 const SCORE_BYTES: usize = 192 * 1568 * 4;
@@ -55,64 +93,132 @@ impl SharedMut {
     }
 }
 
+/// Which tokens of a `[batch, tokens, hidden]` tensor attend to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Groups {
+    /// All tokens, one sequence.
+    All,
+    /// TimeSformer's temporal attention over tokens `1 + patch * frames + frame`:
+    /// each patch's `frames` consecutive tokens form a sequence. Token 0 (CLS)
+    /// takes no part; its output is zero.
+    Frames(usize),
+    /// TimeSformer's spatial attention: for each frame `f`, token 0 (CLS) and
+    /// the tokens `1 + patch * frames + f`. Token 0's output is the mean of its
+    /// outputs over the frames.
+    Patches(usize),
+}
+
+impl Groups {
+    /// (sequences per batch, tokens per sequence) among `n` tokens.
+    fn shape(self, n: usize) -> (usize, usize) {
+        match self {
+            Groups::All => (1, n),
+            Groups::Frames(f) => ((n - 1) / f, f),
+            Groups::Patches(f) => (f, 1 + (n - 1) / f),
+        }
+    }
+
+    /// The token (row within its batch) of sequence `seq`'s `i`-th member.
+    fn token(self, seq: usize, i: usize) -> usize {
+        match self {
+            Groups::All => i,
+            Groups::Frames(f) => 1 + seq * f + i,
+            Groups::Patches(_) if i == 0 => 0,
+            Groups::Patches(f) => 1 + (i - 1) * f + seq,
+        }
+    }
+
+    /// Whether `n` tokens split into these groups.
+    fn fits(self, n: usize) -> bool {
+        match self {
+            Groups::All => true,
+            Groups::Frames(f) | Groups::Patches(f) => f > 0 && n > 0 && (n - 1) % f == 0,
+        }
+    }
+}
+
 /// # Shapes
 /// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
-pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
+///
+/// # Panics
+/// If the tokens do not split into `groups` (models check the clip's shape before their forward pass).
+pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups: Groups) -> Tensor<3> {
     let device = q.device();
     let dims = q.dims();
+    assert!(groups.fits(dims[1]), "{} tokens do not split into {groups:?}", dims[1]);
     let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
-    let out = attention_host(&q, &k, &v, dims, heads, None);
+    let out = attention_host(&q, &k, &v, dims, heads, groups, None);
     to_device(HostTensor::new(dims.to_vec(), out), &device)
 }
 
-/// `x @ weight + bias` for a Linear layer, by one multithreaded gemm that reads
-/// the weight in place and starts from the bias, where Burn's Linear adds the
-/// bias in a second pass over the output: a VideoMAE-base pass went from 1.26
-/// to 1.13 s on 2 cores.
+/// `x @ weight + bias` for a Linear layer, plus `residual` with `Some((residual, skip))`
+/// except in the first `skip` tokens of each batch (which keep the residual alone).
+/// One multithreaded gemm reads the weight and `x` in place and starts from
+/// the bias (and the residual), where Burn's Linear adds the bias in a second
+/// pass over the output, and a residual add makes a third: a VideoMAE-base pass
+/// went from 1.26 to 1.13 s on 2 cores with the bias alone. `None` if the
+/// tensors are not contiguous f32 tensors of the CPU backend.
 ///
 /// # Shapes
-/// x: `[batch, tokens, d_in]` -> `[batch, tokens, d_out]`
-pub fn linear(l: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let Ok(weight) = l.weight.val().try_into_primitive::<burn_flex::Flex>() else {
-        return l.forward(x);
-    };
-    let (Some(w), [d_in, d_out]) = (weight.as_slice::<f32>(), l.weight.dims()) else {
-        return l.forward(x);
-    };
-    let device = x.device();
-    let [b, n, _] = x.dims();
-    let xs = to_host(x).data;
+/// x: `[batch, tokens, d_in]`, residual: `[batch, tokens, d_out]` -> `[batch, tokens, d_out]`
+pub fn linear(l: &Linear, x: &Tensor<3>, residual: Option<(Tensor<3>, usize)>) -> Option<Tensor<3>> {
+    let weight = l.weight.val().try_into_primitive::<burn_flex::Flex>().ok()?;
+    let input = x.clone().try_into_primitive::<burn_flex::Flex>().ok()?;
+    let (w, xs) = (weight.as_slice::<f32>()?, input.as_slice::<f32>()?);
+    let [d_in, d_out] = l.weight.dims();
+    let [b, n, x_in] = x.dims();
     let m = b * n;
-    let mut out = match &l.bias {
-        Some(bias) => to_host(bias.val()).data.repeat(m),
-        None => vec![0f32; m * d_out],
-    };
-    // SAFETY: x is [m, d_in], w [d_in, d_out] and out [m, d_out], all row-major and
-    // of those lengths (the Linear's shapes, checked by Burn when it was built).
-    unsafe {
-        gemm::gemm(
-            m,
-            d_out,
-            d_in,
-            out.as_mut_ptr(),
-            1,
-            d_out as isize,
-            l.bias.is_some(),
-            xs.as_ptr(),
-            1,
-            d_in as isize,
-            w.as_ptr(),
-            1,
-            d_out as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
-        );
+    if x_in != d_in || residual.as_ref().is_some_and(|(r, skip)| r.dims() != [b, n, d_out] || *skip > n) {
+        return None;
     }
-    to_device(HostTensor::new(vec![b, n, d_out], out), &device)
+    let bias = l.bias.as_ref().map(|b| to_host(b.val()).data);
+    // gemm adds to what `out` starts with unless it starts as zeros.
+    let read_dst = bias.is_some() || residual.is_some();
+    let (mut out, skip) = match residual {
+        Some((r, skip)) => {
+            let mut out = to_host(r).data;
+            if let Some(bias) = &bias {
+                out.par_chunks_mut(n * d_out).for_each(|batch| {
+                    for row in batch[skip * d_out..].chunks_exact_mut(d_out) {
+                        row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                    }
+                });
+            }
+            (out, skip)
+        }
+        None => (bias.as_ref().map_or_else(|| vec![0f32; m * d_out], |b| b.repeat(m)), 0),
+    };
+    // Each batch's tokens from `skip` on; one call for all of them when none is skipped.
+    let (calls, rows) = if skip == 0 { (1, m) } else { (b, n - skip) };
+    for call in 0..calls {
+        let row0 = call * n + skip;
+        // SAFETY: x is [m, d_in], w [d_in, d_out] and out [m, d_out], all row-major and
+        // of those lengths (checked above); rows row0..row0 + rows lie inside them.
+        unsafe {
+            gemm::gemm(
+                rows,
+                d_out,
+                d_in,
+                out.as_mut_ptr().add(row0 * d_out),
+                1,
+                d_out as isize,
+                read_dst,
+                xs.as_ptr().add(row0 * d_in),
+                1,
+                d_in as isize,
+                w.as_ptr(),
+                1,
+                d_out as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
+    }
+    Some(to_device(HostTensor::new(vec![b, n, d_out], out), &x.device()))
 }
 
 /// Query rows per block for `n` tokens.
@@ -145,70 +251,165 @@ pub(super) fn gather_head(
     }
 }
 
-/// The attention of [`attention`] on host buffers. With `lse`, also writes each
-/// query row's log-sum-exp of its scaled scores (`[batch, heads, tokens]`, what
-/// the backward pass needs to rebuild the probabilities).
+/// Sequences shorter than this skip gemm (whose call overhead outweighs a few
+/// hundred multiply-adds): TimeSformer's temporal attention over 8 frames.
+const SHORT: usize = 32;
+
+/// The attention of [`attention`] on host buffers. With `lse` (only for
+/// [`Groups::All`]), also writes each query row's log-sum-exp of its scaled
+/// scores (`[batch, heads, tokens]`, what the backward pass needs to rebuild
+/// the probabilities).
 pub(super) fn attention_host(
     q: &[f32],
     k: &[f32],
     v: &[f32],
     [b, n, d]: [usize; 3],
     heads: usize,
+    groups: Groups,
     lse: Option<&mut [f32]>,
 ) -> Vec<f32> {
+    debug_assert!(groups.fits(n) && (lse.is_none() || groups == Groups::All));
     let dh = d / heads;
+    let (seqs, len) = groups.shape(n);
     let mut out = vec![0f32; b * n * d];
-    let dst = SharedMut(out.as_mut_ptr());
+    // Token 0's output in each sequence of Groups::Patches, averaged over them after.
+    let shared_first = matches!(groups, Groups::Patches(_));
+    let mut firsts = vec![0f32; if shared_first { b * seqs * d } else { 0 }];
+    let (dst, first_dst) = (SharedMut(out.as_mut_ptr()), SharedMut(firsts.as_mut_ptr()));
     let lse = lse.map(|l| SharedMut(l.as_mut_ptr()));
     let scale = 1.0 / (dh as f32).sqrt();
-    let qb = query_block(n);
-    (0..b * heads).into_par_iter().for_each_init(
-        || (vec![0f32; qb * n], vec![0f32; 2 * qb], vec![0f32; n * dh], vec![0f32; n * dh]),
-        |(scores, stats, kt, vh), task| {
-            let (bi, h) = (task / heads, task % heads);
-            let base = bi * n * d + h * dh;
-            // The head's keys transposed ([dh, n]) and values ([n, dh]), contiguous:
-            // gemm packs them for every block of queries, fastest from contiguous rows.
-            gather_head(k, base, d, n, dh, None, Some(kt));
-            gather_head(v, base, d, n, dh, Some(vh), None);
-            for q0 in (0..n).step_by(qb) {
-                let rows = qb.min(n - q0);
-                let s = &mut scores[..rows * n];
-                let (sums, shifts) = stats.split_at_mut(qb);
-                // SAFETY: the pointers and strides stay inside q (a rows x dh block of
-                // its [n, d] row-major matrix), kt, vh and the local score buffer.
-                unsafe {
-                    // scores[rows, n] = q_block[rows, dh] @ kt[dh, n]
-                    matmul(
-                        [rows, n, dh],
-                        (s.as_mut_ptr(), n),
-                        (q.as_ptr().add(base + q0 * d), d as isize, 1),
-                        (kt.as_ptr(), n as isize, 1),
-                        false,
-                    );
+    let qb = query_block(len).min(len);
+    (0..b * seqs * heads).into_par_iter().for_each_init(
+        || {
+            let head = || vec![0f32; len * dh];
+            let block = || vec![0f32; qb * dh];
+            (vec![0f32; qb * len], vec![0f32; 2 * qb], [head(), head()], [block(), block()])
+        },
+        |(scores, stats, [kt, vh], [qh, oh]), task| {
+            let (bs, h) = (task / heads, task % heads);
+            let (bi, seq) = (bs / seqs, bs % seqs);
+            // Where member i's slice of this head starts in q, k, v and out.
+            let at = |i: usize| (bi * n + groups.token(seq, i)) * d + h * dh;
+            // The head's keys and values, contiguous: values [len, dh]; keys
+            // transposed [dh, len] for gemm, as rows [len, dh] for short sequences.
+            for i in 0..len {
+                let (ks, vs) = (&k[at(i)..at(i) + dh], &v[at(i)..at(i) + dh]);
+                vh[i * dh..(i + 1) * dh].copy_from_slice(vs);
+                if len < SHORT {
+                    kt[i * dh..(i + 1) * dh].copy_from_slice(ks);
+                } else {
+                    ks.iter().enumerate().for_each(|(c, &x)| kt[c * len + i] = x);
                 }
-                softmax_rows(s, n, scale, &mut sums[..rows], &mut shifts[..rows]);
-                // SAFETY: this task alone writes rows q0..q0+rows, columns h*dh..(h+1)*dh
-                // of batch bi, and entries task*n+q0.. of lse.
-                unsafe {
-                    let o = dst.get().add(base + q0 * d);
-                    // out_block[rows, dh] = p[rows, n] @ vh[n, dh]
-                    matmul([rows, dh, n], (o, d), (s.as_ptr(), n as isize, 1), (vh.as_ptr(), dh as isize, 1), false);
-                    for (r, &sum) in sums[..rows].iter().enumerate() {
-                        let row = std::slice::from_raw_parts_mut(o.add(r * d), dh);
-                        let inv = 1.0 / sum;
-                        row.iter_mut().for_each(|x| *x *= inv);
+            }
+            for q0 in (0..len).step_by(qb) {
+                let rows = qb.min(len - q0);
+                for r in 0..rows {
+                    qh[r * dh..(r + 1) * dh].copy_from_slice(&q[at(q0 + r)..at(q0 + r) + dh]);
+                }
+                let s = &mut scores[..rows * len];
+                let (sums, shifts) = stats.split_at_mut(qb);
+                let o = &mut oh[..rows * dh];
+                if len < SHORT {
+                    short_scores(&qh[..rows * dh], kt, dh, s);
+                } else {
+                    // SAFETY: qh is rows x dh, kt dh x len and s rows x len, all contiguous.
+                    unsafe {
+                        matmul(
+                            [rows, len, dh],
+                            (s.as_mut_ptr(), len),
+                            (qh.as_ptr(), dh as isize, 1),
+                            (kt.as_ptr(), len as isize, 1),
+                            false,
+                        );
                     }
-                    if let Some(l) = lse {
-                        for r in 0..rows {
-                            *l.get().add(task * n + q0 + r) = shifts[r] + sums[r].ln();
-                        }
+                }
+                softmax_rows(s, len, scale, &mut sums[..rows], &mut shifts[..rows]);
+                if len < SHORT {
+                    short_context(s, vh, dh, o);
+                } else {
+                    // SAFETY: s is rows x len, vh len x dh and o rows x dh, all contiguous.
+                    unsafe {
+                        matmul(
+                            [rows, dh, len],
+                            (o.as_mut_ptr(), dh),
+                            (s.as_ptr(), len as isize, 1),
+                            (vh.as_ptr(), dh as isize, 1),
+                            false,
+                        );
+                    }
+                }
+                for (r, (row, &sum)) in o.chunks_exact(dh).zip(sums.iter()).enumerate() {
+                    let target = if shared_first && q0 + r == 0 {
+                        // SAFETY: entry bs of the [b * seqs, d] buffer, this head's columns.
+                        unsafe { first_dst.get().add(bs * d + h * dh) }
+                    } else {
+                        // SAFETY: each token belongs to one sequence, so this task alone
+                        // writes this head's columns of it.
+                        unsafe { dst.get().add(at(q0 + r)) }
+                    };
+                    let inv = 1.0 / sum;
+                    // SAFETY: dh values from `target`, inside its buffer (above).
+                    let target = unsafe { std::slice::from_raw_parts_mut(target, dh) };
+                    target.iter_mut().zip(row).for_each(|(t, &x)| *t = x * inv);
+                }
+                if let Some(l) = lse {
+                    for r in 0..rows {
+                        // SAFETY: entry (bi, h, q0 + r) of [b, heads, n]; Groups::All, so bs == bi.
+                        unsafe { *l.get().add(task * n + q0 + r) = shifts[r] + sums[r].ln() };
                     }
                 }
             }
         },
     );
+    if shared_first {
+        let inv = 1.0 / seqs as f32;
+        for (bi, per_seq) in firsts.chunks_exact(seqs * d).enumerate() {
+            let first = &mut out[bi * n * d..bi * n * d + d];
+            for row in per_seq.chunks_exact(d) {
+                first.iter_mut().zip(row).for_each(|(t, &x)| *t += x * inv);
+            }
+        }
+    }
     out
+}
+
+simd_dispatch! {
+    /// `s[r, j] = q[r] . k[j]` for a short sequence: `q` is `[rows, dh]`, `k` `[len, dh]`, `s` `[rows, len]`.
+    fn short_scores(q: &[f32], k: &[f32], dh: usize, s: &mut [f32]) => short_scores_generic
+}
+
+#[inline(always)]
+fn short_scores_generic(q: &[f32], k: &[f32], dh: usize, s: &mut [f32]) {
+    let len = s.len() / (q.len() / dh);
+    for (qr, sr) in q.chunks_exact(dh).zip(s.chunks_exact_mut(len)) {
+        for (kr, x) in k.chunks_exact(dh).zip(sr.iter_mut()) {
+            let mut acc = [0f32; LANES];
+            let (qc, kc) = (qr.chunks_exact(LANES), kr.chunks_exact(LANES));
+            let tail: f32 = qc.remainder().iter().zip(kc.remainder()).map(|(a, b)| a * b).sum();
+            for (a, b) in qc.zip(kc) {
+                for i in 0..LANES {
+                    acc[i] += a[i] * b[i];
+                }
+            }
+            *x = tail + acc.iter().sum::<f32>();
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `o[r] = sum_j p[r, j] v[j]` for a short sequence: `p` is `[rows, len]`, `v` `[len, dh]`, `o` `[rows, dh]`.
+    fn short_context(p: &[f32], v: &[f32], dh: usize, o: &mut [f32]) => short_context_generic
+}
+
+#[inline(always)]
+fn short_context_generic(p: &[f32], v: &[f32], dh: usize, o: &mut [f32]) {
+    let len = p.len() / (o.len() / dh);
+    for (pr, or) in p.chunks_exact(len).zip(o.chunks_exact_mut(dh)) {
+        or.fill(0.0);
+        for (&w, vr) in pr.iter().zip(v.chunks_exact(dh)) {
+            or.iter_mut().zip(vr).for_each(|(o, &x)| *o += w * x);
+        }
+    }
 }
 
 /// `dst[m, n] = lhs[m, k] @ rhs[k, n]` (`+=` with `accumulate`), single-threaded,
@@ -261,31 +462,8 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     to_device(h, &device)
 }
 
-fn gelu_slice(v: &mut [f32], tanh_approx: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { gelu_slice_avx512(v, tanh_approx) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { gelu_slice_avx2(v, tanh_approx) };
-        }
-    }
-    gelu_slice_generic(v, tanh_approx)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_slice_avx512(v: &mut [f32], tanh_approx: bool) {
-    gelu_slice_generic(v, tanh_approx)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_slice_avx2(v: &mut [f32], tanh_approx: bool) {
-    gelu_slice_generic(v, tanh_approx)
+simd_dispatch! {
+    fn gelu_slice(v: &mut [f32], tanh_approx: bool) => gelu_slice_generic
 }
 
 #[inline(always)]
@@ -320,34 +498,11 @@ fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + erf)
 }
 
-/// Replaces each row of `s` (rows of `n` scores) by `exp((s - max) * scale)`
-/// and writes each row's sum to `sums` (the caller divides by it) and its
-/// `max * scale` to `shifts`.
-fn softmax_rows(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { softmax_rows_avx512(s, n, scale, sums, shifts) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { softmax_rows_avx2(s, n, scale, sums, shifts) };
-        }
-    }
-    softmax_rows_generic(s, n, scale, sums, shifts)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_rows_avx512(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
-    softmax_rows_generic(s, n, scale, sums, shifts)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_rows_avx2(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {
-    softmax_rows_generic(s, n, scale, sums, shifts)
+simd_dispatch! {
+    /// Replaces each row of `s` (rows of `n` scores) by `exp((s - max) * scale)`
+    /// and writes each row's sum to `sums` (the caller divides by it) and its
+    /// `max * scale` to `shifts`.
+    fn softmax_rows(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) => softmax_rows_generic
 }
 
 /// Lanes of the reductions: wide enough for AVX-512, and for the compiler to vectorise.
@@ -447,28 +602,85 @@ mod tests {
         }
     }
 
+    /// Deterministic values in [-3, 3).
+    fn values(shape: [usize; 3], seed: u32) -> Tensor<3> {
+        let v: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503));
+                (x >> 8) as f32 / (1u32 << 24) as f32 * 6.0 - 3.0
+            })
+            .collect();
+        Tensor::<3>::from_data(TensorData::new(v, shape), &Device::flex())
+    }
+
+    fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
     /// Against Burn's own attention on the same values, with a sequence that is
     /// not a multiple of the query block, and several batches and heads.
     #[test]
     fn matches_burns_attention() {
-        let device = Device::flex();
         let (b, n, heads, dh) = (2, 300, 3, 16);
-        let d = heads * dh;
-        let data = |seed: u32| {
-            let v: Vec<f32> = (0..b * n * d)
-                .map(|i| {
-                    let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503));
-                    (x >> 8) as f32 / (1u32 << 24) as f32 * 6.0 - 3.0
-                })
-                .collect();
-            Tensor::<3>::from_data(TensorData::new(v, [b, n, d]), &device)
-        };
-        let (q, k, v) = (data(1), data(2), data(3));
+        let shape = [b, n, heads * dh];
+        let (q, k, v) = (values(shape, 1), values(shape, 2), values(shape, 3));
         assert!(applies(&q));
         let want = super::super::layers::heads_attention(q.clone(), k.clone(), v.clone(), heads);
-        let got = attention(q, k, v, heads);
-        let diff: f32 = (got - want).abs().max().into_scalar();
+        let diff = max_diff(attention(q, k, v, heads, Groups::All), want);
         // Outputs are up to 3 in size: this is float summation order, a few ulp.
         assert!(diff < 5e-5, "max |diff| {diff}");
+    }
+
+    /// TimeSformer's temporal and spatial groups against Burn's attention over
+    /// the tokens reordered as transformers does (`[batch * patches, frames]`;
+    /// `[batch * frames, 1 + patches]` with CLS repeated, its outputs averaged),
+    /// for short sequences (plain loops) and long ones (gemm).
+    #[test]
+    fn groups_match_burns_attention_on_reordered_tokens() {
+        let heads_attention = super::super::layers::heads_attention;
+        for (b, patches, frames) in [(2, 40, 3), (1, 10, 5)] {
+            let (heads, dh) = (2, 8);
+            let (n, d) = (1 + patches * frames, heads * dh);
+            let (q, k, v) = (values([b, n, d], 4), values([b, n, d], 5), values([b, n, d], 6));
+            let tokens = |t: &Tensor<3>| t.clone().narrow(1, 1, n - 1);
+
+            // Temporal: each patch's frames, CLS apart (output zero).
+            let by_patch = |t: &Tensor<3>| tokens(t).reshape([b * patches, frames, d]);
+            let want = heads_attention(by_patch(&q), by_patch(&k), by_patch(&v), heads).reshape([b, n - 1, d]);
+            let got = attention(q.clone(), k.clone(), v.clone(), heads, Groups::Frames(frames));
+            let cls: f32 = got.clone().narrow(1, 0, 1).abs().max().into_scalar();
+            let diff = max_diff(tokens(&got), want);
+            assert!(cls == 0.0 && diff < 5e-5, "frames: CLS {cls}, max |diff| {diff}");
+
+            // Spatial: each frame's patches with CLS.
+            let by_frame = |t: &Tensor<3>| {
+                let x = tokens(t).reshape([b, patches, frames, d]).swap_dims(1, 2).reshape([b * frames, patches, d]);
+                let cls = t.clone().narrow(1, 0, 1).repeat_dim(1, frames).reshape([b * frames, 1, d]);
+                Tensor::cat(vec![cls, x], 1)
+            };
+            let out = heads_attention(by_frame(&q), by_frame(&k), by_frame(&v), heads); // [b*frames, 1+patches, d]
+            let cls = out.clone().narrow(1, 0, 1).reshape([b, frames, d]).mean_dim(1);
+            let rest = out.narrow(1, 1, patches).reshape([b, frames, patches, d]).swap_dims(1, 2);
+            let want = Tensor::cat(vec![cls, rest.reshape([b, patches * frames, d])], 1);
+            let diff = max_diff(attention(q, k, v, heads, Groups::Patches(frames)), want);
+            assert!(diff < 5e-5, "patches: max |diff| {diff}");
+        }
+    }
+
+    /// The Linear path, alone and with a residual whose first tokens are kept,
+    /// against Burn's Linear.
+    #[test]
+    fn linear_matches_burns_with_and_without_residual() {
+        let (b, n, d_in, d_out, skip) = (2, 70, 24, 40, 1);
+        let l = burn::nn::LinearConfig::new(d_in, d_out).init(&Device::flex());
+        let (x, r) = (values([b, n, d_in], 7), values([b, n, d_out], 8));
+        let y = l.forward(x.clone());
+        let plain = linear(&l, &x, None).expect("a contiguous CPU tensor");
+        let diff = max_diff(plain, y.clone());
+        assert!(diff < 1e-5, "plain: max |diff| {diff}");
+        let got = linear(&l, &x, Some((r.clone(), skip))).expect("a contiguous CPU tensor");
+        let kept = max_diff(got.clone().narrow(1, 0, skip), r.clone().narrow(1, 0, skip));
+        let diff = max_diff(got.narrow(1, skip, n - skip), (r + y).narrow(1, skip, n - skip));
+        assert!(kept == 0.0 && diff < 1e-5, "residual: kept rows moved by {kept}, max |diff| {diff}");
     }
 }

@@ -21,7 +21,9 @@ use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-use super::cpu::{attention_host, exp_nonpositive, gather_head, matmul, query_block, SharedMut, MIN_TOKENS};
+use super::cpu::{
+    attention_host, exp_nonpositive, gather_head, matmul, query_block, simd_dispatch, Groups, SharedMut, MIN_TOKENS,
+};
 
 /// The autodiff backend the CPU trains on.
 type Ad = Autodiff<Flex>;
@@ -81,7 +83,7 @@ pub fn attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, heads: usize) -> O
     let (qh, kh, vh) = (values(q.primitive()), values(k.primitive()), values(v.primitive()));
     let [b, n, _] = dims;
     let mut lse = vec![0f32; b * heads * n];
-    let out = attention_host(&qh, &kh, &vh, dims, heads, Some(&mut lse));
+    let out = attention_host(&qh, &kh, &vh, dims, heads, Groups::All, Some(&mut lse));
     let tensor = |out: Vec<f32>| FlexTensor::from_data(TensorData::new(out, dims));
     let result =
         match FusedAttention.prepare::<NoCheckpointing>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
@@ -193,22 +195,9 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
     (dq, dk, dv)
 }
 
-/// Scores to probabilities in place: `exp(scale * s - lse)` per row.
-fn probabilities(p: &mut [f32], n: usize, scale: f32, lse: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { probabilities_avx512(p, n, scale, lse) };
-        }
-    }
-    probabilities_generic(p, n, scale, lse)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn probabilities_avx512(p: &mut [f32], n: usize, scale: f32, lse: &[f32]) {
-    probabilities_generic(p, n, scale, lse)
+simd_dispatch! {
+    /// Scores to probabilities in place: `exp(scale * s - lse)` per row.
+    fn probabilities(p: &mut [f32], n: usize, scale: f32, lse: &[f32]) => probabilities_generic
 }
 
 #[inline(always)]

@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{activation, Device, Tensor, TensorData};
 
+use super::cpu::{self, Groups};
 use super::weights::{HostTensor, TensorMap};
 use super::ModelError;
 
@@ -112,12 +113,12 @@ impl SelfAttention {
     /// # Shapes
     /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let (inference, training) = (super::cpu::applies(&x), super::cpu_grad::applies(&x));
-        let (q, k, v) = (dense(&self.q, x.clone()), dense(&self.k, x.clone()), dense(&self.v, x));
-        if inference {
+        if cpu::applies(&x) {
             // Inference on the CPU backend over long sequences: vidi's own kernel.
-            return dense(&self.o, super::cpu::attention(q, k, v, self.heads));
+            return dense(&self.o, self.context(x, Groups::All));
         }
+        let training = super::cpu_grad::applies(&x);
+        let (q, k, v) = (dense(&self.q, x.clone()), dense(&self.k, x.clone()), dense(&self.v, x));
         if training {
             // Training on the CPU backend: the same kernel as one autodiff operation.
             if let Some(ctx) = super::cpu_grad::attention(&q, &k, &v, self.heads) {
@@ -125,6 +126,16 @@ impl SelfAttention {
             }
         }
         dense(&self.o, heads_attention(q, k, v, self.heads))
+    }
+
+    /// The heads' outputs before the output projection, by vidi's CPU kernel
+    /// over the tokens as `groups` gathers them (inference on the CPU backend only).
+    ///
+    /// # Shapes
+    /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
+    pub fn context(&self, x: Tensor<3>, groups: Groups) -> Tensor<3> {
+        let (q, k, v) = (dense(&self.q, x.clone()), dense(&self.k, x.clone()), dense(&self.v, x));
+        cpu::attention(q, k, v, self.heads, groups)
     }
 }
 
@@ -142,13 +153,35 @@ pub fn heads_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -
 }
 
 /// A Linear layer's forward pass, by vidi's CPU path for inference over
-/// [`super::cpu::MIN_TOKENS`] rows or more (all batches and tokens together).
+/// [`cpu::MIN_TOKENS`] rows or more (all batches and tokens together).
 pub fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    cpu_linear(l, &x, None).unwrap_or_else(|| l.forward(x))
+}
+
+/// `residual + l(x)`, except in the first `skip` tokens of each batch, which
+/// keep the residual alone. One gemm on vidi's CPU path (see [`dense`]).
+///
+/// # Shapes
+/// x: [batch, tokens, d_in], residual: [batch, tokens, d_out] -> [batch, tokens, d_out]
+pub fn dense_add(l: &Linear, x: Tensor<3>, residual: Tensor<3>, skip: usize) -> Tensor<3> {
+    if let Some(out) = cpu_linear(l, &x, Some((residual.clone(), skip))) {
+        return out;
+    }
+    let y = l.forward(x);
+    if skip == 0 {
+        return residual + y;
+    }
+    let n = y.dims()[1];
+    let kept = residual.clone().narrow(1, 0, skip);
+    Tensor::cat(vec![kept, residual.narrow(1, skip, n - skip) + y.narrow(1, skip, n - skip)], 1)
+}
+
+fn cpu_linear(l: &Linear, x: &Tensor<3>, residual: Option<(Tensor<3>, usize)>) -> Option<Tensor<3>> {
     let [b, n, _] = x.dims();
-    if b * n >= super::cpu::MIN_TOKENS && super::cpu::for_inference(&x.device()) {
-        super::cpu::linear(l, x)
+    if b * n >= cpu::MIN_TOKENS && cpu::for_inference(&x.device()) {
+        cpu::linear(l, x, residual)
     } else {
-        l.forward(x)
+        None
     }
 }
 
@@ -167,15 +200,24 @@ impl Mlp {
     /// # Shapes
     /// x: [batch, tokens, hidden] -> same
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        dense(&self.fc2, self.hidden(x))
+    }
+
+    /// `residual + self.forward(x)`, with the add folded into the last product on the CPU.
+    pub fn forward_add(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        dense_add(&self.fc2, self.hidden(x), residual, 0)
+    }
+
+    /// The activated hidden layer.
+    fn hidden(&self, x: Tensor<3>) -> Tensor<3> {
         let h = dense(&self.fc1, x);
-        let h = if super::cpu::applies(&h) {
-            super::cpu::gelu(h, self.tanh_gelu)
+        if cpu::applies(&h) {
+            cpu::gelu(h, self.tanh_gelu)
         } else if self.tanh_gelu {
             activation::gelu_approximate(h)
         } else {
             activation::gelu(h)
-        };
-        dense(&self.fc2, h)
+        }
     }
 }
 
@@ -196,6 +238,11 @@ impl Block {
     /// # Shapes
     /// x: [batch, tokens, hidden] -> same
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if cpu::applies(&x) {
+            // Inference on the CPU: the residual adds folded into the output products.
+            let h = dense_add(&self.attn.o, self.attn.context(self.norm1.forward(x.clone()), Groups::All), x, 0);
+            return self.mlp.forward_add(self.norm2.forward(h.clone()), h);
+        }
         let h = x.clone() + self.attn.forward(self.norm1.forward(x));
         h.clone() + self.mlp.forward(self.norm2.forward(h))
     }

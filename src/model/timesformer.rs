@@ -9,6 +9,7 @@ use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, ModelConfig};
+use super::cpu::{self, Groups};
 use super::layers::{self, Mlp, SelfAttention};
 use super::weights::{HostTensor, TensorMap};
 use super::{Head, ModelError};
@@ -59,6 +60,9 @@ impl DividedBlock {
     /// # Shapes
     /// x: [batch, 1 + patches * frames, hidden] (token = patch * frames + frame) -> same
     pub fn forward(&self, x: Tensor<3>, frames: usize) -> Tensor<3> {
+        if cpu::for_inference(&x.device()) {
+            return self.forward_cpu(x, frames);
+        }
         let [b, n, d] = x.dims();
         let patches = (n - 1) / frames;
         let cls = x.clone().narrow(1, 0, 1); // [b, 1, d]
@@ -87,6 +91,21 @@ impl DividedBlock {
 
         let h = Tensor::cat(vec![cls, tokens], 1) + Tensor::cat(vec![cls_out, res], 1);
         h.clone() + self.mlp.forward(self.norm2.forward(h))
+    }
+
+    /// [`Self::forward`] for inference on the CPU backend, with the tokens left
+    /// in their order: vidi's attention kernel gathers each patch's frames and
+    /// each frame's patches itself. The LayerNorms and projections act on each
+    /// token alone, and the mean of CLS's per-frame outputs commutes with the
+    /// output projection, so nothing is reordered, repeated or concatenated,
+    /// and the residual adds are folded into the output products.
+    fn forward_cpu(&self, x: Tensor<3>, frames: usize) -> Tensor<3> {
+        // CLS (token 0) takes no part in the temporal attention: its residual is kept.
+        let ctx = self.temporal_attn.context(self.temporal_norm.forward(x.clone()), Groups::Frames(frames));
+        let x = layers::dense_add(&self.temporal_dense, layers::dense(&self.temporal_attn.o, ctx), x, 1);
+        let ctx = self.attn.context(self.norm1.forward(x.clone()), Groups::Patches(frames));
+        let h = layers::dense_add(&self.attn.o, ctx, x, 0);
+        self.mlp.forward_add(self.norm2.forward(h.clone()), h)
     }
 }
 

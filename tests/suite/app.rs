@@ -466,7 +466,7 @@ fn every_tab_at_work_renders() {
         .with_size(egui::vec2(1100.0, 860.0))
         .wgpu()
         .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), new_app(settings, Vec::new()));
-    let mut shoot = |h: &mut Harness<'static, VidiApp>, tab: Tab| {
+    let shoot = |h: &mut Harness<'static, VidiApp>, tab: Tab| {
         let img = h.render().unwrap_or_else(|e| panic!("{}: {e}", tab.title()));
         let first = *img.get_pixel(0, 0);
         let differing = img.pixels().filter(|p| **p != first).count();

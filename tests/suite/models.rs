@@ -10,8 +10,9 @@ use vidi::model::{LoadOptions, VideoModel};
 
 use crate::{fixtures, max_abs_diff, read_tensor};
 
-// videomae_long has 256 tokens: it goes through vidi's CPU attention kernel (model::cpu::MIN_TOKENS).
-const CLASSIFIERS: [&str; 5] = ["videomae_meanpool", "videomae_cls", "videomae_long", "timesformer", "vivit"];
+// videomae_long (256 tokens) and timesformer_long (257) reach the blocked paths of vidi's CPU kernels (model::cpu).
+const CLASSIFIERS: [&str; 6] =
+    ["videomae_meanpool", "videomae_cls", "videomae_long", "timesformer", "timesformer_long", "vivit"];
 
 fn model_dir(name: &str) -> PathBuf {
     fixtures().join("models").join(name)
