@@ -463,39 +463,69 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
 }
 
 simd_dispatch! {
-    fn gelu_slice(v: &mut [f32], tanh_approx: bool) => gelu_slice_generic
+    pub(super) fn gelu_slice(v: &mut [f32], tanh_approx: bool) => gelu_slice_generic
 }
 
 #[inline(always)]
 fn gelu_slice_generic(v: &mut [f32], tanh_approx: bool) {
     if tanh_approx {
-        v.iter_mut().for_each(|x| *x = gelu_tanh(*x));
+        v.iter_mut().for_each(|x| *x = *x * tanh_gate(*x));
     } else {
-        v.iter_mut().for_each(|x| *x = gelu_erf(*x));
+        v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2)));
     }
 }
 
-/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, written as `x * sigmoid(2z)`.
-#[inline(always)]
-fn gelu_tanh(x: f32) -> f32 {
-    const C: f32 = 1.595_769_1; // 2 * sqrt(2 / pi)
-    let z = C * (x + 0.044_715 * x * x * x);
-    let e = exp_nonpositive(-z.abs());
-    let s = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-    x * s
+simd_dispatch! {
+    /// GELU's backward pass: `g *= gelu'(x)`, elementwise.
+    pub(super) fn gelu_grad_slice(g: &mut [f32], x: &[f32], tanh_approx: bool) => gelu_grad_slice_generic
 }
 
-/// `0.5 x (1 + erf(x / sqrt(2)))`, with erf by Abramowitz and Stegun 7.1.26
-/// (absolute error below 1.5e-7).
 #[inline(always)]
-fn gelu_erf(x: f32) -> f32 {
-    let u = x * std::f32::consts::FRAC_1_SQRT_2;
+fn gelu_grad_slice_generic(g: &mut [f32], x: &[f32], tanh_approx: bool) {
+    if tanh_approx {
+        // d/dx [x s(x)] = s + x s (1 - s) C (1 + 3 * 0.044715 x^2), s = sigmoid(C (x + 0.044715 x^3)).
+        for (g, &x) in g.iter_mut().zip(x) {
+            let s = tanh_gate(x);
+            *g *= s + x * s * (1.0 - s) * TANH_C * (1.0 + 3.0 * 0.044_715 * x * x);
+        }
+    } else {
+        // Phi(x) + x phi(x).
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for (g, &x) in g.iter_mut().zip(x) {
+            let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            *g *= cdf + x * INV_SQRT_2PI * exp_nonpositive(-0.5 * x * x);
+        }
+    }
+}
+
+/// `2 * sqrt(2 / pi)`: `0.5 (1 + tanh(z)) = sigmoid(2 z)`.
+const TANH_C: f32 = 1.595_769_1;
+
+/// The tanh approximation's gate, `0.5 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`,
+/// written as `sigmoid(C (x + 0.044715 x^3))`: GELU is `x` times it.
+#[inline(always)]
+fn tanh_gate(x: f32) -> f32 {
+    let z = TANH_C * (x + 0.044_715 * x * x * x);
+    let e = exp_nonpositive(-z.abs());
+    if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7).
+#[inline(always)]
+fn erf(u: f32) -> f32 {
     let a = u.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
     let y = 1.0 - poly * exp_nonpositive(-a * a);
-    let erf = if u >= 0.0 { y } else { -y };
-    0.5 * x * (1.0 + erf)
+    if u >= 0.0 {
+        y
+    } else {
+        -y
+    }
 }
 
 simd_dispatch! {
@@ -506,7 +536,7 @@ simd_dispatch! {
 }
 
 /// Lanes of the reductions: wide enough for AVX-512, and for the compiler to vectorise.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 #[inline(always)]
 fn softmax_rows_generic(s: &mut [f32], n: usize, scale: f32, sums: &mut [f32], shifts: &mut [f32]) {

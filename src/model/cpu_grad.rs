@@ -6,6 +6,11 @@
 //! keeps each `heads x tokens x tokens` intermediate (118 MB per layer and clip
 //! for VideoMAE-base) alive until the backward pass.
 //!
+//! LayerNorm likewise: one operation that saves the normalised input and each
+//! row's reciprocal standard deviation, with a two-pass backward, where Burn
+//! records nine elementwise and reduction ops (each a pass over the
+//! activations, forward and backward).
+//!
 //! For one head, with `P = softmax(scale * Q K^T)`, `O = P V` and the upstream
 //! gradient `dO`: `dV = P^T dO`, `dP = dO V^T`, `dS = P * (dP - rowsum(dO * O))`,
 //! `dQ = scale * dS K`, `dK = scale * dS^T Q`.
@@ -22,7 +27,8 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu::{
-    attention_host, exp_nonpositive, gather_head, matmul, query_block, simd_dispatch, Groups, SharedMut, MIN_TOKENS,
+    attention_host, exp_nonpositive, gather_head, gelu_grad_slice, gelu_slice, matmul, query_block, simd_dispatch,
+    Groups, SharedMut, LANES, MIN_TOKENS,
 };
 
 /// The autodiff backend the CPU trains on.
@@ -31,16 +37,22 @@ type Ad = Autodiff<Flex>;
 /// Whether `x` may take this operation: the CPU backend under autodiff
 /// (without gradient checkpointing), a sequence long enough.
 pub fn applies(x: &Tensor<3>) -> bool {
-    x.dims()[1] >= MIN_TOKENS && x.device() == Device::flex().autodiff()
+    x.dims()[1] >= MIN_TOKENS && on_cpu_autodiff(&x.device())
+}
+
+/// Whether `d` is the CPU backend under autodiff, without gradient checkpointing.
+pub fn on_cpu_autodiff(d: &Device) -> bool {
+    *d == Device::flex().autodiff()
 }
 
 /// What the backward pass needs, on the host.
 #[derive(Clone, Debug)]
 struct Saved {
-    q: Arc<Vec<f32>>,
-    k: Arc<Vec<f32>>,
-    v: Arc<Vec<f32>>,
-    out: Arc<Vec<f32>>,
+    /// q, k, v and the output, contiguous ([`contiguous`]): shared, not copied.
+    q: FlexTensor,
+    k: FlexTensor,
+    v: FlexTensor,
+    out: FlexTensor,
     lse: Arc<Vec<f32>>,
     dims: [usize; 3],
     heads: usize,
@@ -69,6 +81,22 @@ fn host(t: FlexTensor) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
 }
 
+/// `t` itself if its f32 values lie contiguously in its buffer (a projection's
+/// output always does), else a contiguous copy.
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t.clone()
+    } else {
+        let shape = t.layout().shape().clone();
+        FlexTensor::from_data(TensorData::new(host(t.clone()), shape))
+    }
+}
+
+/// The values of a tensor made by [`contiguous`], in place.
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("made contiguous f32 by `contiguous`")
+}
+
 /// `softmax(q k^T / sqrt(dh)) v` over `heads` column ranges, differentiable
 /// with respect to q, k and v; `None` (the inputs are left as they are) if
 /// they are not tensors of the CPU autodiff backend.
@@ -79,22 +107,235 @@ pub fn attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, heads: usize) -> O
     let dims = q.dims();
     let prim = |t: &Tensor<3>| t.clone().try_into_primitive::<Ad>().ok();
     let (q, k, v) = (prim(q)?, prim(k)?, prim(v)?);
-    let values = |t: &FlexTensor| Arc::new(host(t.clone()));
-    let (qh, kh, vh) = (values(q.primitive()), values(k.primitive()), values(v.primitive()));
+    let (qh, kh, vh) = (contiguous(q.primitive()), contiguous(k.primitive()), contiguous(v.primitive()));
     let [b, n, _] = dims;
     let mut lse = vec![0f32; b * heads * n];
-    let out = attention_host(&qh, &kh, &vh, dims, heads, Groups::All, Some(&mut lse));
-    let tensor = |out: Vec<f32>| FlexTensor::from_data(TensorData::new(out, dims));
+    let out = attention_host(values(&qh), values(&kh), values(&vh), dims, heads, Groups::All, Some(&mut lse));
+    let out = FlexTensor::from_data(TensorData::new(out, dims));
     let result =
         match FusedAttention.prepare::<NoCheckpointing>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let out_t = tensor(out.clone());
-                let saved = Saved { q: qh, k: kh, v: vh, out: Arc::new(out), lse: Arc::new(lse), dims, heads };
-                prep.finish(saved, out_t)
+                let saved = Saved { q: qh, k: kh, v: vh, out: out.clone(), lse: Arc::new(lse), dims, heads };
+                prep.finish(saved, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(tensor(out)),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         };
     Some(Tensor::from_primitive::<Ad>(result))
+}
+
+#[derive(Debug)]
+struct FusedGelu;
+
+impl Backward<Flex, 1> for FusedGelu {
+    /// The input, and whether GELU is the tanh approximation.
+    type State = (FlexTensor, bool);
+
+    fn backward(self, ops: Ops<(FlexTensor, bool), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, tanh_approx) = ops.state;
+        let mut g = host(grads.consume::<Flex>(&ops.node));
+        let [x_node] = ops.parents;
+        if let Some(node) = x_node {
+            g.par_chunks_mut(CHUNK)
+                .zip(values(&x).par_chunks(CHUNK))
+                .for_each(|(g, x)| gelu_grad_slice(g, x, tanh_approx));
+            let shape = x.layout().shape().clone();
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(g, shape)));
+        }
+    }
+}
+
+/// Elements per parallel task of the elementwise passes.
+const CHUNK: usize = 1 << 16;
+
+/// GELU, exact or the tanh approximation, as one autodiff operation with
+/// vidi's vectorised GELU and its derivative (Burn's evaluates libm's `erf`
+/// one value at a time, and builds the tanh form from six tracked ops).
+/// `None` if `x` is not a tensor of the CPU autodiff backend.
+pub fn gelu(x: &Tensor<3>, tanh_approx: bool) -> Option<Tensor<3>> {
+    let dims = x.dims();
+    let x = x.clone().try_into_primitive::<Ad>().ok()?;
+    let xt = contiguous(x.primitive());
+    let mut y = values(&xt).to_vec();
+    y.par_chunks_mut(CHUNK).for_each(|c| gelu_slice(c, tanh_approx));
+    let out = FlexTensor::from_data(TensorData::new(y, dims));
+    let result = match FusedGelu.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((xt, tanh_approx), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<Ad>(result))
+}
+
+/// What LayerNorm's backward pass needs, on the host.
+#[derive(Clone, Debug)]
+struct NormSaved {
+    /// `(x - mean) * rstd`, row by row.
+    xhat: Arc<Vec<f32>>,
+    /// Each row's `1 / sqrt(var + eps)`.
+    rstd: Arc<Vec<f32>>,
+    gamma: Arc<Vec<f32>>,
+    dims: [usize; 3],
+}
+
+#[derive(Debug)]
+struct FusedLayerNorm;
+
+impl Backward<Flex, 3> for FusedLayerNorm {
+    type State = NormSaved;
+
+    fn backward(self, ops: Ops<NormSaved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let dy = host(grads.consume::<Flex>(&ops.node));
+        let d = s.dims[2];
+        let [x_node, gamma_node, beta_node] = ops.parents;
+        if let Some(node) = x_node {
+            let mut dx = vec![0f32; dy.len()];
+            dx.par_chunks_mut(ROWS * d)
+                .zip(dy.par_chunks(ROWS * d))
+                .zip(s.xhat.par_chunks(ROWS * d))
+                .zip(s.rstd.par_chunks(ROWS))
+                .for_each(|(((dx, dy), xhat), rstd)| norm_backward_rows(dx, dy, xhat, rstd, &s.gamma));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.dims)));
+        }
+        if gamma_node.is_some() || beta_node.is_some() {
+            // Per-chunk sums of dy * xhat and dy, then their total.
+            let (dgamma, dbeta) = dy
+                .par_chunks(ROWS * d)
+                .zip(s.xhat.par_chunks(ROWS * d))
+                .map(|(dy, xhat)| {
+                    let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
+                    norm_param_sums(dy, xhat, &mut dg, &mut db);
+                    (dg, db)
+                })
+                .reduce(
+                    || (vec![0f32; d], vec![0f32; d]),
+                    |(mut g, mut b), (g2, b2)| {
+                        g.iter_mut().zip(&g2).for_each(|(a, x)| *a += x);
+                        b.iter_mut().zip(&b2).for_each(|(a, x)| *a += x);
+                        (g, b)
+                    },
+                );
+            for (node, g) in [(gamma_node, dgamma), (beta_node, dbeta)] {
+                if let Some(node) = node {
+                    grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(g, [d])));
+                }
+            }
+        }
+    }
+}
+
+/// Rows per parallel task of the LayerNorm passes.
+const ROWS: usize = 64;
+
+/// `(x - mean) / sqrt(var + eps) * gamma + beta` over the last dimension,
+/// differentiable with respect to x, gamma and beta; `None` if they are not
+/// tensors of the CPU autodiff backend.
+///
+/// # Shapes
+/// x: `[batch, tokens, d]`, gamma and beta: `[d]` -> `[batch, tokens, d]`
+pub fn layer_norm(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, eps: f64) -> Option<Tensor<3>> {
+    let dims = x.dims();
+    let d = dims[2];
+    let x = x.clone().try_into_primitive::<Ad>().ok()?;
+    let (g, b) = (gamma.clone().try_into_primitive::<Ad>().ok()?, beta.clone().try_into_primitive::<Ad>().ok()?);
+    let (xt, gamma_t, beta_t) = (contiguous(x.primitive()), contiguous(g.primitive()), contiguous(b.primitive()));
+    let (xs, gamma_h, beta_h) = (values(&xt), Arc::new(values(&gamma_t).to_vec()), values(&beta_t));
+    if gamma_h.len() != d || beta_h.len() != d {
+        return None;
+    }
+    let rows = xs.len() / d;
+    let (mut y, mut xhat, mut rstd) = (vec![0f32; xs.len()], vec![0f32; xs.len()], vec![0f32; rows]);
+    y.par_chunks_mut(ROWS * d)
+        .zip(xhat.par_chunks_mut(ROWS * d))
+        .zip(rstd.par_chunks_mut(ROWS))
+        .zip(xs.par_chunks(ROWS * d))
+        .for_each(|(((y, xhat), rstd), x)| norm_rows(x, &gamma_h, beta_h, eps as f32, y, xhat, rstd));
+    let out = FlexTensor::from_data(TensorData::new(y, dims));
+    let result =
+        match FusedLayerNorm.prepare::<NoCheckpointing>([x.node(), g.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                prep.finish(NormSaved { xhat: Arc::new(xhat), rstd: Arc::new(rstd), gamma: gamma_h, dims }, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+    Some(Tensor::from_primitive::<Ad>(result))
+}
+
+simd_dispatch! {
+    /// LayerNorm's forward pass over rows of `gamma.len()` values.
+    fn norm_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32], xhat: &mut [f32], rstd: &mut [f32])
+        => norm_rows_generic
+}
+
+#[inline(always)]
+fn norm_rows_generic(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    xhat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let d = gamma.len();
+    for (((x, y), xh), r) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(xhat.chunks_exact_mut(d)).zip(rstd) {
+        let mean = lane_sum([x], |[v]| v) / d as f32;
+        let var = lane_sum([x], |[v]| (v - mean) * (v - mean)) / d as f32;
+        *r = 1.0 / (var + eps).sqrt();
+        for (((xh, y), &v), (&g, &b)) in xh.iter_mut().zip(y.iter_mut()).zip(x).zip(gamma.iter().zip(beta)) {
+            *xh = (v - mean) * *r;
+            *y = *xh * g + b;
+        }
+    }
+}
+
+simd_dispatch! {
+    /// LayerNorm's input gradient: `rstd * (g - mean(g) - xhat * mean(g * xhat))` with `g = dy * gamma`.
+    fn norm_backward_rows(dx: &mut [f32], dy: &[f32], xhat: &[f32], rstd: &[f32], gamma: &[f32]) => norm_backward_rows_generic
+}
+
+#[inline(always)]
+fn norm_backward_rows_generic(dx: &mut [f32], dy: &[f32], xhat: &[f32], rstd: &[f32], gamma: &[f32]) {
+    let d = gamma.len();
+    for (((dx, dy), xh), &r) in dx.chunks_exact_mut(d).zip(dy.chunks_exact(d)).zip(xhat.chunks_exact(d)).zip(rstd) {
+        let m1 = lane_sum([dy, gamma], |[a, g]| a * g) / d as f32;
+        let m2 = lane_sum([dy, gamma, xh], |[a, g, x]| a * g * x) / d as f32;
+        for (((o, &a), &g), &x) in dx.iter_mut().zip(dy).zip(gamma).zip(xh) {
+            *o = r * (a * g - m1 - x * m2);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// Adds `sum over rows of dy * xhat` to `dgamma` and `sum of dy` to `dbeta`.
+    fn norm_param_sums(dy: &[f32], xhat: &[f32], dgamma: &mut [f32], dbeta: &mut [f32]) => norm_param_sums_generic
+}
+
+#[inline(always)]
+fn norm_param_sums_generic(dy: &[f32], xhat: &[f32], dgamma: &mut [f32], dbeta: &mut [f32]) {
+    let d = dgamma.len();
+    for (dy, xh) in dy.chunks_exact(d).zip(xhat.chunks_exact(d)) {
+        for (((g, b), &a), &x) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(dy).zip(xh) {
+            *g += a * x;
+            *b += a;
+        }
+    }
+}
+
+/// `sum_j f(s[0][j], .., s[K-1][j])` in [`LANES`] independent accumulators,
+/// so that it vectorises.
+#[inline(always)]
+fn lane_sum<const K: usize>(s: [&[f32]; K], f: impl Fn([f32; K]) -> f32) -> f32 {
+    let n = s[0].len();
+    let full = n / LANES * LANES;
+    let mut acc = [0f32; LANES];
+    for c in (0..full).step_by(LANES) {
+        let chunk: [&[f32]; K] = std::array::from_fn(|k| &s[k][c..c + LANES]);
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a += f(std::array::from_fn(|k| chunk[k][i]));
+        }
+    }
+    let tail: f32 = (full..n).map(|j| f(std::array::from_fn(|k| s[k][j]))).sum();
+    tail + acc.iter().sum::<f32>()
 }
 
 /// The gradients with respect to q, k and v (each `[batch, tokens, d]`).
@@ -114,20 +355,20 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
         |(p, ds, [kt, k_rows, vt, dk_h, dv_h], row_dot), task| {
             let (bi, h) = (task / heads, task % heads);
             let base = bi * n * d + h * dh;
-            gather_head(&s.k, base, d, n, dh, Some(k_rows), Some(kt));
-            gather_head(&s.v, base, d, n, dh, None, Some(vt));
+            gather_head(values(&s.k), base, d, n, dh, Some(k_rows), Some(kt));
+            gather_head(values(&s.v), base, d, n, dh, None, Some(vt));
             dk_h.fill(0.0);
             dv_h.fill(0.0);
             // rowsum(dO * O) per query.
             for (i, dot) in row_dot.iter_mut().enumerate() {
                 let r = base + i * d;
-                *dot = d_out[r..r + dh].iter().zip(&s.out[r..r + dh]).map(|(a, b)| a * b).sum();
+                *dot = d_out[r..r + dh].iter().zip(&values(&s.out)[r..r + dh]).map(|(a, b)| a * b).sum();
             }
             let lse = &s.lse[task * n..(task + 1) * n];
             for q0 in (0..n).step_by(qb) {
                 let rows = qb.min(n - q0);
                 let (p, ds) = (&mut p[..rows * n], &mut ds[..rows * n]);
-                let (q_blk, do_blk) = (s.q[base + q0 * d..].as_ptr(), d_out[base + q0 * d..].as_ptr());
+                let (q_blk, do_blk) = (values(&s.q)[base + q0 * d..].as_ptr(), d_out[base + q0 * d..].as_ptr());
                 // SAFETY: every operand is a rows x dh block of an [n, d] matrix at row
                 // stride d (q, dO, dQ: rows q0.. of this head's columns), a local
                 // [n, dh] / [dh, n] head buffer or a local rows x n block.
@@ -235,6 +476,58 @@ mod tests {
             let scale: f32 = w.clone().abs().max().into_scalar();
             let diff: f32 = (a - w).abs().max().into_scalar();
             assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
+        }
+    }
+
+    /// Against Burn's LayerNorm decomposition under autodiff: the outputs, and the
+    /// gradients of a weighted sum of them with respect to x, gamma and beta.
+    #[test]
+    fn layer_norm_matches_burns() {
+        let device = Device::flex().autodiff();
+        // 70 rows: a chunk of 64 and a partial one; 100 columns: not a multiple of the lanes.
+        let (b, n, d, eps) = (2, 35, 100, 1e-6);
+        let x = (Tensor::<3>::random([b, n, d], Distribution::Normal(0.5, 2.0), &device)).require_grad();
+        let gamma = Tensor::<1>::random([d], Distribution::Normal(1.0, 0.5), &device).require_grad();
+        let beta = Tensor::<1>::random([d], Distribution::Normal(0.0, 0.5), &device).require_grad();
+        let weights = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &device);
+        let got = layer_norm(&x, &gamma, &beta, eps).expect("CPU autodiff tensors");
+        let want = burn::tensor::module::layer_norm(x.clone(), gamma.clone(), Some(beta.clone()), eps);
+        let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
+        assert!(diff < 1e-5, "outputs: max |diff| {diff}");
+        let g_got = (got * weights.clone()).sum().backward();
+        let g_want = (want * weights).sum().backward();
+        let flat = |t: &Tensor<3>, g: &burn::tensor::Gradients| t.grad(g).expect("gradient").reshape([b * n * d]);
+        let checks = [
+            (flat(&x, &g_got), flat(&x, &g_want), "x"),
+            (gamma.grad(&g_got).expect("gradient"), gamma.grad(&g_want).expect("gradient"), "gamma"),
+            (beta.grad(&g_got).expect("gradient"), beta.grad(&g_want).expect("gradient"), "beta"),
+        ];
+        for (a, w, name) in checks {
+            let scale: f32 = w.clone().abs().max().into_scalar();
+            let diff: f32 = (a - w).abs().max().into_scalar();
+            assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
+        }
+    }
+
+    /// Both GELUs against Burn's under autodiff over [-8, 8]: values and gradients.
+    #[test]
+    fn gelus_match_burns() {
+        let device = Device::flex().autodiff();
+        let v: Vec<f32> = (0..16_001).map(|i| -8.0 + i as f32 * 0.001).collect();
+        for tanh_approx in [false, true] {
+            let x = Tensor::<3>::from_data(TensorData::new(v.clone(), [1, 1, v.len()]), &device).require_grad();
+            let got = gelu(&x, tanh_approx).expect("a CPU autodiff tensor");
+            let want = if tanh_approx {
+                burn::tensor::activation::gelu_approximate(x.clone())
+            } else {
+                burn::tensor::activation::gelu(x.clone())
+            };
+            let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
+            assert!(diff < 2e-6, "tanh_approx {tanh_approx}: values: max |diff| {diff}");
+            let (g_got, g_want) = (got.sum().backward(), want.sum().backward());
+            let (a, w) = (x.grad(&g_got).expect("gradient"), x.grad(&g_want).expect("gradient"));
+            let diff: f32 = (a - w).abs().max().into_scalar();
+            assert!(diff < 1e-5, "tanh_approx {tanh_approx}: gradients: max |diff| {diff}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! between checkpoint tensors (PyTorch layout) and Burn parameters.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::Linear;
 use burn::tensor::{activation, Device, Tensor, TensorData};
 
 use super::cpu::{self, Groups};
@@ -70,27 +70,45 @@ pub fn linear_to_host(l: &Linear) -> (HostTensor, Option<HostTensor>) {
     (transpose(&to_host(l.weight.val())), l.bias.as_ref().map(|b| to_host(b.val())))
 }
 
+/// LayerNorm over the last dimension, with its epsilon at hand (Burn's
+/// `LayerNorm` keeps it private), so that CPU training can run it as one
+/// autodiff operation ([`super::cpu_grad::layer_norm`]) instead of the nine
+/// elementwise and reduction ops Burn records for it.
+#[derive(Module, Debug)]
+pub struct Norm {
+    /// Scale (`weight`).
+    pub gamma: Param<Tensor<1>>,
+    /// Shift (`bias`).
+    pub beta: Param<Tensor<1>>,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl Norm {
+    /// # Shapes
+    /// x: [batch, tokens, hidden] -> same
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if super::cpu_grad::on_cpu_autodiff(&x.device()) {
+            if let Some(y) = super::cpu_grad::layer_norm(&x, &self.gamma.val(), &self.beta.val(), self.eps) {
+                return y;
+            }
+        }
+        burn::tensor::module::layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.eps)
+    }
+}
+
 /// A LayerNorm from `<key>.weight` / `<key>.bias`.
-pub fn load_layer_norm(
-    w: &mut TensorMap,
-    key: &str,
-    d: usize,
-    eps: f64,
-    device: &Device,
-) -> Result<LayerNorm, ModelError> {
-    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
-    ln.gamma = Param::from_tensor(to_device(w.take(&format!("{key}.weight"), &[d])?, device));
-    ln.beta = Some(Param::from_tensor(to_device(w.take(&format!("{key}.bias"), &[d])?, device)));
-    Ok(ln)
+pub fn load_layer_norm(w: &mut TensorMap, key: &str, d: usize, eps: f64, device: &Device) -> Result<Norm, ModelError> {
+    Ok(Norm {
+        gamma: load_param(w, &format!("{key}.weight"), &[d], device)?,
+        beta: load_param(w, &format!("{key}.bias"), &[d], device)?,
+        eps,
+    })
 }
 
 /// LayerNorm weight and bias on the host.
-pub fn layer_norm_to_host(ln: &LayerNorm) -> (HostTensor, HostTensor) {
-    let beta = ln.beta.as_ref().map(|b| to_host(b.val())).unwrap_or_else(|| {
-        let d = ln.gamma.val().dims()[0];
-        HostTensor::new(vec![d], vec![0.0; d])
-    });
-    (to_host(ln.gamma.val()), beta)
+pub fn layer_norm_to_host(ln: &Norm) -> (HostTensor, HostTensor) {
+    (to_host(ln.gamma.val()), to_host(ln.beta.val()))
 }
 
 /// Multi-head self-attention with separate q/k/v projections (fused
@@ -212,8 +230,14 @@ impl Mlp {
     fn hidden(&self, x: Tensor<3>) -> Tensor<3> {
         let h = dense(&self.fc1, x);
         if cpu::applies(&h) {
-            cpu::gelu(h, self.tanh_gelu)
-        } else if self.tanh_gelu {
+            return cpu::gelu(h, self.tanh_gelu);
+        }
+        if super::cpu_grad::on_cpu_autodiff(&h.device()) {
+            if let Some(y) = super::cpu_grad::gelu(&h, self.tanh_gelu) {
+                return y;
+            }
+        }
+        if self.tanh_gelu {
             activation::gelu_approximate(h)
         } else {
             activation::gelu(h)
@@ -225,11 +249,11 @@ impl Mlp {
 #[derive(Module, Debug)]
 pub struct Block {
     /// `layernorm_before`.
-    pub norm1: LayerNorm,
+    pub norm1: Norm,
     /// Self-attention.
     pub attn: SelfAttention,
     /// `layernorm_after`.
-    pub norm2: LayerNorm,
+    pub norm2: Norm,
     /// MLP.
     pub mlp: Mlp,
 }

@@ -19,7 +19,7 @@ pub mod weights;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use serde::Serialize;
@@ -163,7 +163,7 @@ fn export_linear(out: &mut BTreeMap<String, HostTensor>, key: &str, l: &Linear) 
     }
 }
 
-fn export_ln(out: &mut BTreeMap<String, HostTensor>, key: &str, ln: &LayerNorm) {
+fn export_ln(out: &mut BTreeMap<String, HostTensor>, key: &str, ln: &layers::Norm) {
     let (g, b) = layers::layer_norm_to_host(ln);
     out.insert(format!("{key}.weight"), g);
     out.insert(format!("{key}.bias"), b);

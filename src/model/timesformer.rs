@@ -5,7 +5,7 @@
 //! with the frames' CLS outputs averaged, MLP; final LayerNorm, CLS classifier.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, ModelConfig};
@@ -41,17 +41,17 @@ pub mod keys {
 #[derive(Module, Debug)]
 pub struct DividedBlock {
     /// `temporal_layernorm`.
-    pub temporal_norm: LayerNorm,
+    pub temporal_norm: layers::Norm,
     /// `temporal_attention`.
     pub temporal_attn: SelfAttention,
     /// `temporal_dense`.
     pub temporal_dense: Linear,
     /// `layernorm_before`.
-    pub norm1: LayerNorm,
+    pub norm1: layers::Norm,
     /// Spatial `attention`.
     pub attn: SelfAttention,
     /// `layernorm_after`.
-    pub norm2: LayerNorm,
+    pub norm2: layers::Norm,
     /// MLP.
     pub mlp: Mlp,
 }
@@ -123,7 +123,7 @@ pub struct Timesformer {
     /// Blocks.
     pub blocks: Vec<DividedBlock>,
     /// Final LayerNorm.
-    pub norm: LayerNorm,
+    pub norm: layers::Norm,
     /// Classifier.
     pub classifier: Linear,
     /// Patch size.

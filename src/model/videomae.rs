@@ -4,7 +4,7 @@
 //! (or final `layernorm` + token 0), linear classifier.
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, ModelConfig};
@@ -41,7 +41,7 @@ pub struct VideoMae {
     /// Encoder blocks.
     pub blocks: Vec<Block>,
     /// `fc_norm` (mean pooling) or `layernorm` (token 0).
-    pub head_norm: LayerNorm,
+    pub head_norm: layers::Norm,
     /// Classifier.
     pub classifier: Linear,
     /// Fixed sinusoidal position table [1, tokens, hidden] (not trained).

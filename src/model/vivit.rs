@@ -3,7 +3,7 @@
 //! learned positions, pre-norm blocks with `gelu_fast`, final LayerNorm, CLS classifier.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, ModelConfig};
@@ -43,7 +43,7 @@ pub struct Vivit {
     /// Blocks.
     pub blocks: Vec<Block>,
     /// Final LayerNorm.
-    pub norm: LayerNorm,
+    pub norm: layers::Norm,
     /// Classifier.
     pub classifier: Linear,
     /// Frames per tubelet.
