@@ -156,20 +156,21 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups:
 /// One multithreaded gemm reads the weight and `x` in place and starts from
 /// the bias (and the residual), where Burn's Linear adds the bias in a second
 /// pass over the output, and a residual add makes a third: a VideoMAE-base pass
-/// went from 1.26 to 1.13 s on 2 cores with the bias alone. `None` if the
-/// tensors are not contiguous f32 tensors of the CPU backend.
+/// went from 1.26 to 1.13 s on 2 cores with the bias alone. Hands the residual
+/// back if the tensors are not contiguous f32 tensors of the CPU backend.
 ///
 /// # Shapes
 /// x: `[batch, tokens, d_in]`, residual: `[batch, tokens, d_out]` -> `[batch, tokens, d_out]`
-pub fn linear(l: &Linear, x: &Tensor<3>, residual: Option<(Tensor<3>, usize)>) -> Option<Tensor<3>> {
-    let weight = l.weight.val().try_into_primitive::<burn_flex::Flex>().ok()?;
-    let input = x.clone().try_into_primitive::<burn_flex::Flex>().ok()?;
-    let (w, xs) = (weight.as_slice::<f32>()?, input.as_slice::<f32>()?);
+pub fn linear(l: &Linear, x: &Tensor<3>, residual: Residual) -> Result<Tensor<3>, Residual> {
+    let (weight, input) =
+        (l.weight.val().try_into_primitive::<burn_flex::Flex>(), x.clone().try_into_primitive::<burn_flex::Flex>());
+    let (Ok(weight), Ok(input)) = (weight, input) else { return Err(residual) };
+    let (Some(w), Some(xs)) = (weight.as_slice::<f32>(), input.as_slice::<f32>()) else { return Err(residual) };
     let [d_in, d_out] = l.weight.dims();
     let [b, n, x_in] = x.dims();
     let m = b * n;
     if x_in != d_in || residual.as_ref().is_some_and(|(r, skip)| r.dims() != [b, n, d_out] || *skip > n) {
-        return None;
+        return Err(residual);
     }
     let bias = l.bias.as_ref().map(|b| to_host(b.val()).data);
     // gemm adds to what `out` starts with unless it starts as zeros.
@@ -218,8 +219,12 @@ pub fn linear(l: &Linear, x: &Tensor<3>, residual: Option<(Tensor<3>, usize)>) -
             );
         }
     }
-    Some(to_device(HostTensor::new(vec![b, n, d_out], out), &x.device()))
+    Ok(to_device(HostTensor::new(vec![b, n, d_out], out), &x.device()))
 }
+
+/// A residual to add and the tokens of each batch that keep it alone; handed
+/// back unused (and uncopied) when [`linear`] cannot run.
+pub type Residual = Option<(Tensor<3>, usize)>;
 
 /// Query rows per block for `n` tokens.
 pub(super) fn query_block(n: usize) -> usize {
@@ -705,10 +710,10 @@ mod tests {
         let l = burn::nn::LinearConfig::new(d_in, d_out).init(&Device::flex());
         let (x, r) = (values([b, n, d_in], 7), values([b, n, d_out], 8));
         let y = l.forward(x.clone());
-        let plain = linear(&l, &x, None).expect("a contiguous CPU tensor");
+        let plain = linear(&l, &x, None).ok().expect("a contiguous CPU tensor");
         let diff = max_diff(plain, y.clone());
         assert!(diff < 1e-5, "plain: max |diff| {diff}");
-        let got = linear(&l, &x, Some((r.clone(), skip))).expect("a contiguous CPU tensor");
+        let got = linear(&l, &x, Some((r.clone(), skip))).ok().expect("a contiguous CPU tensor");
         let kept = max_diff(got.clone().narrow(1, 0, skip), r.clone().narrow(1, 0, skip));
         let diff = max_diff(got.narrow(1, skip, n - skip), (r + y).narrow(1, skip, n - skip));
         assert!(kept == 0.0 && diff < 1e-5, "residual: kept rows moved by {kept}, max |diff| {diff}");

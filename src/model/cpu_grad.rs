@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
@@ -162,6 +163,155 @@ pub fn gelu(x: &Tensor<3>, tanh_approx: bool) -> Option<Tensor<3>> {
         OpsKind::Tracked(prep) => prep.finish((xt, tanh_approx), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
+    Some(Tensor::from_primitive::<Ad>(result))
+}
+
+#[derive(Debug)]
+struct FusedLinear;
+
+impl Backward<Flex, 3> for FusedLinear {
+    /// The input `[rows, d_in]` and the weight `[d_in, d_out]`, both contiguous.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<(FlexTensor, FlexTensor), 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, w) = ops.state;
+        let dy_t = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (xs, ws, dy) = (values(&x), values(&w), values(&dy_t));
+        let (x_shape, w_shape) = (x.layout().shape().clone(), w.layout().shape().clone());
+        let (d_in, d_out) = (w_shape[0], w_shape[1]);
+        let rows = dy.len() / d_out;
+        let [x_node, w_node, b_node] = ops.parents;
+        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+        if let Some(node) = x_node {
+            // dx[rows, d_in] = dy[rows, d_out] @ w^T
+            let mut dx = vec![0f32; rows * d_in];
+            // SAFETY: the shapes and strides address dy, w (read transposed) and dx within their lengths.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    d_in,
+                    d_out,
+                    dx.as_mut_ptr(),
+                    1,
+                    d_in as isize,
+                    false,
+                    dy.as_ptr(),
+                    1,
+                    d_out as isize,
+                    ws.as_ptr(),
+                    d_out as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, x_shape)));
+        }
+        if let Some(node) = w_node {
+            // dw[d_in, d_out] = x^T @ dy
+            let mut dw = vec![0f32; d_in * d_out];
+            // SAFETY: as above, with x read transposed.
+            unsafe {
+                gemm::gemm(
+                    d_in,
+                    d_out,
+                    rows,
+                    dw.as_mut_ptr(),
+                    1,
+                    d_out as isize,
+                    false,
+                    xs.as_ptr(),
+                    d_in as isize,
+                    1,
+                    dy.as_ptr(),
+                    1,
+                    d_out as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, w_shape)));
+        }
+        if let Some(node) = b_node {
+            let db = dy
+                .par_chunks(ROWS * d_out)
+                .map(|chunk| {
+                    let mut acc = vec![0f32; d_out];
+                    for row in chunk.chunks_exact(d_out) {
+                        acc.iter_mut().zip(row).for_each(|(a, &g)| *a += g);
+                    }
+                    acc
+                })
+                .reduce(
+                    || vec![0f32; d_out],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(a, &x)| *a += x);
+                        a
+                    },
+                );
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [d_out])));
+        }
+    }
+}
+
+/// A Linear layer with a bias as one autodiff operation: one gemm starting
+/// from the bias forward, two gemms and a column sum backward, each writing
+/// its own buffer (Burn's matmul zeroes and then copies every output it
+/// allocates, and adds the bias in a pass of its own). `None` if the tensors
+/// are not of the CPU autodiff backend or the layer has no bias.
+///
+/// # Shapes
+/// x: `[batch, tokens, d_in]` -> `[batch, tokens, d_out]`
+pub fn linear(l: &Linear, x: &Tensor<3>) -> Option<Tensor<3>> {
+    let [b, n, d_in] = x.dims();
+    let [w_in, d_out] = l.weight.dims();
+    let bias = l.bias.as_ref()?.val().try_into_primitive::<Ad>().ok()?;
+    let (x, w) = (x.clone().try_into_primitive::<Ad>().ok()?, l.weight.val().try_into_primitive::<Ad>().ok()?);
+    if w_in != d_in {
+        return None;
+    }
+    let (xt, wt, bt) = (contiguous(x.primitive()), contiguous(w.primitive()), contiguous(bias.primitive()));
+    let (xs, ws) = (values(&xt), values(&wt));
+    let rows = b * n;
+    let mut y = values(&bt).repeat(rows);
+    // SAFETY: x is [rows, d_in], w [d_in, d_out] and y [rows, d_out], contiguous.
+    unsafe {
+        gemm::gemm(
+            rows,
+            d_out,
+            d_in,
+            y.as_mut_ptr(),
+            1,
+            d_out as isize,
+            true,
+            xs.as_ptr(),
+            1,
+            d_in as isize,
+            ws.as_ptr(),
+            1,
+            d_out as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+    let out = FlexTensor::from_data(TensorData::new(y, [b, n, d_out]));
+    let result =
+        match FusedLinear.prepare::<NoCheckpointing>([x.node(), w.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((xt, wt), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
     Some(Tensor::from_primitive::<Ad>(result))
 }
 
@@ -528,6 +678,34 @@ mod tests {
             let (a, w) = (x.grad(&g_got).expect("gradient"), x.grad(&g_want).expect("gradient"));
             let diff: f32 = (a - w).abs().max().into_scalar();
             assert!(diff < 1e-5, "tanh_approx {tanh_approx}: gradients: max |diff| {diff}");
+        }
+    }
+
+    /// Against Burn's Linear under autodiff: the outputs, and the gradients of a
+    /// weighted sum of them with respect to the input, the weight and the bias.
+    #[test]
+    fn linear_matches_burns() {
+        let device = Device::flex().autodiff();
+        let (b, n, d_in, d_out) = (2, 45, 24, 40);
+        let l = burn::nn::LinearConfig::new(d_in, d_out).init(&device);
+        let x = Tensor::<3>::random([b, n, d_in], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let weights = Tensor::<3>::random([b, n, d_out], Distribution::Normal(0.0, 1.0), &device);
+        let got = linear(&l, &x).expect("CPU autodiff tensors and a bias");
+        let want = l.forward(x.clone());
+        let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
+        assert!(diff < 1e-5, "outputs: max |diff| {diff}");
+        let g_got = (got * weights.clone()).sum().backward();
+        let g_want = (want * weights).sum().backward();
+        let (w, bias) = (l.weight.val(), l.bias.as_ref().expect("a bias").val());
+        let grads = |g: &burn::tensor::Gradients| {
+            let dx = x.grad(g).expect("gradient").reshape([b * n * d_in]);
+            let dw = w.grad(g).expect("gradient").reshape([d_in * d_out]);
+            [dx, dw, bias.grad(g).expect("gradient")]
+        };
+        for ((a, w), name) in grads(&g_got).into_iter().zip(grads(&g_want)).zip(["x", "weight", "bias"]) {
+            let scale: f32 = w.clone().abs().max().into_scalar();
+            let diff: f32 = (a - w).abs().max().into_scalar();
+            assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
         }
     }
 }

@@ -140,7 +140,7 @@ impl SelfAttention {
         if training {
             // Training on the CPU backend: the same kernel as one autodiff operation.
             if let Some(ctx) = super::cpu_grad::attention(&q, &k, &v, self.heads) {
-                return self.o.forward(ctx);
+                return dense(&self.o, ctx);
             }
         }
         dense(&self.o, heads_attention(q, k, v, self.heads))
@@ -173,19 +173,26 @@ pub fn heads_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -
 /// A Linear layer's forward pass, by vidi's CPU path for inference over
 /// [`cpu::MIN_TOKENS`] rows or more (all batches and tokens together).
 pub fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
-    cpu_linear(l, &x, None).unwrap_or_else(|| l.forward(x))
+    if super::cpu_grad::on_cpu_autodiff(&x.device()) {
+        // Training on the CPU: one autodiff operation.
+        return super::cpu_grad::linear(l, &x).unwrap_or_else(|| l.forward(x));
+    }
+    cpu_linear(l, &x, None).unwrap_or_else(|_| l.forward(x))
 }
 
 /// `residual + l(x)`, except in the first `skip` tokens of each batch, which
-/// keep the residual alone. One gemm on vidi's CPU path (see [`dense`]).
+/// keep the residual alone. One gemm on vidi's CPU path (see [`dense`]), which
+/// takes the residual's buffer over when nothing else holds it.
 ///
 /// # Shapes
 /// x: [batch, tokens, d_in], residual: [batch, tokens, d_out] -> [batch, tokens, d_out]
 pub fn dense_add(l: &Linear, x: Tensor<3>, residual: Tensor<3>, skip: usize) -> Tensor<3> {
-    if let Some(out) = cpu_linear(l, &x, Some((residual.clone(), skip))) {
-        return out;
-    }
-    let y = l.forward(x);
+    let back = match cpu_linear(l, &x, Some((residual, skip))) {
+        Ok(out) => return out,
+        Err(back) => back,
+    };
+    let Some((residual, skip)) = back else { unreachable!("cpu::linear hands back the residual it was given") };
+    let y = dense(l, x);
     if skip == 0 {
         return residual + y;
     }
@@ -194,12 +201,12 @@ pub fn dense_add(l: &Linear, x: Tensor<3>, residual: Tensor<3>, skip: usize) -> 
     Tensor::cat(vec![kept, residual.narrow(1, skip, n - skip) + y.narrow(1, skip, n - skip)], 1)
 }
 
-fn cpu_linear(l: &Linear, x: &Tensor<3>, residual: Option<(Tensor<3>, usize)>) -> Option<Tensor<3>> {
+fn cpu_linear(l: &Linear, x: &Tensor<3>, residual: cpu::Residual) -> Result<Tensor<3>, cpu::Residual> {
     let [b, n, _] = x.dims();
     if b * n >= cpu::MIN_TOKENS && cpu::for_inference(&x.device()) {
         cpu::linear(l, x, residual)
     } else {
-        None
+        Err(residual)
     }
 }
 
