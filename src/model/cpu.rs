@@ -196,26 +196,12 @@ pub fn linear(l: &Linear, x: &Tensor<3>, residual: Residual) -> Result<Tensor<3>
         // SAFETY: x is [m, d_in], w [d_in, d_out] and out [m, d_out], all row-major and
         // of those lengths (checked above); rows row0..row0 + rows lie inside them.
         unsafe {
-            gemm::gemm(
-                rows,
-                d_out,
-                d_in,
-                out.as_mut_ptr().add(row0 * d_out),
-                1,
-                d_out as isize,
+            matmul_threaded(
+                [rows, d_out, d_in],
+                (out.as_mut_ptr().add(row0 * d_out), d_out),
+                (xs.as_ptr().add(row0 * d_in), d_in as isize, 1),
+                (w.as_ptr(), d_out as isize, 1),
                 read_dst,
-                xs.as_ptr().add(row0 * d_in),
-                1,
-                d_in as isize,
-                w.as_ptr(),
-                1,
-                d_out as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
             );
         }
     }
@@ -426,12 +412,42 @@ fn short_context_generic(p: &[f32], v: &[f32], dh: usize, o: &mut [f32]) {
 /// Every element addressed by the shapes and strides must lie inside its buffer,
 /// and `dst` must not be written by anyone else meanwhile.
 pub(super) unsafe fn matmul(
-    [m, n, k]: [usize; 3],
+    dims: [usize; 3],
     dst: (*mut f32, usize),
     lhs: (*const f32, isize, isize),
     rhs: (*const f32, isize, isize),
     accumulate: bool,
 ) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_f32(dims, dst, lhs, rhs, accumulate, gemm::Parallelism::None) }
+}
+
+/// [`matmul`] on all of rayon's threads, for one large product.
+///
+/// # Safety
+/// As for [`matmul`].
+pub(super) unsafe fn matmul_threaded(
+    dims: [usize; 3],
+    dst: (*mut f32, usize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    accumulate: bool,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_f32(dims, dst, lhs, rhs, accumulate, gemm::Parallelism::Rayon(rayon::current_num_threads())) }
+}
+
+/// # Safety
+/// As for [`matmul`].
+unsafe fn gemm_f32(
+    [m, n, k]: [usize; 3],
+    dst: (*mut f32, usize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    let alpha = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: forwarded from the caller.
     unsafe {
         gemm::gemm(
@@ -448,12 +464,12 @@ pub(super) unsafe fn matmul(
             rhs.0,
             rhs.2,
             rhs.1,
-            if accumulate { 1.0 } else { 0.0 },
+            alpha,
             1.0,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }

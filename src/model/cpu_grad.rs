@@ -22,14 +22,14 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu::{
-    attention_host, exp_nonpositive, gather_head, gelu_grad_slice, gelu_slice, matmul, query_block, simd_dispatch,
-    Groups, SharedMut, LANES, MIN_TOKENS,
+    attention_host, exp_nonpositive, gather_head, gelu_grad_slice, gelu_slice, matmul, matmul_threaded, query_block,
+    simd_dispatch, Groups, SharedMut, LANES, MIN_TOKENS,
 };
 
 /// The autodiff backend the CPU trains on.
@@ -77,6 +77,24 @@ impl Backward<Flex, 3> for FusedAttention {
     }
 }
 
+/// `out` recorded as the result of `op` on `parents`, with `state` (what the
+/// backward pass needs) built only when a gradient will flow back through it.
+fn record<O: Backward<Flex, N>, const N: usize>(
+    op: O,
+    parents: [NodeGuard; N],
+    out: FlexTensor,
+    state: impl FnOnce(&FlexTensor) -> O::State,
+) -> Tensor<3> {
+    let result = match op.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let saved = state(&out);
+            prep.finish(saved, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<Ad>(result)
+}
+
 /// A Flex tensor's values, row-major.
 fn host(t: FlexTensor) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
@@ -113,15 +131,15 @@ pub fn attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, heads: usize) -> O
     let mut lse = vec![0f32; b * heads * n];
     let out = attention_host(values(&qh), values(&kh), values(&vh), dims, heads, Groups::All, Some(&mut lse));
     let out = FlexTensor::from_data(TensorData::new(out, dims));
-    let result =
-        match FusedAttention.prepare::<NoCheckpointing>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let saved = Saved { q: qh, k: kh, v: vh, out: out.clone(), lse: Arc::new(lse), dims, heads };
-                prep.finish(saved, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        };
-    Some(Tensor::from_primitive::<Ad>(result))
+    Some(record(FusedAttention, [q.node(), k.node(), v.node()], out, |out| Saved {
+        q: qh,
+        k: kh,
+        v: vh,
+        out: out.clone(),
+        lse: Arc::new(lse),
+        dims,
+        heads,
+    }))
 }
 
 #[derive(Debug)]
@@ -159,11 +177,7 @@ pub fn gelu(x: &Tensor<3>, tanh_approx: bool) -> Option<Tensor<3>> {
     let mut y = values(&xt).to_vec();
     y.par_chunks_mut(CHUNK).for_each(|c| gelu_slice(c, tanh_approx));
     let out = FlexTensor::from_data(TensorData::new(y, dims));
-    let result = match FusedGelu.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish((xt, tanh_approx), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Some(Tensor::from_primitive::<Ad>(result))
+    Some(record(FusedGelu, [x.node()], out, |_| (xt, tanh_approx)))
 }
 
 #[derive(Debug)]
@@ -181,32 +195,17 @@ impl Backward<Flex, 3> for FusedLinear {
         let (d_in, d_out) = (w_shape[0], w_shape[1]);
         let rows = dy.len() / d_out;
         let [x_node, w_node, b_node] = ops.parents;
-        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
         if let Some(node) = x_node {
             // dx[rows, d_in] = dy[rows, d_out] @ w^T
             let mut dx = vec![0f32; rows * d_in];
             // SAFETY: the shapes and strides address dy, w (read transposed) and dx within their lengths.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    d_in,
-                    d_out,
-                    dx.as_mut_ptr(),
-                    1,
-                    d_in as isize,
+                matmul_threaded(
+                    [rows, d_in, d_out],
+                    (dx.as_mut_ptr(), d_in),
+                    (dy.as_ptr(), d_out as isize, 1),
+                    (ws.as_ptr(), 1, d_out as isize),
                     false,
-                    dy.as_ptr(),
-                    1,
-                    d_out as isize,
-                    ws.as_ptr(),
-                    d_out as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
                 );
             }
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, x_shape)));
@@ -216,26 +215,12 @@ impl Backward<Flex, 3> for FusedLinear {
             let mut dw = vec![0f32; d_in * d_out];
             // SAFETY: as above, with x read transposed.
             unsafe {
-                gemm::gemm(
-                    d_in,
-                    d_out,
-                    rows,
-                    dw.as_mut_ptr(),
-                    1,
-                    d_out as isize,
+                matmul_threaded(
+                    [d_in, d_out, rows],
+                    (dw.as_mut_ptr(), d_out),
+                    (xs.as_ptr(), 1, d_in as isize),
+                    (dy.as_ptr(), d_out as isize, 1),
                     false,
-                    xs.as_ptr(),
-                    d_in as isize,
-                    1,
-                    dy.as_ptr(),
-                    1,
-                    d_out as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
                 );
             }
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, w_shape)));
@@ -284,35 +269,16 @@ pub fn linear(l: &Linear, x: &Tensor<3>) -> Option<Tensor<3>> {
     let mut y = values(&bt).repeat(rows);
     // SAFETY: x is [rows, d_in], w [d_in, d_out] and y [rows, d_out], contiguous.
     unsafe {
-        gemm::gemm(
-            rows,
-            d_out,
-            d_in,
-            y.as_mut_ptr(),
-            1,
-            d_out as isize,
+        matmul_threaded(
+            [rows, d_out, d_in],
+            (y.as_mut_ptr(), d_out),
+            (xs.as_ptr(), d_in as isize, 1),
+            (ws.as_ptr(), d_out as isize, 1),
             true,
-            xs.as_ptr(),
-            1,
-            d_in as isize,
-            ws.as_ptr(),
-            1,
-            d_out as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
         );
     }
     let out = FlexTensor::from_data(TensorData::new(y, [b, n, d_out]));
-    let result =
-        match FusedLinear.prepare::<NoCheckpointing>([x.node(), w.node(), bias.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((xt, wt), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        };
-    Some(Tensor::from_primitive::<Ad>(result))
+    Some(record(FusedLinear, [x.node(), w.node(), bias.node()], out, |_| (xt, wt)))
 }
 
 /// What LayerNorm's backward pass needs, on the host.
@@ -400,14 +366,12 @@ pub fn layer_norm(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, eps: f64) 
         .zip(xs.par_chunks(ROWS * d))
         .for_each(|(((y, xhat), rstd), x)| norm_rows(x, &gamma_h, beta_h, eps as f32, y, xhat, rstd));
     let out = FlexTensor::from_data(TensorData::new(y, dims));
-    let result =
-        match FusedLayerNorm.prepare::<NoCheckpointing>([x.node(), g.node(), b.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                prep.finish(NormSaved { xhat: Arc::new(xhat), rstd: Arc::new(rstd), gamma: gamma_h, dims }, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        };
-    Some(Tensor::from_primitive::<Ad>(result))
+    Some(record(FusedLayerNorm, [x.node(), g.node(), b.node()], out, |_| NormSaved {
+        xhat: Arc::new(xhat),
+        rstd: Arc::new(rstd),
+        gamma: gamma_h,
+        dims,
+    }))
 }
 
 simd_dispatch! {
