@@ -41,9 +41,10 @@ pub fn applies(x: &Tensor<3>) -> bool {
     x.dims()[1] >= MIN_TOKENS && on_cpu_autodiff(&x.device())
 }
 
-/// Whether `d` is the CPU backend under autodiff, without gradient checkpointing.
+/// Whether `d` is the CPU backend under autodiff (vidi never turns gradient
+/// checkpointing on). Device equality ignores autodiff, hence the explicit check.
 pub fn on_cpu_autodiff(d: &Device) -> bool {
-    *d == Device::flex().autodiff()
+    d.is_autodiff() && *d == Device::flex()
 }
 
 /// What the backward pass needs, on the host.
@@ -671,5 +672,12 @@ mod tests {
             let diff: f32 = (a - w).abs().max().into_scalar();
             assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
         }
+    }
+
+    /// Burn's device equality ignores autodiff: inference must not take these operations.
+    #[test]
+    fn only_the_cpu_autodiff_device_takes_these_operations() {
+        assert!(on_cpu_autodiff(&Device::flex().autodiff()));
+        assert!(!on_cpu_autodiff(&Device::flex()));
     }
 }
