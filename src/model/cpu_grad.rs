@@ -569,6 +569,14 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
+    /// `got` within 1e-4 (relative to the largest entry, at least 1) of `want`,
+    /// and `want` not vanishing.
+    fn assert_gradient_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, name: &str) {
+        let scale: f32 = want.clone().abs().max().into_scalar();
+        let diff: f32 = (got - want).abs().max().into_scalar();
+        assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
+    }
+
     /// Against Burn's own attention under autodiff: the outputs, and the gradients
     /// of a weighted sum of them with respect to q, k and v.
     #[test]
@@ -588,9 +596,7 @@ mod tests {
         let g_want = (want * weights).sum().backward();
         for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
             let (a, w) = (t.grad(&g_got).expect("gradient"), t.grad(&g_want).expect("gradient"));
-            let scale: f32 = w.clone().abs().max().into_scalar();
-            let diff: f32 = (a - w).abs().max().into_scalar();
-            assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
+            assert_gradient_close(a, w, name);
         }
     }
 
@@ -618,9 +624,7 @@ mod tests {
             (beta.grad(&g_got).expect("gradient"), beta.grad(&g_want).expect("gradient"), "beta"),
         ];
         for (a, w, name) in checks {
-            let scale: f32 = w.clone().abs().max().into_scalar();
-            let diff: f32 = (a - w).abs().max().into_scalar();
-            assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
+            assert_gradient_close(a, w, name);
         }
     }
 
@@ -668,9 +672,7 @@ mod tests {
             [dx, dw, bias.grad(g).expect("gradient")]
         };
         for ((a, w), name) in grads(&g_got).into_iter().zip(grads(&g_want)).zip(["x", "weight", "bias"]) {
-            let scale: f32 = w.clone().abs().max().into_scalar();
-            let diff: f32 = (a - w).abs().max().into_scalar();
-            assert!(scale > 1e-2 && diff < 1e-4 * scale.max(1.0), "d{name}: max |diff| {diff} (largest {scale})");
+            assert_gradient_close(a, w, name);
         }
     }
 
