@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use super::cpu::{
     attention_host, exp_nonpositive, gather_head, gelu_grad_slice, gelu_slice, matmul, matmul_threaded, query_block,
-    simd_dispatch, Groups, SharedMut, LANES, MIN_TOKENS,
+    repeat_rows, simd_dispatch, zeroed, Groups, SharedMut, LANES, MIN_TOKENS,
 };
 
 /// The autodiff backend the CPU trains on.
@@ -198,7 +198,7 @@ impl Backward<Flex, 3> for FusedLinear {
         let [x_node, w_node, b_node] = ops.parents;
         if let Some(node) = x_node {
             // dx[rows, d_in] = dy[rows, d_out] @ w^T
-            let mut dx = vec![0f32; rows * d_in];
+            let mut dx = zeroed(rows * d_in);
             // SAFETY: the shapes and strides address dy, w (read transposed) and dx within their lengths.
             unsafe {
                 matmul_threaded(
@@ -213,7 +213,7 @@ impl Backward<Flex, 3> for FusedLinear {
         }
         if let Some(node) = w_node {
             // dw[d_in, d_out] = x^T @ dy
-            let mut dw = vec![0f32; d_in * d_out];
+            let mut dw = zeroed(d_in * d_out);
             // SAFETY: as above, with x read transposed.
             unsafe {
                 matmul_threaded(
@@ -267,7 +267,7 @@ pub fn linear(l: &Linear, x: &Tensor<3>) -> Option<Tensor<3>> {
     let (xt, wt, bt) = (contiguous(x.primitive()), contiguous(w.primitive()), contiguous(bias.primitive()));
     let (xs, ws) = (values(&xt), values(&wt));
     let rows = b * n;
-    let mut y = values(&bt).repeat(rows);
+    let mut y = repeat_rows(values(&bt), rows);
     // SAFETY: x is [rows, d_in], w [d_in, d_out] and y [rows, d_out], contiguous.
     unsafe {
         matmul_threaded(
@@ -305,7 +305,7 @@ impl Backward<Flex, 3> for FusedLayerNorm {
         let d = s.dims[2];
         let [x_node, gamma_node, beta_node] = ops.parents;
         if let Some(node) = x_node {
-            let mut dx = vec![0f32; dy.len()];
+            let mut dx = zeroed(dy.len());
             dx.par_chunks_mut(ROWS * d)
                 .zip(dy.par_chunks(ROWS * d))
                 .zip(s.xhat.par_chunks(ROWS * d))
@@ -360,7 +360,7 @@ pub fn layer_norm(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, eps: f64) 
         return None;
     }
     let rows = xs.len() / d;
-    let (mut y, mut xhat, mut rstd) = (vec![0f32; xs.len()], vec![0f32; xs.len()], vec![0f32; rows]);
+    let (mut y, mut xhat, mut rstd) = (zeroed(xs.len()), zeroed(xs.len()), vec![0f32; rows]);
     y.par_chunks_mut(ROWS * d)
         .zip(xhat.par_chunks_mut(ROWS * d))
         .zip(rstd.par_chunks_mut(ROWS))
@@ -460,7 +460,7 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
     let qb = query_block(n);
-    let (mut dq, mut dk, mut dv) = (vec![0f32; b * n * d], vec![0f32; b * n * d], vec![0f32; b * n * d]);
+    let (mut dq, mut dk, mut dv) = (zeroed(b * n * d), zeroed(b * n * d), zeroed(b * n * d));
     let (dq_p, dk_p, dv_p) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
     (0..b * heads).into_par_iter().for_each_init(
         || {
