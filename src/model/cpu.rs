@@ -281,7 +281,7 @@ pub(super) fn gather_head(
 
 /// Sequences shorter than this skip gemm (whose call overhead outweighs a few
 /// hundred multiply-adds): TimeSformer's temporal attention over 8 frames.
-const SHORT: usize = 32;
+pub(super) const SHORT: usize = 32;
 
 /// The attention of [`attention`] on host buffers. With `lse` (only for
 /// [`Groups::All`]), also writes each query row's log-sum-exp of its scaled
@@ -403,7 +403,7 @@ pub(super) fn attention_host(
 
 simd_dispatch! {
     /// `s[r, j] = q[r] . k[j]` for a short sequence: `q` is `[rows, dh]`, `k` `[len, dh]`, `s` `[rows, len]`.
-    fn short_scores(q: &[f32], k: &[f32], dh: usize, s: &mut [f32]) => short_scores_generic
+    pub(super) fn short_scores(q: &[f32], k: &[f32], dh: usize, s: &mut [f32]) => short_scores_generic
 }
 
 #[inline(always)]
@@ -426,7 +426,7 @@ fn short_scores_generic(q: &[f32], k: &[f32], dh: usize, s: &mut [f32]) {
 
 simd_dispatch! {
     /// `o[r] = sum_j p[r, j] v[j]` for a short sequence: `p` is `[rows, len]`, `v` `[len, dh]`, `o` `[rows, dh]`.
-    fn short_context(p: &[f32], v: &[f32], dh: usize, o: &mut [f32]) => short_context_generic
+    pub(super) fn short_context(p: &[f32], v: &[f32], dh: usize, o: &mut [f32]) => short_context_generic
 }
 
 #[inline(always)]

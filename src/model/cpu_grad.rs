@@ -29,16 +29,18 @@ use rayon::prelude::*;
 
 use super::cpu::{
     attention_host, exp_nonpositive, gather_head, gelu_grad_slice, gelu_slice, matmul, matmul_threaded, query_block,
-    repeat_rows, simd_dispatch, zeroed, Groups, SharedMut, LANES, MIN_TOKENS,
+    repeat_rows, short_context, short_scores, simd_dispatch, zeroed, Groups, SharedMut, LANES, MIN_TOKENS, SHORT,
 };
 
 /// The autodiff backend the CPU trains on.
 type Ad = Autodiff<Flex>;
 
-/// Whether `x` may take this operation: the CPU backend under autodiff
-/// (without gradient checkpointing), a sequence long enough.
-pub fn applies(x: &Tensor<3>) -> bool {
-    x.dims()[1] >= MIN_TOKENS && on_cpu_autodiff(&x.device())
+/// Whether attention over `x`'s tokens may take [`attention`]: the CPU
+/// backend under autodiff, and a sequence long enough for gemm or short
+/// enough for plain loops (in between, Burn's attention).
+pub fn attention_applies(x: &Tensor<3>) -> bool {
+    let n = x.dims()[1];
+    (n >= MIN_TOKENS || n < SHORT) && on_cpu_autodiff(&x.device())
 }
 
 /// Whether `d` is the CPU backend under autodiff (vidi never turns gradient
@@ -459,6 +461,9 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
     let heads = s.heads;
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
+    if n < SHORT {
+        return short_attention_backward(s, d_out);
+    }
     let qb = query_block(n);
     let (mut dq, mut dk, mut dv) = (zeroed(b * n * d), zeroed(b * n * d), zeroed(b * n * d));
     let (dq_p, dk_p, dv_p) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
@@ -564,6 +569,69 @@ fn probabilities_generic(p: &mut [f32], n: usize, scale: f32, lse: &[f32]) {
     }
 }
 
+/// [`attention_backward`] for sequences under [`SHORT`] tokens (TimeSformer's
+/// temporal attention over 8 frames), by plain vectorised loops: a gemm call
+/// per 8 x 8 product would cost more than the product.
+fn short_attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [b, n, d] = s.dims;
+    let heads = s.heads;
+    let dh = d / heads;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let (mut dq, mut dk, mut dv) = (zeroed(b * n * d), zeroed(b * n * d), zeroed(b * n * d));
+    let (dq_p, dk_p, dv_p) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
+    let (q, k, v, out) = (values(&s.q), values(&s.k), values(&s.v), values(&s.out));
+    (0..b * heads).into_par_iter().with_min_len(64).for_each_init(
+        || {
+            let head = || vec![0f32; n * dh];
+            let square = || vec![0f32; n * n];
+            ([head(), head(), head(), head(), head()], [square(), square(), square()], vec![0f32; n])
+        },
+        |([qh, kh, vh, doh, gh], [p, ds, t], row_dot), task| {
+            let (bi, h) = (task / heads, task % heads);
+            let base = bi * n * d + h * dh;
+            for (src, dst) in [(q, &mut *qh), (k, &mut *kh), (v, &mut *vh), (d_out, &mut *doh)] {
+                gather_head(src, base, d, n, dh, Some(dst), None);
+            }
+            for (i, dot) in row_dot.iter_mut().enumerate() {
+                let r = base + i * d;
+                *dot = d_out[r..r + dh].iter().zip(&out[r..r + dh]).map(|(a, b)| a * b).sum();
+            }
+            // P = exp(scale * Q K^T - lse); dP = dO V^T; dS = scale * P * (dP - rowsum(dO * O)).
+            short_scores(qh, kh, dh, p);
+            probabilities(p, n, scale, &s.lse[task * n..(task + 1) * n]);
+            short_scores(doh, vh, dh, ds);
+            for ((ds_row, p_row), &dot) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).zip(row_dot.iter()) {
+                for (g, &pr) in ds_row.iter_mut().zip(p_row) {
+                    *g = scale * pr * (*g - dot);
+                }
+            }
+            // dQ = dS K, dK = dS^T Q, dV = P^T dO; each task alone writes its head's columns of its rows.
+            let transposed = |m: &[f32], t: &mut [f32]| {
+                for i in 0..n {
+                    for j in 0..n {
+                        t[j * n + i] = m[i * n + j];
+                    }
+                }
+            };
+            for (dst, weights, rows) in [(dq_p, None, &*kh), (dk_p, Some(&*ds), &*qh), (dv_p, Some(&*p), &*doh)] {
+                let weights = match weights {
+                    Some(m) => {
+                        transposed(m, t);
+                        &*t
+                    }
+                    None => &*ds,
+                };
+                short_context(weights, rows, dh, gh);
+                for (j, row) in gh.chunks_exact(dh).enumerate() {
+                    // SAFETY: row j of this head's columns, inside the [b, n, d] buffer.
+                    unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.get().add(base + j * d), dh) };
+                }
+            }
+        },
+    );
+    (dq, dk, dv)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,21 +650,23 @@ mod tests {
     #[test]
     fn gradients_match_burns_attention() {
         let device = Device::flex().autodiff();
-        let (b, n, heads, dh) = (2, 200, 3, 16);
-        let d = heads * dh;
-        let input = |s: f64| Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, s), &device).require_grad();
-        let (q, k, v) = (input(1.0), input(1.0), input(1.0));
-        let weights = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &device);
-        assert!(applies(&q));
-        let got = attention(&q, &k, &v, heads).expect("CPU autodiff tensors");
-        let want = super::super::layers::heads_attention(q.clone(), k.clone(), v.clone(), heads);
-        let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
-        assert!(diff < 5e-5, "outputs: max |diff| {diff}");
-        let g_got = (got * weights.clone()).sum().backward();
-        let g_want = (want * weights).sum().backward();
-        for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
-            let (a, w) = (t.grad(&g_got).expect("gradient"), t.grad(&g_want).expect("gradient"));
-            assert_gradient_close(a, w, name);
+        // 200 tokens: gemm in blocks of queries; 8 (TimeSformer's frames): plain loops.
+        for (b, n, heads, dh) in [(2, 200, 3, 16), (70, 8, 3, 16)] {
+            let d = heads * dh;
+            let input = |s: f64| Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, s), &device).require_grad();
+            let (q, k, v) = (input(1.0), input(1.0), input(1.0));
+            let weights = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &device);
+            assert!(attention_applies(&q));
+            let got = attention(&q, &k, &v, heads).expect("CPU autodiff tensors");
+            let want = super::super::layers::heads_attention(q.clone(), k.clone(), v.clone(), heads);
+            let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
+            assert!(diff < 5e-5, "{n} tokens: outputs: max |diff| {diff}");
+            let g_got = (got * weights.clone()).sum().backward();
+            let g_want = (want * weights).sum().backward();
+            for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
+                let (a, w) = (t.grad(&g_got).expect("gradient"), t.grad(&g_want).expect("gradient"));
+                assert_gradient_close(a, w, &format!("{name} ({n} tokens)"));
+            }
         }
     }
 

@@ -135,7 +135,7 @@ impl SelfAttention {
             // Inference on the CPU backend over long sequences: vidi's own kernel.
             return dense(&self.o, self.context(x, Groups::All));
         }
-        let training = super::cpu_grad::applies(&x);
+        let training = super::cpu_grad::attention_applies(&x);
         let (q, k, v) = (dense(&self.q, x.clone()), dense(&self.k, x.clone()), dense(&self.v, x));
         if training {
             // Training on the CPU backend: the same kernel as one autodiff operation.
