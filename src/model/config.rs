@@ -160,13 +160,13 @@ impl ModelConfig {
             labels,
             raw,
         };
-        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err("hidden_size is not a multiple of num_attention_heads".into());
         }
-        if cfg.patch_size == 0 || cfg.image_size % cfg.patch_size != 0 {
+        if cfg.patch_size == 0 || !cfg.image_size.is_multiple_of(cfg.patch_size) {
             return Err(format!("image_size {} is not a multiple of patch_size {}", cfg.image_size, cfg.patch_size));
         }
-        if cfg.tubelet_size == 0 || cfg.num_frames % cfg.tubelet_size != 0 {
+        if cfg.tubelet_size == 0 || !cfg.num_frames.is_multiple_of(cfg.tubelet_size) {
             return Err(format!(
                 "num_frames {} is not a multiple of tubelet_size {}",
                 cfg.num_frames, cfg.tubelet_size

@@ -40,7 +40,7 @@ type Ad = Autodiff<Flex>;
 /// enough for plain loops (in between, Burn's attention).
 pub fn attention_applies(x: &Tensor<3>) -> bool {
     let n = x.dims()[1];
-    (n >= MIN_TOKENS || n < SHORT) && on_cpu_autodiff(&x.device())
+    !(SHORT..MIN_TOKENS).contains(&n) && on_cpu_autodiff(&x.device())
 }
 
 /// Whether `d` is the CPU backend under autodiff (vidi never turns gradient

@@ -127,7 +127,7 @@ fn a_hub_model_id_downloads_through_hf_endpoint_and_classifies_the_same() {
     let from_hub = run("someone/tiny-vivit", false);
     assert!(from_hub.status.success(), "{}", String::from_utf8_lossy(&from_hub.stderr));
     let local = run(m.to_str().unwrap(), false);
-    assert_eq!(from_hub.stdout.len() > 10, true);
+    assert!(from_hub.stdout.len() > 10);
     let a: serde_json::Value = serde_json::from_slice(&from_hub.stdout).unwrap();
     let b: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
     assert_eq!(a[0]["predictions"], b[0]["predictions"]);
