@@ -584,9 +584,9 @@ fn short_attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Ve
         || {
             let head = || vec![0f32; n * dh];
             let square = || vec![0f32; n * n];
-            ([head(), head(), head(), head(), head()], [square(), square(), square()], vec![0f32; n])
+            ([head(), head(), head(), head(), head()], [square(), square(), square(), square()], vec![0f32; n])
         },
-        |([qh, kh, vh, doh, gh], [p, ds, t], row_dot), task| {
+        |([qh, kh, vh, doh, gh], [p, ds, p_t, ds_t], row_dot), task| {
             let (bi, h) = (task / heads, task % heads);
             let base = bi * n * d + h * dh;
             for (src, dst) in [(q, &mut *qh), (k, &mut *kh), (v, &mut *vh), (d_out, &mut *doh)] {
@@ -605,22 +605,15 @@ fn short_attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Ve
                     *g = scale * pr * (*g - dot);
                 }
             }
-            // dQ = dS K, dK = dS^T Q, dV = P^T dO; each task alone writes its head's columns of its rows.
-            let transposed = |m: &[f32], t: &mut [f32]| {
+            for (m, t) in [(&*p, &mut *p_t), (&*ds, &mut *ds_t)] {
                 for i in 0..n {
                     for j in 0..n {
                         t[j * n + i] = m[i * n + j];
                     }
                 }
-            };
-            for (dst, weights, rows) in [(dq_p, None, &*kh), (dk_p, Some(&*ds), &*qh), (dv_p, Some(&*p), &*doh)] {
-                let weights = match weights {
-                    Some(m) => {
-                        transposed(m, t);
-                        &*t
-                    }
-                    None => &*ds,
-                };
+            }
+            // dQ = dS K, dK = dS^T Q, dV = P^T dO; each task alone writes its head's columns of its rows.
+            for (dst, weights, rows) in [(dq_p, &*ds, &*kh), (dk_p, &*ds_t, &*qh), (dv_p, &*p_t, &*doh)] {
                 short_context(weights, rows, dh, gh);
                 for (j, row) in gh.chunks_exact(dh).enumerate() {
                     // SAFETY: row j of this head's columns, inside the [b, n, d] buffer.
