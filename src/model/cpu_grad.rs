@@ -457,13 +457,13 @@ fn lane_sum<const K: usize>(s: [&[f32]; K], f: impl Fn([f32; K]) -> f32) -> f32 
 
 /// The gradients with respect to q, k and v (each `[batch, tokens, d]`).
 fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    if s.dims[1] < SHORT {
+        return short_attention_backward(s, d_out);
+    }
     let [b, n, d] = s.dims;
     let heads = s.heads;
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
-    if n < SHORT {
-        return short_attention_backward(s, d_out);
-    }
     let qb = query_block(n);
     let (mut dq, mut dk, mut dv) = (zeroed(b * n * d), zeroed(b * n * d), zeroed(b * n * d));
     let (dq_p, dk_p, dv_p) = (SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr()));
@@ -479,11 +479,7 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
             gather_head(values(&s.v), base, d, n, dh, None, Some(vt));
             dk_h.fill(0.0);
             dv_h.fill(0.0);
-            // rowsum(dO * O) per query.
-            for (i, dot) in row_dot.iter_mut().enumerate() {
-                let r = base + i * d;
-                *dot = d_out[r..r + dh].iter().zip(&values(&s.out)[r..r + dh]).map(|(a, b)| a * b).sum();
-            }
+            output_dots(d_out, values(&s.out), base, d, dh, row_dot);
             let lse = &s.lse[task * n..(task + 1) * n];
             for q0 in (0..n).step_by(qb) {
                 let rows = qb.min(n - q0);
@@ -544,12 +540,8 @@ fn attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>
                 }
             }
             for (dst, src) in [(dk_p, &*dk_h), (dv_p, &*dv_h)] {
-                for j in 0..n {
-                    // SAFETY: row j of this head's columns, written by this task alone.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(src.as_ptr().add(j * dh), dst.get().add(base + j * d), dh);
-                    }
-                }
+                // SAFETY: this head's columns of this batch's rows, written by this task alone.
+                unsafe { scatter_head(src, dst, base, d, dh) };
             }
         },
     );
@@ -566,6 +558,27 @@ fn probabilities_generic(p: &mut [f32], n: usize, scale: f32, lse: &[f32]) {
     for (row, &l) in p.chunks_exact_mut(n).zip(lse) {
         // scale * s <= lse up to rounding, so the exponent is (about) non-positive.
         row.iter_mut().for_each(|x| *x = exp_nonpositive((*x * scale - l).min(0.0)));
+    }
+}
+
+/// `rowsum(dO * O)` of each query of one head: `dots[i]` from the `dh` values
+/// at `base + i * d` of the output gradient and the output.
+fn output_dots(d_out: &[f32], out: &[f32], base: usize, d: usize, dh: usize, dots: &mut [f32]) {
+    for (i, dot) in dots.iter_mut().enumerate() {
+        let r = base + i * d;
+        *dot = d_out[r..r + dh].iter().zip(&out[r..r + dh]).map(|(a, b)| a * b).sum();
+    }
+}
+
+/// The reverse of [`gather_head`]'s rows: each `[dh]` row `j` of `rows` to
+/// `dst + base + j * d`.
+///
+/// # Safety
+/// Those ranges lie inside `dst`'s buffer and no other thread touches them.
+unsafe fn scatter_head(rows: &[f32], dst: SharedMut, base: usize, d: usize, dh: usize) {
+    for (j, row) in rows.chunks_exact(dh).enumerate() {
+        // SAFETY: forwarded from the caller.
+        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.get().add(base + j * d), dh) };
     }
 }
 
@@ -592,10 +605,7 @@ fn short_attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Ve
             for (src, dst) in [(q, &mut *qh), (k, &mut *kh), (v, &mut *vh), (d_out, &mut *doh)] {
                 gather_head(src, base, d, n, dh, Some(dst), None);
             }
-            for (i, dot) in row_dot.iter_mut().enumerate() {
-                let r = base + i * d;
-                *dot = d_out[r..r + dh].iter().zip(&out[r..r + dh]).map(|(a, b)| a * b).sum();
-            }
+            output_dots(d_out, out, base, d, dh, row_dot);
             // P = exp(scale * Q K^T - lse); dP = dO V^T; dS = scale * P * (dP - rowsum(dO * O)).
             short_scores(qh, kh, dh, p);
             probabilities(p, n, scale, &s.lse[task * n..(task + 1) * n]);
@@ -615,10 +625,8 @@ fn short_attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Ve
             // dQ = dS K, dK = dS^T Q, dV = P^T dO; each task alone writes its head's columns of its rows.
             for (dst, weights, rows) in [(dq_p, &*ds, &*kh), (dk_p, &*ds_t, &*qh), (dv_p, &*p_t, &*doh)] {
                 short_context(weights, rows, dh, gh);
-                for (j, row) in gh.chunks_exact(dh).enumerate() {
-                    // SAFETY: row j of this head's columns, inside the [b, n, d] buffer.
-                    unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.get().add(base + j * d), dh) };
-                }
+                // SAFETY: this head's columns of this batch's rows, written by this task alone.
+                unsafe { scatter_head(gh, dst, base, d, dh) };
             }
         },
     );
