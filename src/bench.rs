@@ -129,12 +129,7 @@ pub struct ModelBenchRow {
 
 /// The base-size config of an architecture (as the Hub checkpoints), with 400 labels.
 pub fn base_config(arch: crate::model::Architecture) -> crate::model::ModelConfig {
-    use crate::model::Architecture;
-    let raw = match arch {
-        Architecture::VideoMae => serde_json::json!({"model_type": "videomae", "num_labels": 400}),
-        Architecture::Timesformer => serde_json::json!({"model_type": "timesformer", "num_labels": 400}),
-        Architecture::Vivit => serde_json::json!({"model_type": "vivit", "num_labels": 400}),
-    };
+    let raw = serde_json::json!({"model_type": arch.model_type(), "num_labels": 400});
     crate::model::ModelConfig::from_json(raw).unwrap_or_else(|e| unreachable!("built-in config: {e}"))
 }
 

@@ -7,8 +7,61 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use hf_hub::progress::Progress;
 use hf_hub::HFClientSync;
+
+/// A transfer's progress handler, as [`download_dataset_file`],
+/// [`resolve_model`] and the share module's push take it; made by [`progress`].
+pub type Progress = hf_hub::progress::Progress;
+
+/// Where a download or upload stands: bytes done and bytes known so far,
+/// summed over every file of the operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes moved.
+    pub done: u64,
+    /// Bytes known in all (grows as each file of the operation starts).
+    pub total: u64,
+    /// An upload's bytes are all sent and the commit is being made.
+    pub committing: bool,
+}
+
+/// A [`Progress`] handler that calls `on` with the whole operation's
+/// [`Transfer`] after each of hf-hub's events. Both front ends use it: the
+/// CLI's byte bar and the app's download progress.
+pub fn progress(on: impl Fn(Transfer) + Send + Sync + 'static) -> Progress {
+    Progress::new(TransferCounter { files: Default::default(), on: Box::new(on) })
+}
+
+/// Sums hf-hub's per-file progress over one operation.
+struct TransferCounter {
+    /// Done and total of the finished files, then of the file in flight.
+    files: std::sync::Mutex<[u64; 4]>,
+    on: Box<dyn Fn(Transfer) + Send + Sync>,
+}
+
+impl hf_hub::progress::ProgressHandler for TransferCounter {
+    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        use hf_hub::progress::{DownloadEvent, ProgressEvent, UploadEvent};
+        let Ok(mut s) = self.files.lock() else { return };
+        let mut committing = false;
+        match event {
+            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. })
+            | ProgressEvent::Upload(UploadEvent::Start { total_bytes, .. }) => {
+                *s = [s[0] + s[2], s[1] + s[3], 0, *total_bytes];
+            }
+            ProgressEvent::Download(DownloadEvent::Progress { files }) => {
+                s[2] = files.iter().map(|f| f.bytes_completed).sum();
+            }
+            ProgressEvent::Download(DownloadEvent::AggregateProgress { bytes_completed, .. })
+            | ProgressEvent::Upload(UploadEvent::Progress { bytes_completed, .. }) => s[2] = *bytes_completed,
+            ProgressEvent::Upload(UploadEvent::Committing) => committing = true,
+            _ => return,
+        }
+        let t = Transfer { done: s[0] + s[2], total: s[1] + s[3], committing };
+        drop(s);
+        (self.on)(t);
+    }
+}
 
 /// The dataset repo of the reference workflow.
 pub const REFERENCE_DATASET: &str = "sayakpaul/ucf101-subset";

@@ -358,7 +358,7 @@ pub fn push(
     model_dir: &Path,
     repo: &str,
     opts: &PushOptions,
-    progress: Option<hf_hub::progress::Progress>,
+    progress: Option<crate::hub::Progress>,
 ) -> Result<PushReport, ShareError> {
     push_on(&HubSettings::default(), model_dir, repo, opts, progress)
 }
@@ -369,7 +369,7 @@ pub fn push_on(
     model_dir: &Path,
     repo: &str,
     opts: &PushOptions,
-    progress: Option<hf_hub::progress::Progress>,
+    progress: Option<crate::hub::Progress>,
 ) -> Result<PushReport, ShareError> {
     let (owner, name) = match repo.split_once('/') {
         Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o, n),

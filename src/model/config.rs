@@ -10,24 +10,42 @@ use super::ModelError;
 use crate::dataset::transforms::{ImageProcessor, ProcessorSize};
 
 /// Which architecture a checkpoint is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Architecture {
-    /// `model_type: videomae`.
+    /// VideoMAE-base, 16 x 224 x 224.
+    #[value(name = "videomae")]
     VideoMae,
-    /// `model_type: timesformer`.
+    /// TimeSformer-base, 8 x 224 x 224.
     Timesformer,
-    /// `model_type: vivit`.
+    /// ViViT-B/16x2, 32 x 224 x 224.
     Vivit,
 }
 
 impl Architecture {
-    /// The `model_type` string.
+    /// Every architecture vidi has.
+    pub const ALL: [Architecture; 3] = [Architecture::VideoMae, Architecture::Timesformer, Architecture::Vivit];
+
+    /// The architecture of a `model_type` string (`config.json`, `--arch`).
+    pub fn from_model_type(model_type: &str) -> Option<Architecture> {
+        Architecture::ALL.into_iter().find(|a| a.model_type() == model_type)
+    }
+
+    /// The `model_type` string (also the CLI's `--arch` value).
     pub fn model_type(self) -> &'static str {
         match self {
             Architecture::VideoMae => "videomae",
             Architecture::Timesformer => "timesformer",
             Architecture::Vivit => "vivit",
+        }
+    }
+
+    /// The name people know it by.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Architecture::VideoMae => "VideoMAE",
+            Architecture::Timesformer => "TimeSformer",
+            Architecture::Vivit => "ViViT",
         }
     }
 
@@ -105,11 +123,8 @@ impl ModelConfig {
     /// Parses a `config.json` value.
     pub fn from_json(raw: Value) -> Result<ModelConfig, String> {
         let model_type = raw["model_type"].as_str().unwrap_or_default();
-        let arch = match model_type {
-            "videomae" => Architecture::VideoMae,
-            "timesformer" => Architecture::Timesformer,
-            "vivit" => Architecture::Vivit,
-            other => return Err(format!("model_type '{other}' is not VideoMAE, TimeSformer or ViViT")),
+        let Some(arch) = Architecture::from_model_type(model_type) else {
+            return Err(format!("model_type '{model_type}' is not VideoMAE, TimeSformer or ViViT"));
         };
         let int = |k: &str, d: usize| raw[k].as_u64().map_or(d, |v| v as usize);
         let (frames, tubelet, patch, eps, act) = match arch {
