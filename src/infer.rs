@@ -10,9 +10,9 @@ use std::sync::mpsc::sync_channel;
 
 use serde::Serialize;
 
-use crate::dataset::sampler::{pipeline_indices, whole_video_indices};
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
+use crate::video::indices::{pipeline_indices, whole_video_indices};
 use crate::video::{decode_indices, decode_uniform, probe, DecodeOptions, VideoError};
 
 /// How frames are chosen from a video.

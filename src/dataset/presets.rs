@@ -3,8 +3,9 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::sampler::{guide_clip_duration, uniform_temporal_subsample, ClipSampler};
+use super::sampler::{guide_clip_duration, ClipSampler};
 use super::transforms::{Clip, TransformError};
+use crate::video::indices::uniform_temporal_subsample;
 use crate::video::RgbFrame;
 
 /// ImageNet mean (VideoMAE checkpoints).

@@ -107,7 +107,7 @@ impl Clip {
 
     /// PyTorchVideo `UniformTemporalSubsample(n)`.
     pub fn uniform_temporal_subsample(&self, n: usize) -> Clip {
-        self.select_frames(&super::sampler::uniform_temporal_subsample(self.t, n))
+        self.select_frames(&crate::video::indices::uniform_temporal_subsample(self.t, n))
     }
 
     /// Multiplies every value by `factor` and adds `offset` (`x / 255`, or

@@ -1,15 +1,18 @@
 //! The three video transformers in Burn, loaded from (and exported to) the
 //! transformers checkpoint layout.
 //!
-//! - [`config`]: `config.json` / `preprocessor_config.json`.
+//! - [`config`]: `config.json` / `preprocessor_config.json`, and the one
+//!   [`Architecture`] enum the CLI and the app use too.
 //! - [`weights`]: safetensors (single or sharded) and pickle `.bin` reading, safetensors writing.
-//! - [`layers`]: attention, MLP, blocks, tubelet embedding.
+//! - [`checkpoint`]: checkpoint tensors to and from modules, both directions
+//!   from one walk of each architecture's key table.
+//! - [`layers`]: attention, MLP, blocks, tubelet embedding, as plain math over
+//!   [`crate::backend::ops`].
 //! - [`videomae`], [`timesformer`], [`vivit`]: the architectures, each with
-//!   its one key-mapping table (`keys`).
+//!   its one key table (`keys` and its `walk`) and one forward pass.
 
+pub mod checkpoint;
 pub mod config;
-pub mod cpu;
-mod cpu_grad;
 pub mod layers;
 pub mod timesformer;
 pub mod videomae;
@@ -19,13 +22,13 @@ pub mod weights;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
 use serde::Serialize;
 
 pub use config::{Architecture, ModelConfig};
-use weights::{HostTensor, TensorMap};
+use weights::TensorMap;
+
+use crate::backend::{to_device, to_host, HostTensor};
 
 use crate::dataset::transforms::{ImageProcessor, ProcessorSize};
 
@@ -125,56 +128,6 @@ pub struct LoadReport {
     pub newly_initialized: Vec<String>,
     /// The weights file read.
     pub source: PathBuf,
-}
-
-/// Loads the classifier at `key`, or initialises a new one (normal(0, 0.02) weights, zero bias).
-fn load_head(w: &mut TensorMap, key: &str, d: usize, head: &Head, device: &Device) -> Result<Linear, ModelError> {
-    match head {
-        Head::Checkpoint { labels } => layers::load_linear(w, key, d, *labels, true, device),
-        Head::New { labels, seed } => {
-            let n = labels.len();
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(*seed);
-            let normal = rand_distr_normal(&mut rng, n * d, 0.02);
-            Ok(layers::linear(
-                HostTensor::new(vec![n, d], normal),
-                Some(HostTensor::new(vec![n], vec![0.0; n])),
-                device,
-            ))
-        }
-    }
-}
-
-/// `count` samples of normal(0, std) by Box-Muller (deterministic for a seeded RNG).
-pub(crate) fn rand_distr_normal(rng: &mut impl rand::Rng, count: usize, std: f32) -> Vec<f32> {
-    (0..count)
-        .map(|_| {
-            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-            let u2: f64 = rng.random();
-            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32 * std
-        })
-        .collect()
-}
-
-fn export_linear(out: &mut BTreeMap<String, HostTensor>, key: &str, l: &Linear) {
-    let (w, b) = layers::linear_to_host(l);
-    out.insert(format!("{key}.weight"), w);
-    if let Some(b) = b {
-        out.insert(format!("{key}.bias"), b);
-    }
-}
-
-fn export_ln(out: &mut BTreeMap<String, HostTensor>, key: &str, ln: &layers::Norm) {
-    let (g, b) = layers::layer_norm_to_host(ln);
-    out.insert(format!("{key}.weight"), g);
-    out.insert(format!("{key}.bias"), b);
-}
-
-fn export_patch(out: &mut BTreeMap<String, HostTensor>, key: &str, l: &Linear, shape: &[usize]) {
-    let (w, b) = layers::linear_to_host(l);
-    out.insert(format!("{key}.weight"), HostTensor::new(shape.to_vec(), w.data));
-    if let Some(b) = b {
-        out.insert(format!("{key}.bias"), b);
-    }
 }
 
 /// The network of one of the three architectures.
@@ -335,8 +288,8 @@ impl VideoModel {
     /// [`VideoModel::forward`] on host data.
     pub fn forward_host(&self, pixel_values: HostTensor) -> Result<HostTensor, ModelError> {
         self.check_input(&pixel_values.shape)?;
-        let x: Tensor<5> = layers::to_device(pixel_values, &self.device);
-        Ok(layers::to_host(self.forward(x)?))
+        let x: Tensor<5> = to_device(pixel_values, &self.device);
+        Ok(to_host(self.forward(x)?))
     }
 
     /// The weights under their transformers names.

@@ -7,12 +7,16 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
-use super::config::{Activation, ModelConfig};
-use super::layers::{self, Block, Mlp, SelfAttention};
-use super::weights::{HostTensor, TensorMap};
-use super::{Head, ModelError};
+use std::collections::BTreeMap;
 
-/// The one key-mapping table: checkpoint names of VideoMAE's parts.
+use super::checkpoint::{empty_block, empty_linear, empty_norm, walk_block, Export, Load, Qkv, Walk};
+use super::config::ModelConfig;
+use super::layers::{self, Block};
+use super::weights::TensorMap;
+use super::{Head, ModelError};
+use crate::backend::{ops, to_device, HostTensor};
+
+/// Checkpoint names of VideoMAE's parts (the table [`VideoMae::walk`] visits).
 pub mod keys {
     /// Tubelet projection (Conv3d).
     pub const PATCH: &str = "videomae.embeddings.patch_embeddings.projection";
@@ -22,12 +26,9 @@ pub mod keys {
     pub const FC_NORM: &str = "fc_norm";
     /// Classifier.
     pub const CLASSIFIER: &str = "classifier";
-    /// A part of encoder layer `i`: `layernorm_before`, `attention.attention.query` (weight,
-    /// no bias), `.key`, `.value`, `attention.attention.q_bias` / `v_bias` (separate
-    /// parameters; the key has no bias), `attention.output.dense`, `layernorm_after`,
-    /// `intermediate.dense`, `output.dense`.
-    pub fn layer(i: usize, part: &str) -> String {
-        format!("videomae.encoder.layer.{i}.{part}")
+    /// Encoder layer `i` (its parts: [`super::super::checkpoint::walk_vit_layer`]).
+    pub fn layer(i: usize) -> String {
+        format!("videomae.encoder.layer.{i}")
     }
     /// Keys of pre-training checkpoints that classification ignores.
     pub const PRETRAINING_ONLY: [&str; 3] = ["decoder.", "encoder_to_decoder", "mask_token"];
@@ -70,59 +71,31 @@ pub fn sinusoid_table(n: usize, d: usize) -> HostTensor {
 impl VideoMae {
     /// Builds the model from checkpoint tensors.
     pub fn load(cfg: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<VideoMae, ModelError> {
-        let (d, m, c) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_channels);
-        let (t, p) = (cfg.tubelet_size, cfg.patch_size);
-        let patch = layers::load_patch_projection(w, keys::PATCH, &[d, c, t, p, p], device)?;
-        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
-        for i in 0..cfg.num_hidden_layers {
-            let k = |part: &str| keys::layer(i, part);
-            let bias = |name: &str, w: &mut TensorMap| -> Result<Option<HostTensor>, ModelError> {
-                if cfg.qkv_bias {
-                    w.take(&k(name), &[d]).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
-            let q_bias = bias("attention.attention.q_bias", w)?;
-            let v_bias = bias("attention.attention.v_bias", w)?;
-            let lin = |w: &mut TensorMap, name: &str, b: Option<HostTensor>| -> Result<Linear, ModelError> {
-                Ok(layers::linear(w.take(&format!("{}.weight", k(name)), &[d, d])?, b, device))
-            };
-            let attn = SelfAttention {
-                q: lin(w, "attention.attention.query", q_bias)?,
-                k: lin(w, "attention.attention.key", None)?,
-                v: lin(w, "attention.attention.value", v_bias)?,
-                o: layers::load_linear(w, &k("attention.output.dense"), d, d, true, device)?,
-                heads: cfg.num_attention_heads,
-            };
-            blocks.push(Block {
-                norm1: layers::load_layer_norm(w, &k("layernorm_before"), d, cfg.layer_norm_eps, device)?,
-                attn,
-                norm2: layers::load_layer_norm(w, &k("layernorm_after"), d, cfg.layer_norm_eps, device)?,
-                mlp: Mlp {
-                    fc1: layers::load_linear(w, &k("intermediate.dense"), d, m, true, device)?,
-                    fc2: layers::load_linear(w, &k("output.dense"), m, d, true, device)?,
-                    tanh_gelu: cfg.hidden_act == Activation::GeluTanh,
-                },
-            });
-        }
-        let head_norm = if cfg.use_mean_pooling {
+        let eps = cfg.layer_norm_eps;
+        let mut m = VideoMae {
+            patch: empty_linear(),
+            blocks: (0..cfg.num_hidden_layers).map(|_| empty_block(cfg)).collect(),
             // transformers builds fc_norm with PyTorch's default eps.
-            layers::load_layer_norm(w, keys::FC_NORM, d, 1e-5, device)?
-        } else {
-            layers::load_layer_norm(w, keys::NORM, d, cfg.layer_norm_eps, device)?
-        };
-        let classifier = super::load_head(w, keys::CLASSIFIER, d, head, device)?;
-        Ok(VideoMae {
-            patch,
-            blocks,
-            head_norm,
-            classifier,
-            pos: layers::to_device(sinusoid_table(cfg.num_patches(), d), device),
+            head_norm: empty_norm(if cfg.use_mean_pooling { 1e-5 } else { eps }),
+            classifier: empty_linear(),
+            pos: to_device(sinusoid_table(cfg.num_patches(), cfg.hidden_size), device),
             mean_pooling: cfg.use_mean_pooling,
-            tubelet: t,
-            patch_size: p,
-        })
+            tubelet: cfg.tubelet_size,
+            patch_size: cfg.patch_size,
+        };
+        m.walk(cfg, &mut Load { weights: w, head, device })?;
+        Ok(m)
+    }
+
+    /// The key table: every part with its checkpoint name, for [`Load`] and [`Export`].
+    fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
+        let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
+        w.patch(&mut self.patch, keys::PATCH, &[d, c, t, p, p])?;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            walk_block(w, &keys::layer(i), b, Qkv::SplitBiases { bias: cfg.qkv_bias }, cfg)?;
+        }
+        w.norm(&mut self.head_norm, if self.mean_pooling { keys::FC_NORM } else { keys::NORM }, d)?;
+        w.classifier(&mut self.classifier, keys::CLASSIFIER, d)
     }
 
     /// Token features after the encoder.
@@ -130,7 +103,7 @@ impl VideoMae {
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, tokens, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
-        let x = layers::dense(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
+        let x = ops::linear(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
         let mut x = x + self.pos.clone();
         for b in &self.blocks {
             x = b.forward(x);
@@ -154,31 +127,10 @@ impl VideoMae {
     }
 
     /// The weights under their checkpoint names (transformers layout).
-    pub fn export(&self, cfg: &ModelConfig) -> std::collections::BTreeMap<String, HostTensor> {
-        let mut out = std::collections::BTreeMap::new();
-        let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
-        super::export_patch(&mut out, keys::PATCH, &self.patch, &[d, c, t, p, p]);
-        for (i, b) in self.blocks.iter().enumerate() {
-            let k = |part: &str| keys::layer(i, part);
-            super::export_ln(&mut out, &k("layernorm_before"), &b.norm1);
-            super::export_ln(&mut out, &k("layernorm_after"), &b.norm2);
-            for (name, lin, bias_key) in [
-                ("attention.attention.query", &b.attn.q, Some("attention.attention.q_bias")),
-                ("attention.attention.key", &b.attn.k, None),
-                ("attention.attention.value", &b.attn.v, Some("attention.attention.v_bias")),
-            ] {
-                let (wt, bias) = layers::linear_to_host(lin);
-                out.insert(format!("{}.weight", k(name)), wt);
-                if let (Some(bk), Some(bias)) = (bias_key, bias) {
-                    out.insert(k(bk), bias);
-                }
-            }
-            super::export_linear(&mut out, &k("attention.output.dense"), &b.attn.o);
-            super::export_linear(&mut out, &k("intermediate.dense"), &b.mlp.fc1);
-            super::export_linear(&mut out, &k("output.dense"), &b.mlp.fc2);
-        }
-        super::export_ln(&mut out, if self.mean_pooling { keys::FC_NORM } else { keys::NORM }, &self.head_norm);
-        super::export_linear(&mut out, keys::CLASSIFIER, &self.classifier);
-        out
+    pub fn export(&self, cfg: &ModelConfig) -> BTreeMap<String, HostTensor> {
+        let mut out = Export::default();
+        // Cloning a module shares its tensors; the walk only reads them.
+        let _ = self.clone().walk(cfg, &mut out);
+        out.tensors
     }
 }

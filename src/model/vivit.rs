@@ -2,16 +2,20 @@
 //! transformers' `VivitForVideoClassification`: tubelet embedding, CLS token,
 //! learned positions, pre-norm blocks with `gelu_fast`, final LayerNorm, CLS classifier.
 
+use std::collections::BTreeMap;
+
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
-use super::config::{Activation, ModelConfig};
-use super::layers::{self, Block, Mlp, SelfAttention};
-use super::weights::{HostTensor, TensorMap};
+use super::checkpoint::{empty_block, empty_linear, empty_norm, empty_param, walk_block, Export, Load, Qkv, Walk};
+use super::config::ModelConfig;
+use super::layers::{self, Block};
+use super::weights::TensorMap;
 use super::{Head, ModelError};
+use crate::backend::{ops, HostTensor};
 
-/// The one key-mapping table: checkpoint names of ViViT's parts.
+/// Checkpoint names of ViViT's parts (the table [`Vivit::walk`] visits).
 pub mod keys {
     /// Tubelet projection (Conv3d).
     pub const PATCH: &str = "vivit.embeddings.patch_embeddings.projection";
@@ -23,11 +27,9 @@ pub mod keys {
     pub const NORM: &str = "vivit.layernorm";
     /// Classifier.
     pub const CLASSIFIER: &str = "classifier";
-    /// A part of layer `i`: `layernorm_before`, `attention.attention.query` / `.key` /
-    /// `.value` (with biases), `attention.output.dense`, `layernorm_after`,
-    /// `intermediate.dense`, `output.dense`.
-    pub fn layer(i: usize, part: &str) -> String {
-        format!("vivit.encoder.layer.{i}.{part}")
+    /// Encoder layer `i` (its parts: [`super::super::checkpoint::walk_vit_layer`]).
+    pub fn layer(i: usize) -> String {
+        format!("vivit.encoder.layer.{i}")
     }
 }
 
@@ -55,43 +57,31 @@ pub struct Vivit {
 impl Vivit {
     /// Builds the model from checkpoint tensors.
     pub fn load(cfg: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<Vivit, ModelError> {
-        let (d, m, c, t, p) =
-            (cfg.hidden_size, cfg.intermediate_size, cfg.num_channels, cfg.tubelet_size, cfg.patch_size);
-        let patch = layers::load_patch_projection(w, keys::PATCH, &[d, c, t, p, p], device)?;
-        let cls = layers::load_param(w, keys::CLS, &[1, 1, d], device)?;
-        let pos = layers::load_param(w, keys::POS, &[1, 1 + cfg.num_patches(), d], device)?;
-        let eps = cfg.layer_norm_eps;
-        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
-        for i in 0..cfg.num_hidden_layers {
-            let k = |part: &str| keys::layer(i, part);
-            let lin = |w: &mut TensorMap, part: &str, bias: bool| layers::load_linear(w, &k(part), d, d, bias, device);
-            blocks.push(Block {
-                norm1: layers::load_layer_norm(w, &k("layernorm_before"), d, eps, device)?,
-                attn: SelfAttention {
-                    q: lin(w, "attention.attention.query", cfg.qkv_bias)?,
-                    k: lin(w, "attention.attention.key", cfg.qkv_bias)?,
-                    v: lin(w, "attention.attention.value", cfg.qkv_bias)?,
-                    o: lin(w, "attention.output.dense", true)?,
-                    heads: cfg.num_attention_heads,
-                },
-                norm2: layers::load_layer_norm(w, &k("layernorm_after"), d, eps, device)?,
-                mlp: Mlp {
-                    fc1: layers::load_linear(w, &k("intermediate.dense"), d, m, true, device)?,
-                    fc2: layers::load_linear(w, &k("output.dense"), m, d, true, device)?,
-                    tanh_gelu: cfg.hidden_act == Activation::GeluTanh,
-                },
-            });
+        let mut m = Vivit {
+            patch: empty_linear(),
+            cls: empty_param(),
+            pos: empty_param(),
+            blocks: (0..cfg.num_hidden_layers).map(|_| empty_block(cfg)).collect(),
+            norm: empty_norm(cfg.layer_norm_eps),
+            classifier: empty_linear(),
+            tubelet: cfg.tubelet_size,
+            patch_size: cfg.patch_size,
+        };
+        m.walk(cfg, &mut Load { weights: w, head, device })?;
+        Ok(m)
+    }
+
+    /// The key table: every part with its checkpoint name, for [`Load`] and [`Export`].
+    fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
+        let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
+        w.patch(&mut self.patch, keys::PATCH, &[d, c, t, p, p])?;
+        w.param(&mut self.cls, keys::CLS, [1, 1, d])?;
+        w.param(&mut self.pos, keys::POS, [1, 1 + cfg.num_patches(), d])?;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            walk_block(w, &keys::layer(i), b, Qkv::Separate { bias: cfg.qkv_bias }, cfg)?;
         }
-        Ok(Vivit {
-            patch,
-            cls,
-            pos,
-            blocks,
-            norm: layers::load_layer_norm(w, keys::NORM, d, eps, device)?,
-            classifier: super::load_head(w, keys::CLASSIFIER, d, head, device)?,
-            tubelet: t,
-            patch_size: p,
-        })
+        w.norm(&mut self.norm, keys::NORM, d)?;
+        w.classifier(&mut self.classifier, keys::CLASSIFIER, d)
     }
 
     /// Token features after the final LayerNorm.
@@ -100,7 +90,7 @@ impl Vivit {
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, 1 + tokens, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
         let b = pixel_values.dims()[0];
-        let x = layers::dense(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
+        let x = ops::linear(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
         let mut x = Tensor::cat(vec![self.cls.val().repeat_dim(0, b), x], 1) + self.pos.val();
         for blk in &self.blocks {
             x = blk.forward(x);
@@ -119,25 +109,10 @@ impl Vivit {
     }
 
     /// The weights under their checkpoint names (transformers layout).
-    pub fn export(&self, cfg: &ModelConfig) -> std::collections::BTreeMap<String, HostTensor> {
-        let mut out = std::collections::BTreeMap::new();
-        let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
-        super::export_patch(&mut out, keys::PATCH, &self.patch, &[d, c, t, p, p]);
-        out.insert(keys::CLS.into(), layers::to_host(self.cls.val()));
-        out.insert(keys::POS.into(), layers::to_host(self.pos.val()));
-        for (i, b) in self.blocks.iter().enumerate() {
-            let k = |part: &str| keys::layer(i, part);
-            super::export_ln(&mut out, &k("layernorm_before"), &b.norm1);
-            super::export_linear(&mut out, &k("attention.attention.query"), &b.attn.q);
-            super::export_linear(&mut out, &k("attention.attention.key"), &b.attn.k);
-            super::export_linear(&mut out, &k("attention.attention.value"), &b.attn.v);
-            super::export_linear(&mut out, &k("attention.output.dense"), &b.attn.o);
-            super::export_ln(&mut out, &k("layernorm_after"), &b.norm2);
-            super::export_linear(&mut out, &k("intermediate.dense"), &b.mlp.fc1);
-            super::export_linear(&mut out, &k("output.dense"), &b.mlp.fc2);
-        }
-        super::export_ln(&mut out, keys::NORM, &self.norm);
-        super::export_linear(&mut out, keys::CLASSIFIER, &self.classifier);
-        out
+    pub fn export(&self, cfg: &ModelConfig) -> BTreeMap<String, HostTensor> {
+        let mut out = Export::default();
+        // Cloning a module shares its tensors; the walk only reads them.
+        let _ = self.clone().walk(cfg, &mut out);
+        out.tensors
     }
 }

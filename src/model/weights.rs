@@ -7,26 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::ModelError;
 
-/// A tensor in host memory, f32, row-major.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Values.
-    pub data: Vec<f32>,
-}
-
-impl HostTensor {
-    /// A tensor from shape and data.
-    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> HostTensor {
-        HostTensor { shape, data }
-    }
-
-    /// Element count.
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
+pub use crate::backend::HostTensor;
 
 /// The tensors of a checkpoint by name, with what was taken from it tracked
 /// so the loader can report unused keys.
@@ -73,7 +54,7 @@ impl TensorMap {
                 } else if shape.len() == 1 && key.ends_with(".bias") {
                     vec![0.0; n]
                 } else {
-                    super::rand_distr_normal(rng, n, 0.02)
+                    super::checkpoint::rand_distr_normal(rng, n, 0.02)
                 };
                 self.tensors.insert(key.to_string(), HostTensor::new(shape.to_vec(), data));
             }

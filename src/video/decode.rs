@@ -487,7 +487,7 @@ pub fn decode_time_range_subsampled(
 ) -> Result<TimedFrames, VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
     let raw = time_range_raw(&mut reader, start_secs, end_secs)?;
-    let keep = crate::dataset::sampler::uniform_temporal_subsample(raw.len(), n);
+    let keep = super::indices::uniform_temporal_subsample(raw.len(), n);
     let frames = keep.iter().map(|i| reader.to_rgb(&raw[*i])).collect::<Result<Vec<_>, _>>()?;
     Ok(TimedFrames { window_frames: raw.len(), frames })
 }
@@ -534,7 +534,7 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
         // Frame numbers from packet timestamps (one frame per packet, checked by
         // packet_index): decode only reference frames and the wanted ones.
         if let Some((all_pts, _)) = reader.packet_index() {
-            let indices = crate::dataset::sampler::whole_video_indices(all_pts.len(), n);
+            let indices = super::indices::whole_video_indices(all_pts.len(), n);
             let wanted: Vec<i64> = indices.iter().map(|i| all_pts[*i]).collect();
             reader.keep_pts = Some(wanted.iter().copied().collect());
             let mut by_pts: BTreeMap<i64, RgbFrame> = BTreeMap::new();
@@ -556,7 +556,7 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
         let s = reader.input.stream(reader.stream_index);
         s.map(|s| s.frames().max(0) as usize).unwrap_or(0)
     };
-    let guessed = crate::dataset::sampler::whole_video_indices(guess, n);
+    let guessed = super::indices::whole_video_indices(guess, n);
     let wanted: std::collections::BTreeSet<usize> = guessed.iter().copied().collect();
     let mut got: BTreeMap<usize, RgbFrame> = BTreeMap::new();
     let mut total = 0usize;
@@ -569,7 +569,7 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
     if total == 0 {
         return Err(VideoError::NoFrames { path: path.into() });
     }
-    let indices = crate::dataset::sampler::whole_video_indices(total, n);
+    let indices = super::indices::whole_video_indices(total, n);
     if indices.iter().all(|i| got.contains_key(i)) {
         return Ok((indices.iter().map(|i| got[i].clone()).collect(), total));
     }

@@ -9,6 +9,7 @@
 
 mod decode;
 mod encode;
+pub mod indices;
 mod probe;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ mod classify;
 mod cli;
 mod dataset;
 mod hub;
+mod layout;
 mod models;
 mod share;
 mod train;

@@ -1,45 +1,10 @@
-//! The one place that names Burn backends and picks where models compute.
-//!
-//! Automatic choice: a real GPU (discrete, integrated or virtual) through
-//! Burn's wgpu backend when wgpu finds one; otherwise Burn's pure-Rust CPU
-//! backend (flex), which on a CPU-only machine is several times faster than
-//! a software Vulkan adapter. `--device cpu|gpu` or `VIDI_DEVICE=cpu|gpu`
-//! override it.
+//! Where models compute. Automatic choice: a real GPU (discrete, integrated
+//! or virtual) through Burn's wgpu backend when wgpu finds one; otherwise
+//! Burn's pure-Rust CPU backend (flex), which on a CPU-only machine is several
+//! times faster than a software Vulkan adapter. `--device cpu|gpu` or
+//! `VIDI_DEVICE=cpu|gpu` override it.
 
 use burn::tensor::Device;
-
-/// Keeps freed tensor buffers in the process for reuse (glibc on Linux).
-///
-/// By default glibc serves every allocation over 128 KiB (later up to 32 MiB,
-/// adaptively) with a fresh `mmap` and unmaps it on free, so each large
-/// activation, gradient and attention matrix costs page faults and the kernel
-/// zeroing its pages: 15% of a VideoMAE-base forward pass on the CPU, and
-/// nearly half the time of a training step (sys time). Serving them from the
-/// heap and not trimming it on free makes them reuse memory instead: on 2
-/// cores a VideoMAE-base forward pass went from 1.67 to about 1.45 s and a
-/// training step from 16.0 to 10.4 s, with the same peak memory. [`release_memory`] gives the retained
-/// memory back when a long job ends. One arena for all threads: a worker
-/// thread's own arena grows in 64 MiB heaps and would still map anything
-/// larger (an attention matrix of a training step is 118 MB). Call once, early.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's parameters.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-/// Returns the heap memory freed since the last call to the system (after a
-/// training run, an evaluation or a batch of classifications).
-pub fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim is thread-safe and frees only unused memory.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 /// Which device to compute on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -124,6 +89,11 @@ fn pollster_block<F: std::future::Future>(f: F) -> F::Output {
 pub fn cpu() -> Compute {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     Compute { device: Device::flex(), description: format!("CPU (flex, {threads} threads)"), is_gpu: false }
+}
+
+/// The device of tensors kept in host memory (the CPU backend).
+pub fn host_device() -> Device {
+    Device::flex()
 }
 
 /// Picks the device for `choice`.

@@ -14,7 +14,7 @@
 //! keys (transposed) and values into contiguous buffers, which gemm packs
 //! fastest. Only for inference: it reads the tensors' values, so no gradient
 //! flows through it; training on the CPU wraps the same kernel in an autodiff
-//! operation with its own backward pass (`cpu_grad`).
+//! operation with its own backward pass ([`grad`]).
 //!
 //! Linear layers: one multithreaded gemm reading the weight and the input in
 //! place, starting from the bias and, in a residual block, from the residual.
@@ -22,11 +22,12 @@
 use std::mem::MaybeUninit;
 
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::layers::{to_device, to_host};
-use super::weights::HostTensor;
+use super::host::{to_device, to_host, HostTensor};
+
+pub mod grad;
 
 /// `fn $name(args) -> ret` that runs `$generic` (an `#[inline(always)]` fn
 /// written so the compiler vectorises it) compiled for AVX-512F, or for AVX2 +
@@ -58,7 +59,7 @@ macro_rules! simd_dispatch {
         }
     };
 }
-pub(super) use simd_dispatch;
+use simd_dispatch;
 
 /// Bytes of one block's scores (`rows x tokens` f32): they stay in L2.
 const SCORE_BYTES: usize = 192 * 1568 * 4;
@@ -68,19 +69,6 @@ const SCORE_BYTES: usize = 192 * 1568 * 4;
 /// the keys and values).
 const QB_MIN: usize = 64;
 const QB_MAX: usize = 192;
-/// Shorter sequences go through Burn's attention (its materialised path is fast there).
-pub const MIN_TOKENS: usize = 128;
-
-/// Whether `x` may take these kernels: the CPU backend, outside autodiff, long enough.
-pub fn applies(x: &Tensor<3>) -> bool {
-    x.dims()[1] >= MIN_TOKENS && for_inference(&x.device())
-}
-
-/// Whether `d` is the CPU backend outside autodiff, where these kernels may run.
-pub fn for_inference(d: &Device) -> bool {
-    !d.is_autodiff() && *d == Device::flex()
-}
-
 /// A pointer that may be shared between the threads writing disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 pub(super) struct SharedMut(pub(super) *mut f32);
@@ -112,7 +100,7 @@ pub enum Groups {
 
 impl Groups {
     /// (sequences per batch, tokens per sequence) among `n` tokens.
-    fn shape(self, n: usize) -> (usize, usize) {
+    pub(super) fn shape(self, n: usize) -> (usize, usize) {
         match self {
             Groups::All => (1, n),
             Groups::Frames(f) => ((n - 1) / f, f),
@@ -131,7 +119,7 @@ impl Groups {
     }
 
     /// Whether `n` tokens split into these groups.
-    fn fits(self, n: usize) -> bool {
+    pub(super) fn fits(self, n: usize) -> bool {
         match self {
             Groups::All => true,
             Groups::Frames(f) | Groups::Patches(f) => f > 0 && n > 0 && (n - 1).is_multiple_of(f),
@@ -654,10 +642,71 @@ pub(super) fn exp_nonpositive(x: f32) -> f32 {
     p * two_k
 }
 
+/// One AdamW step's per-element constants, in f32 as the update computes them.
+pub struct AdamWStep {
+    /// Gradient scale from clipping.
+    pub clip: f32,
+    /// Decoupled weight decay factor `1 - lr * weight_decay` (1 without decay).
+    pub decay: f32,
+    /// beta1.
+    pub beta1: f32,
+    /// beta2.
+    pub beta2: f32,
+    /// `1 - beta1`, rounded from f64 as PyTorch passes it.
+    pub one_minus_beta1: f32,
+    /// `1 - beta2`, likewise.
+    pub one_minus_beta2: f32,
+    /// `sqrt(1 - beta2^t)`.
+    pub bc2_sqrt: f32,
+    /// eps.
+    pub eps: f32,
+    /// `lr / (1 - beta1^t)`.
+    pub step_size: f32,
+}
+
+/// The AdamW update of one parameter on the CPU backend: one pass over the
+/// parameter, its gradient and both moments, in place, with every operation
+/// and rounding of the tensor-by-tensor form (PyTorch's single-tensor
+/// AdamW). That form takes 14 passes over memory: on 2 cores a
+/// VideoMAE-base step (86 M parameters) took 0.39 s against PyTorch's 0.16 s.
+pub fn adamw(
+    p: Tensor<1>,
+    g: Tensor<1>,
+    moments: Option<(Tensor<1>, Tensor<1>)>,
+    k: &AdamWStep,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let device = p.device();
+    let n = p.dims()[0];
+    let (mut p, g) = (to_host(p).data, to_host(g).data);
+    let (mut m, mut v) = match moments {
+        Some((m, v)) => (to_host(m).data, to_host(v).data),
+        None => (vec![0f32; n], vec![0f32; n]),
+    };
+    const CHUNK: usize = 1 << 14;
+    p.par_chunks_mut(CHUNK)
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|(((p, m), v), g)| {
+            for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                let g = g * k.clip;
+                if k.decay != 1.0 {
+                    *p *= k.decay;
+                }
+                *m = *m * k.beta1 + g * k.one_minus_beta1;
+                *v = *v * k.beta2 + g * g * k.one_minus_beta2;
+                let denom = v.sqrt() / k.bc2_sqrt + k.eps;
+                *p -= *m / denom * k.step_size;
+            }
+        });
+    let flat = |data: Vec<f32>| to_device(HostTensor::new(vec![n], data), &device);
+    (flat(p), flat(m), flat(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
+    use burn::tensor::{Device, TensorData};
 
     #[test]
     fn exp_matches_the_standard_library() {
@@ -711,8 +760,7 @@ mod tests {
         let (b, n, heads, dh) = (2, 300, 3, 16);
         let shape = [b, n, heads * dh];
         let (q, k, v) = (values(shape, 1), values(shape, 2), values(shape, 3));
-        assert!(applies(&q));
-        let want = super::super::layers::heads_attention(q.clone(), k.clone(), v.clone(), heads);
+        let want = crate::backend::ops::heads_attention(q.clone(), k.clone(), v.clone(), heads);
         let diff = max_diff(attention(q, k, v, heads, Groups::All), want);
         // Outputs are up to 3 in size: this is float summation order, a few ulp.
         assert!(diff < 5e-5, "max |diff| {diff}");
@@ -724,7 +772,7 @@ mod tests {
     /// for short sequences (plain loops) and long ones (gemm).
     #[test]
     fn groups_match_burns_attention_on_reordered_tokens() {
-        let heads_attention = super::super::layers::heads_attention;
+        let heads_attention = crate::backend::ops::heads_attention;
         for (b, patches, frames) in [(2, 40, 3), (1, 10, 5)] {
             let (heads, dh) = (2, 8);
             let (n, d) = (1 + patches * frames, heads * dh);

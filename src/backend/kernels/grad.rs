@@ -1,5 +1,5 @@
 //! Attention for training on the CPU backend: one autodiff operation whose
-//! forward pass is [`super::cpu`]'s blocked kernel and whose backward pass
+//! forward pass is [`super`]'s blocked kernel and whose backward pass
 //! recomputes the probabilities block by block from the saved log-sum-exp
 //! (as FlashAttention does), instead of Burn's generic attention, which
 //! records a matmul, the softmax's elementwise steps and another matmul, and
@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
@@ -27,27 +27,13 @@ use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-use super::cpu::{
+use super::{
     attention_host, exp_nonpositive, gather_head, gelu_grad_slice, gelu_slice, matmul, matmul_threaded, query_block,
-    repeat_rows, short_context, short_scores, simd_dispatch, zeroed, Groups, SharedMut, LANES, MIN_TOKENS, SHORT,
+    repeat_rows, short_context, short_scores, simd_dispatch, zeroed, Groups, SharedMut, LANES, SHORT,
 };
 
 /// The autodiff backend the CPU trains on.
 type Ad = Autodiff<Flex>;
-
-/// Whether attention over `x`'s tokens may take [`attention`]: the CPU
-/// backend under autodiff, and a sequence long enough for gemm or short
-/// enough for plain loops (in between, Burn's attention).
-pub fn attention_applies(x: &Tensor<3>) -> bool {
-    let n = x.dims()[1];
-    !(SHORT..MIN_TOKENS).contains(&n) && on_cpu_autodiff(&x.device())
-}
-
-/// Whether `d` is the CPU backend under autodiff (vidi never turns gradient
-/// checkpointing on). Device equality ignores autodiff, hence the explicit check.
-pub fn on_cpu_autodiff(d: &Device) -> bool {
-    d.is_autodiff() && *d == Device::flex()
-}
 
 /// What the backward pass needs, on the host.
 #[derive(Clone, Debug)]
@@ -636,7 +622,7 @@ fn short_attention_backward(s: &Saved, d_out: &[f32]) -> (Vec<f32>, Vec<f32>, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Device, Distribution};
 
     /// `got` within 1e-4 (relative to the largest entry, at least 1) of `want`,
     /// and `want` not vanishing.
@@ -657,9 +643,8 @@ mod tests {
             let input = |s: f64| Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, s), &device).require_grad();
             let (q, k, v) = (input(1.0), input(1.0), input(1.0));
             let weights = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &device);
-            assert!(attention_applies(&q));
             let got = attention(&q, &k, &v, heads).expect("CPU autodiff tensors");
-            let want = super::super::layers::heads_attention(q.clone(), k.clone(), v.clone(), heads);
+            let want = crate::backend::ops::heads_attention(q.clone(), k.clone(), v.clone(), heads);
             let diff: f32 = (got.clone() - want.clone()).abs().max().into_scalar();
             assert!(diff < 5e-5, "{n} tokens: outputs: max |diff| {diff}");
             let g_got = (got * weights.clone()).sum().backward();
@@ -745,12 +730,5 @@ mod tests {
         for ((a, w), name) in grads(&g_got).into_iter().zip(grads(&g_want)).zip(["x", "weight", "bias"]) {
             assert_gradient_close(a, w, name);
         }
-    }
-
-    /// Burn's device equality ignores autodiff: inference must not take these operations.
-    #[test]
-    fn only_the_cpu_autodiff_device_takes_these_operations() {
-        assert!(on_cpu_autodiff(&Device::flex().autodiff()));
-        assert!(!on_cpu_autodiff(&Device::flex()));
     }
 }

@@ -1,0 +1,272 @@
+//! The one dispatch point for the heavy operations: linear, linear +
+//! residual, LayerNorm, GELU, attention over token groups, and the AdamW
+//! update. The models and the optimizer call these and nothing else for that
+//! work; each operation decides here, by one rule, where it runs:
+//!
+//! - [`Route::CpuKernel`], the CPU backend outside autodiff (inference):
+//!   vidi's kernels ([`super::kernels`]): gemm-based Linear layers that start
+//!   from the bias (and the residual), blocked attention that reads the tokens
+//!   in their order whatever the [`Groups`], vectorised GELU, a one-pass AdamW.
+//! - [`Route::CpuAutodiff`], the CPU backend under autodiff (training): the
+//!   same kernels as single autodiff operations with their own backward passes.
+//! - [`Route::Generic`], any other backend (wgpu): Burn's tensor operations.
+//!
+//! Sizes: a Linear layer takes vidi's gemm in inference from
+//! [`MIN_GEMM_ROWS`] rows (batch x tokens) on; an attention sequence takes
+//! vidi's kernel when it is shorter than [`SHORT_SEQUENCE`] tokens (plain
+//! loops) or at least [`MIN_GEMM_SEQUENCE`] (gemm), and Burn's attention in
+//! between, where its materialised path is fast.
+
+use burn::nn::Linear;
+use burn::tensor::{activation, Device, Tensor};
+
+use super::kernels::{self, grad};
+pub use super::kernels::{AdamWStep, Groups};
+
+/// Where an operation on a device's tensors runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The CPU backend outside autodiff: vidi's kernels.
+    CpuKernel,
+    /// The CPU backend under autodiff: vidi's kernels as autodiff operations.
+    CpuAutodiff,
+    /// Any other backend: Burn's generic tensor operations.
+    Generic,
+}
+
+/// The route for tensors on `device`. Burn's device equality ignores
+/// autodiff, hence the explicit check (vidi never turns gradient
+/// checkpointing on).
+pub fn route(device: &Device) -> Route {
+    if *device != Device::flex() {
+        Route::Generic
+    } else if device.is_autodiff() {
+        Route::CpuAutodiff
+    } else {
+        Route::CpuKernel
+    }
+}
+
+/// Rows (batch x tokens) from which a Linear layer takes vidi's gemm in
+/// inference on the CPU; below, Burn's Linear.
+pub const MIN_GEMM_ROWS: usize = 128;
+/// Tokens per attention sequence from which vidi's CPU attention uses gemm.
+pub const MIN_GEMM_SEQUENCE: usize = 128;
+/// Tokens per attention sequence below which vidi's CPU attention uses plain
+/// loops (gemm's call overhead would outweigh a few hundred multiply-adds).
+pub const SHORT_SEQUENCE: usize = kernels::SHORT;
+
+/// Whether vidi's CPU attention takes sequences of `len` tokens.
+fn cpu_takes_sequence(len: usize) -> bool {
+    !(SHORT_SEQUENCE..MIN_GEMM_SEQUENCE).contains(&len)
+}
+
+/// Whether a Linear layer over `x` takes vidi's gemm kernel in inference.
+fn cpu_gemm(x: &Tensor<3>) -> bool {
+    let [b, n, _] = x.dims();
+    b * n >= MIN_GEMM_ROWS && route(&x.device()) == Route::CpuKernel
+}
+
+/// A Linear layer's forward pass.
+///
+/// # Shapes
+/// x: `[batch, tokens, d_in]` -> `[batch, tokens, d_out]`
+pub fn linear(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    match route(&x.device()) {
+        Route::CpuKernel if cpu_gemm(&x) => kernels::linear(l, &x, None).unwrap_or_else(|_| l.forward(x)),
+        Route::CpuAutodiff => grad::linear(l, &x).unwrap_or_else(|| l.forward(x)),
+        _ => l.forward(x),
+    }
+}
+
+/// `residual + l(x)`, except in the first `skip` tokens of each batch, which
+/// keep the residual alone. On the CPU kernel route one gemm starts from the
+/// residual (taking its buffer over when nothing else holds it).
+///
+/// # Shapes
+/// x: `[batch, tokens, d_in]`, residual: `[batch, tokens, d_out]` -> `[batch, tokens, d_out]`
+pub fn linear_add(l: &Linear, x: Tensor<3>, residual: Tensor<3>, skip: usize) -> Tensor<3> {
+    let residual = if cpu_gemm(&x) {
+        match kernels::linear(l, &x, Some((residual, skip))) {
+            Ok(out) => return out,
+            Err(Some((residual, _))) => residual,
+            Err(None) => unreachable!("kernels::linear hands back the residual it was given"),
+        }
+    } else {
+        residual
+    };
+    let y = linear(l, x);
+    if skip == 0 {
+        return residual + y;
+    }
+    let n = y.dims()[1];
+    let kept = residual.clone().narrow(1, 0, skip);
+    Tensor::cat(vec![kept, residual.narrow(1, skip, n - skip) + y.narrow(1, skip, n - skip)], 1)
+}
+
+/// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * gamma + beta`.
+///
+/// # Shapes
+/// x: `[batch, tokens, d]`, gamma and beta: `[d]` -> `[batch, tokens, d]`
+pub fn layer_norm(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<3> {
+    if route(&x.device()) == Route::CpuAutodiff {
+        if let Some(y) = grad::layer_norm(&x, &gamma, &beta, eps) {
+            return y;
+        }
+    }
+    burn::tensor::module::layer_norm(x, gamma, Some(beta), eps)
+}
+
+/// GELU, exact (`erf`) or the tanh approximation (`gelu_fast`, `gelu_new`).
+pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
+    let x = match route(&x.device()) {
+        Route::CpuKernel => return kernels::gelu(x, tanh_approx),
+        Route::CpuAutodiff => match grad::gelu(&x, tanh_approx) {
+            Some(y) => return y,
+            None => x,
+        },
+        Route::Generic => x,
+    };
+    if tanh_approx {
+        activation::gelu_approximate(x)
+    } else {
+        activation::gelu(x)
+    }
+}
+
+/// `softmax(q k^T / sqrt(dh)) v` within each sequence of tokens that
+/// `groups` names, each of `heads` column ranges a head.
+///
+/// # Shapes
+/// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
+///
+/// # Panics
+/// If the tokens do not split into `groups` (models check the clip's shape before their forward pass).
+pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups: Groups) -> Tensor<3> {
+    let n = q.dims()[1];
+    assert!(groups.fits(n), "{n} tokens do not split into {groups:?}");
+    let (_, len) = groups.shape(n);
+    if route(&q.device()) == Route::CpuKernel && cpu_takes_sequence(len) {
+        // The kernel gathers each sequence's tokens itself.
+        return kernels::attention(q, k, v, heads, groups);
+    }
+    by_sequences(q, k, v, groups, &|q, k, v| sequences_attention(q, k, v, heads))
+}
+
+/// Attention over `groups` by gathering each group's tokens into a sequence
+/// of its own with tensor ops, `attend` over `[sequences, len, d]`, and
+/// putting the outputs back in token order.
+fn by_sequences(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    groups: Groups,
+    attend: &dyn Fn(Tensor<3>, Tensor<3>, Tensor<3>) -> Tensor<3>,
+) -> Tensor<3> {
+    let [b, n, d] = q.dims();
+    match groups {
+        Groups::All => attend(q, k, v),
+        Groups::Frames(f) => {
+            // Each patch's frames, token 0 left out: its output is zero.
+            let p = (n - 1) / f;
+            let seq = |t: Tensor<3>| t.narrow(1, 1, n - 1).reshape([b * p, f, d]);
+            let ctx = attend(seq(q), seq(k), seq(v)).reshape([b, p * f, d]);
+            Tensor::cat(vec![Tensor::zeros([b, 1, d], &ctx.device()), ctx], 1)
+        }
+        Groups::Patches(f) => {
+            // Each frame's patches with token 0, whose outputs are averaged over the frames.
+            let p = (n - 1) / f;
+            let seq = |t: Tensor<3>| {
+                let first = t.clone().narrow(1, 0, 1).repeat_dim(1, f).reshape([b * f, 1, d]);
+                let rest = t.narrow(1, 1, n - 1).reshape([b, p, f, d]).swap_dims(1, 2).reshape([b * f, p, d]);
+                Tensor::cat(vec![first, rest], 1)
+            };
+            let out = attend(seq(q), seq(k), seq(v)); // [b * f, 1 + p, d]
+            let first = out.clone().narrow(1, 0, 1).reshape([b, f, d]).mean_dim(1);
+            let rest = out.narrow(1, 1, p).reshape([b, f, p, d]).swap_dims(1, 2).reshape([b, p * f, d]);
+            Tensor::cat(vec![first, rest], 1)
+        }
+    }
+}
+
+/// Attention within each batch entry (one sequence each), off the CPU kernel route.
+fn sequences_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
+    if route(&q.device()) == Route::CpuAutodiff && cpu_takes_sequence(q.dims()[1]) {
+        if let Some(ctx) = grad::attention(&q, &k, &v, heads) {
+            return ctx;
+        }
+    }
+    heads_attention(q, k, v, heads)
+}
+
+/// `softmax(q k^T / sqrt(dh)) v` by Burn's attention, each of `heads` column
+/// ranges a head: the generic form (and the reference the kernels are tested against).
+///
+/// # Shapes
+/// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
+pub fn heads_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
+    let [b, n, d] = q.dims();
+    let split = |t: Tensor<3>| t.reshape([b, n, heads, d / heads]).swap_dims(1, 2); // [b, heads, n, dh]
+    let ctx = burn::tensor::module::attention(split(q), split(k), split(v), None, None, Default::default());
+    ctx.swap_dims(1, 2).reshape([b, n, d])
+}
+
+/// One AdamW step of one parameter (flattened), with its moments (zeros when
+/// `None`): returns the new parameter and moments. On the CPU kernel route one
+/// pass over the four buffers; elsewhere the same arithmetic as tensor ops.
+pub fn adamw(
+    p: Tensor<1>,
+    g: Tensor<1>,
+    moments: Option<(Tensor<1>, Tensor<1>)>,
+    k: &AdamWStep,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    if route(&p.device()) == Route::CpuKernel {
+        return kernels::adamw(p, g, moments, k);
+    }
+    let g = g.mul_scalar(k.clip);
+    let p = if k.decay != 1.0 { p.mul_scalar(k.decay) } else { p };
+    let (m, v) = moments.unwrap_or_else(|| (g.zeros_like(), g.zeros_like()));
+    let m = m.mul_scalar(k.beta1) + g.clone().mul_scalar(k.one_minus_beta1);
+    let v = v.mul_scalar(k.beta2) + (g.clone() * g).mul_scalar(k.one_minus_beta2);
+    let denom = v.clone().sqrt().div_scalar(k.bc2_sqrt).add_scalar(k.eps);
+    (p - (m.clone() / denom).mul_scalar(k.step_size), m, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Burn's device equality ignores autodiff: inference must not take the
+    /// autodiff operations, nor training the inference kernels.
+    #[test]
+    fn each_cpu_device_takes_its_own_route() {
+        assert_eq!(route(&Device::flex()), Route::CpuKernel);
+        assert_eq!(route(&Device::flex().autodiff()), Route::CpuAutodiff);
+    }
+
+    /// The grouped attentions off the CPU kernel route (tokens gathered with
+    /// tensor ops, then Burn's attention, as on wgpu; or the autodiff
+    /// operation, as in training) give what the kernel gives on the tokens as
+    /// they lie.
+    #[test]
+    fn grouped_attention_is_the_same_on_every_route() {
+        use burn::tensor::Distribution;
+        let (b, f, p, heads, dh) = (2, 4, 5, 2, 8);
+        let (n, d) = (1 + p * f, heads * dh);
+        let cpu = Device::flex();
+        let ad = cpu.clone().autodiff();
+        let t = || Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &cpu);
+        let (q, k, v) = (t(), t(), t());
+        for groups in [Groups::All, Groups::Frames(f), Groups::Patches(f)] {
+            let want = attention(q.clone(), k.clone(), v.clone(), heads, groups);
+            let burn =
+                by_sequences(q.clone(), k.clone(), v.clone(), groups, &|q, k, v| heads_attention(q, k, v, heads));
+            let on = |x: &Tensor<3>| Tensor::<3>::from_data(x.to_data(), &ad);
+            let trained = attention(on(&q), on(&k), on(&v), heads, groups).inner();
+            for (name, got) in [("Burn's", burn), ("autodiff", trained)] {
+                let diff: f32 = (got - want.clone()).abs().max().into_scalar();
+                assert!(diff < 1e-5, "{groups:?}, {name}: max |diff| {diff}");
+            }
+        }
+    }
+}
