@@ -294,11 +294,15 @@ impl VideoModel {
 
     /// The weights under their transformers names.
     pub fn export_tensors(&self) -> BTreeMap<String, HostTensor> {
-        match &self.net {
-            Net::VideoMae(m) => m.export(&self.config),
-            Net::Timesformer(m) => m.export(&self.config),
-            Net::Vivit(m) => m.export(&self.config),
-        }
+        let mut out = checkpoint::Export::default();
+        // The walk needs the network mutably; a clone shares its tensors, and
+        // exporting never fails.
+        let _ = match self.net.clone() {
+            Net::VideoMae(mut m) => m.walk(&self.config, &mut out),
+            Net::Timesformer(mut m) => m.walk(&self.config, &mut out),
+            Net::Vivit(mut m) => m.walk(&self.config, &mut out),
+        };
+        out.tensors
     }
 
     /// Writes the model in the transformers layout: `config.json` (labels,

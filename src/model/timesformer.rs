@@ -4,21 +4,18 @@
 //! of temporal attention (+ `temporal_dense`) then spatial attention per frame
 //! with the frames' CLS outputs averaged, MLP; final LayerNorm, CLS classifier.
 
-use std::collections::BTreeMap;
-
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::checkpoint::{
-    empty_attention, empty_linear, empty_mlp, empty_norm, empty_param, walk_vit_layer, Export, Load, Qkv, Walk,
+    empty_attention, empty_linear, empty_mlp, empty_norm, empty_param, walk_vit_layer, Load, Qkv, Walk,
 };
 use super::config::ModelConfig;
 use super::layers::{self, Mlp, SelfAttention};
 use super::weights::TensorMap;
 use super::{Head, ModelError};
 use crate::backend::ops::{self, Groups};
-use crate::backend::HostTensor;
 
 /// Checkpoint names of TimeSformer's parts (the table [`Timesformer::walk`] visits).
 pub mod keys {
@@ -128,8 +125,8 @@ impl Timesformer {
         Ok(m)
     }
 
-    /// The key table: every part with its checkpoint name, for [`Load`] and [`Export`].
-    fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
+    /// The key table: every part with its checkpoint name, for [`Load`] and [`super::checkpoint::Export`].
+    pub(super) fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
         let (d, c, p, f) = (cfg.hidden_size, cfg.num_channels, self.patch_size, cfg.num_frames);
         let patches = (cfg.image_size / p).pow(2);
         let qkv = Qkv::Fused { bias: cfg.qkv_bias };
@@ -178,13 +175,5 @@ impl Timesformer {
         let x = self.encode(pixel_values);
         let [b, _, d] = x.dims();
         self.classifier.forward(x.narrow(1, 0, 1).reshape([b, d]))
-    }
-
-    /// The weights under their checkpoint names (transformers layout).
-    pub fn export(&self, cfg: &ModelConfig) -> BTreeMap<String, HostTensor> {
-        let mut out = Export::default();
-        // Cloning a module shares its tensors; the walk only reads them.
-        let _ = self.clone().walk(cfg, &mut out);
-        out.tensors
     }
 }

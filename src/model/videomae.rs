@@ -7,9 +7,7 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
-use std::collections::BTreeMap;
-
-use super::checkpoint::{empty_block, empty_linear, empty_norm, walk_block, Export, Load, Qkv, Walk};
+use super::checkpoint::{empty_block, empty_linear, empty_norm, walk_block, Load, Qkv, Walk};
 use super::config::ModelConfig;
 use super::layers::{self, Block};
 use super::weights::TensorMap;
@@ -87,8 +85,8 @@ impl VideoMae {
         Ok(m)
     }
 
-    /// The key table: every part with its checkpoint name, for [`Load`] and [`Export`].
-    fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
+    /// The key table: every part with its checkpoint name, for [`Load`] and [`super::checkpoint::Export`].
+    pub(super) fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
         let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
         w.patch(&mut self.patch, keys::PATCH, &[d, c, t, p, p])?;
         for (i, b) in self.blocks.iter_mut().enumerate() {
@@ -124,13 +122,5 @@ impl VideoMae {
             self.head_norm.forward(x).narrow(1, 0, 1).reshape([b, d])
         };
         self.classifier.forward(pooled)
-    }
-
-    /// The weights under their checkpoint names (transformers layout).
-    pub fn export(&self, cfg: &ModelConfig) -> BTreeMap<String, HostTensor> {
-        let mut out = Export::default();
-        // Cloning a module shares its tensors; the walk only reads them.
-        let _ = self.clone().walk(cfg, &mut out);
-        out.tensors
     }
 }

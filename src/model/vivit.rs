@@ -2,18 +2,16 @@
 //! transformers' `VivitForVideoClassification`: tubelet embedding, CLS token,
 //! learned positions, pre-norm blocks with `gelu_fast`, final LayerNorm, CLS classifier.
 
-use std::collections::BTreeMap;
-
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
-use super::checkpoint::{empty_block, empty_linear, empty_norm, empty_param, walk_block, Export, Load, Qkv, Walk};
+use super::checkpoint::{empty_block, empty_linear, empty_norm, empty_param, walk_block, Load, Qkv, Walk};
 use super::config::ModelConfig;
 use super::layers::{self, Block};
 use super::weights::TensorMap;
 use super::{Head, ModelError};
-use crate::backend::{ops, HostTensor};
+use crate::backend::ops;
 
 /// Checkpoint names of ViViT's parts (the table [`Vivit::walk`] visits).
 pub mod keys {
@@ -71,8 +69,8 @@ impl Vivit {
         Ok(m)
     }
 
-    /// The key table: every part with its checkpoint name, for [`Load`] and [`Export`].
-    fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
+    /// The key table: every part with its checkpoint name, for [`Load`] and [`super::checkpoint::Export`].
+    pub(super) fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
         let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
         w.patch(&mut self.patch, keys::PATCH, &[d, c, t, p, p])?;
         w.param(&mut self.cls, keys::CLS, [1, 1, d])?;
@@ -106,13 +104,5 @@ impl Vivit {
         let x = self.encode(pixel_values);
         let [b, _, d] = x.dims();
         self.classifier.forward(x.narrow(1, 0, 1).reshape([b, d]))
-    }
-
-    /// The weights under their checkpoint names (transformers layout).
-    pub fn export(&self, cfg: &ModelConfig) -> BTreeMap<String, HostTensor> {
-        let mut out = Export::default();
-        // Cloning a module shares its tensors; the walk only reads them.
-        let _ = self.clone().walk(cfg, &mut out);
-        out.tensors
     }
 }

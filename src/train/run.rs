@@ -263,7 +263,7 @@ impl<'a> Run<'a> {
                 });
                 log_loss += step_loss;
                 log_n += 1;
-                if state.global_step % cfg.logging_steps.max(1) == 0 {
+                if state.global_step.is_multiple_of(cfg.logging_steps.max(1)) {
                     let loss = log_loss / log_n as f64;
                     self.metrics.append(&serde_json::json!({
                         "step": state.global_step, "epoch": epoch_f, "loss": loss, "learning_rate": lr,

@@ -10,7 +10,7 @@ use vidi::model::{LoadOptions, VideoModel};
 
 use crate::{fixtures, max_abs_diff, read_tensor};
 
-// videomae_long (256 tokens) and timesformer_long (257) reach the blocked paths of vidi's CPU kernels (model::cpu).
+// videomae_long (256 tokens) and timesformer_long (257) reach the blocked paths of vidi's CPU kernels (backend::kernels).
 const CLASSIFIERS: [&str; 6] =
     ["videomae_meanpool", "videomae_cls", "videomae_long", "timesformer", "timesformer_long", "vivit"];
 
