@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use vidi::model::Architecture;
 
-use super::common::print_json;
+use super::common::{compute, print_json};
 
 /// `vidi bench ...`.
 #[derive(Subcommand, Debug)]
@@ -111,7 +111,7 @@ pub fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
 }
 
 pub fn bench_model(a: BenchModelArgs) -> Result<()> {
-    let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
+    let compute = compute(a.device)?;
     let row = vidi::bench::bench_model(a.arch, a.batch.max(1), a.runs, &compute)?;
     if a.json {
         return print_json(&row);
@@ -142,7 +142,7 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
         }
         (other, None) => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
     };
-    let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
+    let compute = compute(a.device)?;
     let row = vidi::bench::bench_train(&a.arch, cfg, a.batch.max(1), a.steps, &compute)?;
     if a.json {
         return print_json(&row);

@@ -72,6 +72,11 @@ pub fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
     Ok(dir?)
 }
 
+/// What `--device` (else VIDI_DEVICE, else a GPU when there is one) computes on.
+pub fn compute(device: Option<vidi::backend::DeviceChoice>) -> Result<vidi::backend::Compute> {
+    Ok(vidi::backend::select(vidi::backend::choice_from(device)?)?)
+}
+
 /// Loads `--model` on `--device`.
 pub fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
     load_model_with(a, &Default::default()).map(|(m, _)| m)
@@ -83,7 +88,7 @@ pub fn load_model_with(
     opts: &vidi::model::LoadOptions,
 ) -> Result<(vidi::model::VideoModel, vidi::model::LoadReport)> {
     let dir = resolve_model(&a.model, a.revision.as_deref())?;
-    let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
+    let compute = compute(a.device)?;
     eprintln!("computing on {}", compute.description);
     Ok(vidi::model::VideoModel::load(&dir, opts, &compute.device)?)
 }
