@@ -1,8 +1,6 @@
 //! The `vidi` binary: the CLI, and (with no subcommand) the desktop app.
 
 mod cli;
-mod cli_share;
-mod cli_train;
 
 use clap::FromArgMatches;
 

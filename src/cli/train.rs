@@ -1,4 +1,4 @@
-//! `vidi train`, `vidi eval`, `vidi demo` and `vidi bench train`.
+//! `vidi train`, `vidi eval` and `vidi demo`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,8 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use vidi::train::{TrainConfig, TrainEvent};
+
+use super::common::{load_model, print_json, progress_bar, resolve_model, ModelArgs};
 
 /// `vidi train`.
 #[derive(Args, Debug)]
@@ -96,7 +98,7 @@ pub struct TrainArgs {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     #[command(flatten)]
-    pub model: crate::cli::ModelArgs,
+    pub model: ModelArgs,
     /// Dataset folder (split layout, class folders named as the model's labels).
     #[arg(long)]
     pub data: PathBuf,
@@ -235,7 +237,7 @@ impl EventView {
                         eprintln!("ignored (pre-training only): {} tensors", r.ignored_pretraining.len());
                     }
                 }
-                let bar = crate::cli::progress_bar(*total_steps, "training");
+                let bar = progress_bar(*total_steps, "training");
                 bar.set_position(*start_step);
                 self.bar = Some(bar);
             }
@@ -327,7 +329,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             };
             if !cfg.model.is_empty() && !std::path::Path::new(&cfg.model).is_dir() {
                 // A Hub id: fetch it with a progress bar before training starts.
-                crate::cli::resolve_model(&cfg.model, cfg.revision.as_deref())?;
+                resolve_model(&cfg.model, cfg.revision.as_deref())?;
             }
             (Some(cfg), out)
         }
@@ -351,7 +353,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let model = crate::cli::load_model(&a.model)?;
+    let model = load_model(&a.model)?;
     let index =
         vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
     let items = vidi::eval::split_items(&index, &a.split, &model.labels).map_err(anyhow::Error::msg)?;
@@ -363,7 +365,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         batch_size: a.batch_size,
         workers: a.workers,
     };
-    let pb = crate::cli::progress_bar(items.len() as u64, "evaluating");
+    let pb = progress_bar(items.len() as u64, "evaluating");
     let cancel = ctrl_c_token();
     let report = vidi::eval::evaluate(&model, &items, &opts, &mut |d, _| pb.set_position(d as u64), &cancel)?;
     pb.finish_and_clear();
@@ -374,7 +376,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         vidi::eval::write_report(&report, out).with_context(|| out.display().to_string())?;
     }
     if a.json {
-        return crate::cli::print_json(&report);
+        return print_json(&report);
     }
     println!(
         "accuracy {:.2}%  top-5 {:.2}%  ({} videos, {} clip(s) x {} crop(s))",
@@ -432,7 +434,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             &opts,
             &mut |stage| match stage {
                 vidi::demo::DemoStage::Generating(d, t) if !json => {
-                    let b = gen_bar.get_or_insert_with(|| crate::cli::progress_bar(t as u64, "making motion videos"));
+                    let b = gen_bar.get_or_insert_with(|| progress_bar(t as u64, "making motion videos"));
                     b.set_position(d as u64);
                 }
                 vidi::demo::DemoStage::Training => {
@@ -447,7 +449,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         )
     })??;
     if json {
-        return crate::cli::print_json(&report);
+        return print_json(&report);
     }
     println!(
         "test accuracy {:.2}% on {} held-out videos ({} motion classes; chance {:.1}%)",
@@ -464,55 +466,5 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     }
     println!("report: {}/report.json, confusion.png", report.eval_dir.display());
     println!("took {:.0} s", report.seconds);
-    Ok(())
-}
-
-/// `vidi bench train`.
-#[derive(Args, Debug)]
-pub struct BenchTrainArgs {
-    /// videomae, timesformer, vivit (base size, 400 labels) or tiny (the demo's model).
-    #[arg(long, default_value = "videomae")]
-    pub arch: String,
-    /// Clips per step.
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
-    /// Timed steps after one warm-up.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
-    /// Where to compute.
-    #[arg(long, value_enum)]
-    pub device: Option<vidi::backend::DeviceChoice>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    use vidi::model::Architecture;
-    let cfg = match a.arch.as_str() {
-        "videomae" => vidi::bench::base_config(Architecture::VideoMae),
-        "timesformer" => vidi::bench::base_config(Architecture::Timesformer),
-        "vivit" => vidi::bench::base_config(Architecture::Vivit),
-        "tiny" => {
-            let labels: Vec<String> = vidi::demo::MOTIONS.iter().map(|s| s.to_string()).collect();
-            vidi::demo::tiny_videomae_config(&labels)
-        }
-        other => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
-    };
-    let compute = vidi::backend::select(vidi::backend::choice_from(a.device)?)?;
-    let row = vidi::bench::bench_train(&a.arch, cfg, a.batch.max(1), a.steps, &compute)?;
-    if a.json {
-        return crate::cli::print_json(&row);
-    }
-    println!("{:<12} {:>6} {:>10} {:>8} {:>10}  device", "model", "batch", "s/step", "clips/s", "peak_MiB");
-    println!(
-        "{:<12} {:>6} {:>10.3} {:>8.2} {:>10}  {}",
-        row.model,
-        row.batch,
-        row.median_s,
-        row.clips_per_s,
-        row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_default(),
-        row.device
-    );
     Ok(())
 }

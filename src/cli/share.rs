@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
+use super::common::{hub_bar, print_json};
+
 /// `vidi login`.
 #[derive(Args, Debug)]
 pub struct LoginArgs {
@@ -77,13 +79,12 @@ pub fn whoami() -> Result<()> {
 pub fn push(a: PushArgs) -> Result<()> {
     let opts =
         vidi::share::PushOptions { private: a.private, revision: a.revision.clone(), message: a.message.clone() };
-    let pb = crate::cli::byte_bar("uploading");
-    let progress = hf_hub::progress::Progress::new(crate::cli::BarProgress(pb.clone()));
+    let (pb, progress) = hub_bar("uploading");
     let report = vidi::share::push(&a.model_dir, &a.repo, &opts, Some(progress));
     pb.finish_and_clear();
     let report = report?;
     if a.json {
-        return crate::cli::print_json(&report);
+        return print_json(&report);
     }
     println!("pushed {} to {}", report.files.join(", "), report.url);
     println!("use it: vidi classify --model {} clip.mp4", report.repo);

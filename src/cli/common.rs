@@ -1,0 +1,94 @@
+//! What the command files share: `--model`/`--device`, JSON output, progress
+//! bars, and loading a model. Imports nothing from the other cli files.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// `--model` and `--device`, shared by the commands that run a model.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// A model folder in the transformers layout, or a Hub model id (downloaded into the hf-hub cache).
+    #[arg(long)]
+    pub model: String,
+    /// Branch, tag or commit of a Hub model.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
+    #[arg(long, value_enum)]
+    pub device: Option<vidi::backend::DeviceChoice>,
+}
+
+/// Pretty JSON and a newline on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A bar that counts items (videos, steps).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    bar(len, "{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}", what)
+}
+
+/// A bar that counts bytes (downloads, uploads, extraction).
+pub fn byte_bar(what: &str) -> ProgressBar {
+    bar(0, "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}", what)
+}
+
+fn bar(len: u64, template: &str, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// A byte bar and the Hub progress handler that drives it: the whole
+/// operation's bytes, and "committing" once an upload's bytes are all sent.
+pub fn hub_bar(what: &str) -> (ProgressBar, vidi::hub::Progress) {
+    let pb = byte_bar(what);
+    let bar = pb.clone();
+    let progress = vidi::hub::progress(move |t| {
+        bar.set_length(t.total);
+        bar.set_position(t.done);
+        if t.committing {
+            bar.set_message("committing");
+        }
+    });
+    (pb, progress)
+}
+
+/// A model folder for `spec` (a folder, or a Hub id downloaded with a byte bar).
+pub fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
+    let (pb, progress) = hub_bar("downloading model");
+    let dir = vidi::hub::resolve_model(spec, revision, Some(progress));
+    pb.finish_and_clear();
+    Ok(dir?)
+}
+
+/// What `--device` (else VIDI_DEVICE, else a GPU when there is one) computes on.
+pub fn compute(device: Option<vidi::backend::DeviceChoice>) -> Result<vidi::backend::Compute> {
+    Ok(vidi::backend::select(vidi::backend::choice_from(device)?)?)
+}
+
+/// Loads `--model` on `--device`.
+pub fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
+    load_model_with(a, &Default::default()).map(|(m, _)| m)
+}
+
+/// Loads `--model` on `--device` with `opts`, and says what loading did with the weights.
+pub fn load_model_with(
+    a: &ModelArgs,
+    opts: &vidi::model::LoadOptions,
+) -> Result<(vidi::model::VideoModel, vidi::model::LoadReport)> {
+    let dir = resolve_model(&a.model, a.revision.as_deref())?;
+    let compute = compute(a.device)?;
+    eprintln!("computing on {}", compute.description);
+    Ok(vidi::model::VideoModel::load(&dir, opts, &compute.device)?)
+}
