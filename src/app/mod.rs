@@ -151,7 +151,6 @@ impl VidiApp {
             i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
         });
         self.open_paths(dropped);
-        self.handle_commands(ui.ctx());
         egui::Panel::top("vidi-tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("vidi");
@@ -163,6 +162,8 @@ impl VidiApp {
                 }
             });
         });
+        // Once a frame: what the tabs sent last frame, what was dropped, and the tab chosen above.
+        self.handle_commands(ui.ctx());
         let busy = self.busy();
         egui::Panel::bottom("vidi-status").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -184,7 +185,7 @@ impl VidiApp {
         });
         self.tabs.poll(ui.ctx(), &mut self.jobs, &self.commands);
         if !self.commands.is_empty() {
-            // Handled at the start of the next frame.
+            // Handled in the next frame, before the tab is drawn.
             ui.ctx().request_repaint();
         }
     }

@@ -1,6 +1,6 @@
 //! What the UI asks the app to do. Tabs send [`Command`]s through the
 //! [`CommandSender`] they are lent; `VidiApp` takes them all once a frame,
-//! before drawing, and handles them in one place (`VidiApp::handle`).
+//! before the tab is drawn, and handles them in one place (`VidiApp::handle`).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
