@@ -68,7 +68,6 @@ impl<P, R> Clone for JobKey<P, R> {
 /// A job ready to start: what [`JobKey::start`] makes and [`Jobs::start`] runs.
 pub struct Start {
     name: String,
-    busy: bool,
     spawn: Box<dyn FnOnce(&egui::Context) -> Running + Send>,
 }
 
@@ -111,7 +110,6 @@ impl<P: Send + 'static, R: Send + 'static> JobKey<P, R> {
         let busy = self.busy;
         Start {
             name: self.name.clone(),
-            busy,
             spawn: Box::new(move |ctx: &egui::Context| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<P>(QUEUE);
                 let cancel = Arc::new(AtomicBool::new(false));
@@ -152,7 +150,6 @@ impl Jobs {
             return Err(format!("the job {} is running already", job.name));
         }
         let running = (job.spawn)(ctx);
-        debug_assert_eq!(running.busy, job.busy);
         self.running.insert(job.name, running);
         Ok(())
     }
@@ -216,5 +213,76 @@ impl Jobs {
             }
         }
         polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Polls `key` until its job ends: the messages, and the result.
+    fn wait<P: 'static, R: 'static>(jobs: &mut Jobs, key: &JobKey<P, R>) -> (Vec<P>, Result<R, Crashed>) {
+        let (mut messages, t) = (Vec::new(), Instant::now());
+        loop {
+            let polled = jobs.poll(key);
+            messages.extend(polled.messages);
+            if let Some(end) = polled.end {
+                return (messages, end);
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "the job did not end");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_job_reports_on_its_named_thread_and_refuses_a_twin() {
+        let (ctx, mut jobs) = (egui::Context::default(), Jobs::default());
+        let key: JobKey<u32, String> = JobKey::new("vidi-test-job");
+        let (go, wait_go) = std::sync::mpsc::sync_channel::<()>(1);
+        let job = key.start(move |report, _| {
+            report.send(1);
+            report.send(2);
+            let _ = wait_go.recv();
+            std::thread::current().name().unwrap_or_default().to_string()
+        });
+        jobs.start(&ctx, job).unwrap();
+        assert!(jobs.busy() && jobs.is_running(&key));
+        assert!(jobs.start(&ctx, key.start(|_, _| String::new())).is_err(), "a second job of that name");
+        go.send(()).unwrap();
+        let (messages, end) = wait(&mut jobs, &key);
+        assert_eq!(messages, [1, 2]);
+        assert_eq!(end.unwrap(), "vidi-test-job");
+        assert!(!jobs.busy() && !jobs.is_running(&key));
+    }
+
+    #[test]
+    fn stop_sets_the_flag_and_a_quiet_job_is_not_busy() {
+        let (ctx, mut jobs) = (egui::Context::default(), Jobs::default());
+        let key: JobKey<(), bool> = JobKey::quiet("vidi-test-quiet");
+        jobs.start(
+            &ctx,
+            key.start(|_, cancel| {
+                while !cancel.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                true
+            }),
+        )
+        .unwrap();
+        assert!(jobs.is_running(&key) && !jobs.busy());
+        jobs.stop(key.name());
+        assert!(wait(&mut jobs, &key).1.unwrap());
+    }
+
+    #[test]
+    fn a_job_that_panics_ends_crashed() {
+        let (ctx, mut jobs) = (egui::Context::default(), Jobs::default());
+        let key: JobKey<(), ()> = JobKey::new("vidi-test-panic");
+        jobs.start(&ctx, key.start(|_, _| panic!("on purpose"))).unwrap();
+        assert!(wait(&mut jobs, &key).1.is_err());
+        // The name is free again.
+        jobs.start(&ctx, key.start(|_, _| ())).unwrap();
+        assert!(wait(&mut jobs, &key).1.is_ok());
     }
 }

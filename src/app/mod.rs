@@ -73,7 +73,7 @@ pub struct VidiApp {
     pub settings: Settings,
     /// Where models compute, as the status bar says it.
     pub compute: crate::backend::Compute,
-    /// The Hub and its cache (hf-hub's environment defaults unless set).
+    /// The Hub and its cache (the environment's defaults unless set).
     pub hub: crate::hub::HubSettings,
     tabs: tabs::Tabs,
     jobs: jobs::Jobs,
