@@ -3,7 +3,7 @@
 //! messages and a stop flag. A job is known by its name: starting one whose
 //! name is running is refused, and the app is busy while any job runs.
 //!
-//! Jobs are started and stopped through [`super::Command`]s; the tabs read
+//! Jobs are started and stopped through commands (`tabs::Command`); the tabs read
 //! what their jobs sent with [`Jobs::poll`] and a typed [`JobKey`].
 
 use std::any::Any;

@@ -1,8 +1,11 @@
 //! The desktop app: five tabs over the engine (Dataset, Augmentation
 //! Preview, Train, Evaluate, Classify). Every long job runs on a named worker
-//! thread in the one job registry ([`jobs`]) and reports through a bounded
+//! thread in the one job registry (`jobs`) and reports through a bounded
 //! channel; the UI only polls, so it never blocks. The tabs ask for changes
-//! with [`tabs::Command`]s, handled in one place ([`VidiApp::handle`]).
+//! with commands (`tabs::Command`), handled in one place (`VidiApp::handle`).
+//!
+//! Layers: `widgets` know nothing of the app; `jobs` is the registry; `tabs`
+//! use both (never each other); this module owns the state and handles the commands.
 
 mod jobs;
 mod tabs;
