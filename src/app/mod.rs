@@ -1,20 +1,23 @@
 //! The desktop app: five tabs over the engine (Dataset, Augmentation
 //! Preview, Train, Evaluate, Classify). Every long job runs on a named worker
-//! thread and reports through a channel; the UI only polls, so it never blocks.
+//! thread in the one job registry (`jobs`) and reports through a bounded
+//! channel; the UI only polls, so it never blocks. The tabs ask for changes
+//! with commands (`tabs::Command`), handled in one place (`VidiApp::handle`).
+//!
+//! Layers: `widgets` know nothing of the app; `jobs` is the registry; `tabs`
+//! use both (never each other); this module owns the state and handles the commands.
 
-mod models;
-mod player;
+mod jobs;
 mod tabs;
+mod widgets;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
 
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 pub use tabs::Tab;
+use tabs::{Command, CommandSender};
 
 /// What the app remembers between runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -67,147 +70,81 @@ impl Default for Settings {
     }
 }
 
-/// A job on a worker thread: its messages, and a stop flag.
-pub struct Job<M> {
-    rx: Receiver<M>,
-    cancel: Arc<AtomicBool>,
-    done: bool,
-}
-
-impl<M: Send + 'static> Job<M> {
-    /// Starts `work` on a thread named `name`; it sends messages with `send` and
-    /// should stop soon after `cancel` is set. The UI repaints when a message comes.
-    pub fn spawn(
-        name: &str,
-        ctx: &egui::Context,
-        work: impl FnOnce(&(dyn Fn(M) + Send + Sync), &AtomicBool) + Send + 'static,
-    ) -> Job<M> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<M>(256);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (c, ctx) = (cancel.clone(), ctx.clone());
-        let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
-            let send = |m: M| {
-                let _ = tx.send(m);
-                ctx.request_repaint();
-            };
-            work(&send, &c);
-            crate::backend::release_memory();
-            ctx.request_repaint();
-        });
-        Job { rx, cancel, done: spawned.is_err() }
-    }
-
-    /// Messages that arrived since the last call.
-    pub fn poll(&mut self) -> Vec<M> {
-        let mut out = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(m) => out.push(m),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    self.done = true;
-                    break;
-                }
-            }
-        }
-        out
-    }
-
-    /// Whether the thread has finished (all its messages taken).
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// Asks the job to stop.
-    pub fn stop(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Sums hf-hub's per-file download progress over one operation: (bytes done, bytes known).
-struct HubCounter {
-    /// Done and total of finished files, then of the file in flight.
-    state: std::sync::Mutex<[u64; 4]>,
-    tx: std::sync::Mutex<std::sync::mpsc::Sender<(u64, u64)>>,
-}
-
-impl hf_hub::progress::ProgressHandler for HubCounter {
-    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
-        use hf_hub::progress::{DownloadEvent, ProgressEvent};
-        let Ok(mut s) = self.state.lock() else { return };
-        match event {
-            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. }) => {
-                *s = [s[0] + s[2], s[1] + s[3], 0, *total_bytes];
-            }
-            ProgressEvent::Download(DownloadEvent::Progress { files }) => {
-                s[2] = files.iter().map(|f| f.bytes_completed).sum();
-            }
-            ProgressEvent::Download(DownloadEvent::AggregateProgress { bytes_completed, .. }) => {
-                s[2] = *bytes_completed
-            }
-            _ => return,
-        }
-        if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send((s[0] + s[2], s[1] + s[3]));
-        }
-    }
-}
-
-/// Runs `work` with an hf-hub progress handler that reports (done, total) bytes to `on_bytes`.
-pub(crate) fn with_hub_progress<T>(
-    on_bytes: &(dyn Fn(u64, u64) + Sync),
-    work: impl FnOnce(hf_hub::progress::Progress) -> T,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let counter = Arc::new(HubCounter { state: Default::default(), tx: std::sync::Mutex::new(tx) });
-    let finished = AtomicBool::new(false);
-    let fin = &finished;
-    std::thread::scope(|sc| {
-        sc.spawn(move || loop {
-            // Stops when the work is over, even if hf-hub still holds a handler clone.
-            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                Ok((d, t)) => on_bytes(d, t),
-                Err(_) if fin.load(Ordering::SeqCst) => break,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(_) => {}
-            }
-        });
-        let out = work(hf_hub::progress::Progress::from(counter));
-        finished.store(true, Ordering::SeqCst);
-        out
-    })
-}
-
 /// The app's state.
 pub struct VidiApp {
     /// Remembered settings.
     pub settings: Settings,
     /// Where models compute, as the status bar says it.
     pub compute: crate::backend::Compute,
-    /// The Hub and its cache (hf-hub's environment defaults unless set).
+    /// The Hub and its cache (the environment's defaults unless set).
     pub hub: crate::hub::HubSettings,
-    tabs: tabs::TabsState,
+    tabs: tabs::Tabs,
+    jobs: jobs::Jobs,
+    commands: CommandSender,
 }
 
 impl VidiApp {
     /// The app with `settings`, computing on `compute`; `files` (from the command line) are queued.
     pub fn new(settings: Settings, compute: crate::backend::Compute, files: Vec<PathBuf>) -> VidiApp {
-        let mut app = VidiApp { tabs: tabs::TabsState::new(&settings), settings, compute, hub: Default::default() };
+        let mut app = VidiApp {
+            settings,
+            compute,
+            hub: Default::default(),
+            tabs: Default::default(),
+            jobs: Default::default(),
+            commands: Default::default(),
+        };
         app.open_paths(files);
         app
     }
 
-    /// Folders open on the Dataset tab; files are queued on the Classify tab.
+    /// Folders open on the Dataset tab; files are queued on the Classify tab
+    /// (on the next frame, before it is drawn).
     pub fn open_paths(&mut self, paths: Vec<PathBuf>) {
-        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
-        if let Some(d) = dirs.into_iter().next() {
-            self.settings.data_dir = d.to_string_lossy().into_owned();
-            self.tabs.dataset.request_open = true;
-            self.settings.tab = Tab::Dataset;
+        if !paths.is_empty() {
+            self.commands.send(Command::OpenPaths(paths));
         }
-        if !files.is_empty() {
-            self.tabs.classify.files.extend(files);
-            self.settings.tab = Tab::Classify;
+    }
+
+    /// Handles the commands sent since the last frame (and any they send).
+    fn handle_commands(&mut self, ctx: &egui::Context) {
+        loop {
+            let commands = self.commands.take();
+            if commands.is_empty() {
+                return;
+            }
+            ctx.request_repaint();
+            for c in commands {
+                self.handle(ctx, c);
+            }
+        }
+    }
+
+    /// The one place commands are handled.
+    fn handle(&mut self, ctx: &egui::Context, command: Command) {
+        match command {
+            Command::ShowTab(t) => self.settings.tab = t,
+            Command::Set(s) => s.apply(&mut self.settings),
+            Command::OpenPaths(paths) => {
+                let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
+                if let Some(d) = dirs.into_iter().next() {
+                    self.settings.data_dir = d.to_string_lossy().into_owned();
+                    self.tabs.open_dataset(self.settings.data_dir.clone());
+                    self.settings.tab = Tab::Dataset;
+                }
+                if !files.is_empty() {
+                    self.tabs.queue_videos(files);
+                    self.settings.tab = Tab::Classify;
+                }
+            }
+            Command::StartJob(job) => {
+                // The UI offers no way to start a job twice; a refusal is only reported.
+                if let Err(e) = self.jobs.start(ctx, job) {
+                    eprintln!("vidi: {e}");
+                }
+            }
+            Command::StopJob(name) => self.jobs.stop(&name),
+            Command::DropJob(name) => self.jobs.abandon(&name),
         }
     }
 
@@ -216,36 +153,49 @@ impl VidiApp {
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
             i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
         });
-        if !dropped.is_empty() {
-            self.open_paths(dropped);
-        }
+        self.open_paths(dropped);
         egui::Panel::top("vidi-tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("vidi");
                 ui.separator();
                 for t in Tab::ALL {
-                    ui.selectable_value(&mut self.settings.tab, t, t.title());
+                    if ui.selectable_label(self.settings.tab == t, t.title()).clicked() {
+                        self.commands.send(Command::ShowTab(t));
+                    }
                 }
             });
         });
+        // Once a frame: what the tabs sent last frame, what was dropped, and the tab chosen above.
+        self.handle_commands(ui.ctx());
+        let busy = self.busy();
         egui::Panel::bottom("vidi-status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(format!("Compute: {}", self.compute.description));
                 ui.separator();
-                ui.label(self.tabs.status());
+                ui.label(self.tabs.status(&self.jobs, busy));
             });
         });
+        let env = tabs::Env {
+            settings: &self.settings,
+            compute: &self.compute,
+            hub: &self.hub,
+            jobs: &self.jobs,
+            commands: &self.commands,
+        };
+        let (tab, tabs) = (self.settings.tab, &mut self.tabs);
         egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-                self.tabs.show(self.settings.tab, ui, &mut self.settings, &self.compute, &self.hub);
-            });
+            egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| tabs.show(tab, ui, &env));
         });
-        self.tabs.poll(ui.ctx(), &mut self.settings);
+        self.tabs.poll(ui.ctx(), &mut self.jobs, &self.commands);
+        if !self.commands.is_empty() {
+            // Handled in the next frame, before the tab is drawn.
+            ui.ctx().request_repaint();
+        }
     }
 
-    /// Whether any job is running.
+    /// Whether any job is running or about to start.
     pub fn busy(&self) -> bool {
-        self.tabs.busy()
+        self.jobs.busy() || self.commands.starts_job()
     }
 }
 

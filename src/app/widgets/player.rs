@@ -1,15 +1,16 @@
 //! A small video player: play/pause, scrub, frame step, at the file's own
 //! timing (frame timestamps, so variable frame rates play right).
 //!
-//! Frames are decoded on a worker thread, scaled down for display, and kept in
-//! memory up to a budget; playback starts while decoding goes on. One texture
-//! is updated when the shown frame changes.
+//! Frames are decoded by [`decode`] (its owner runs it on a worker thread and
+//! hands the frames over), scaled down for display, and kept in memory up to a
+//! budget; playback starts while decoding goes on. One texture is updated when
+//! the shown frame changes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use eframe::egui;
 
-use super::Job;
 use crate::video::RgbFrame;
 
 /// Display height frames are scaled to.
@@ -17,16 +18,26 @@ const HEIGHT: u32 = 270;
 /// Memory for decoded frames (longer videos play their first part).
 const BUDGET_BYTES: usize = 384 << 20;
 
-enum Msg {
-    Frame(RgbFrame),
-    Done(Result<bool, String>),
+/// Decodes `path` for the player, frame by frame into `on_frame`, until the
+/// memory budget is spent or `cancel` is set. Returns whether the video was cut short.
+pub fn decode(path: &Path, on_frame: &dyn Fn(RgbFrame), cancel: &AtomicBool) -> Result<bool, String> {
+    let mut bytes = 0usize;
+    let mut truncated = false;
+    crate::video::for_each_frame(path, &Default::default(), &mut |f| {
+        let f = super::small(&f, HEIGHT);
+        bytes += f.data.len();
+        truncated = bytes > BUDGET_BYTES;
+        on_frame(f);
+        !truncated && !cancel.load(Ordering::Relaxed)
+    })
+    .map(|_| truncated)
+    .map_err(|e| e.to_string())
 }
 
 /// The player's state.
 #[derive(Default)]
 pub struct Player {
     path: Option<PathBuf>,
-    job: Option<Job<Msg>>,
     frames: Vec<RgbFrame>,
     /// The frame shown.
     pos: usize,
@@ -47,47 +58,39 @@ impl Player {
         self.path.as_deref()
     }
 
-    /// Loads `path` and starts playing it (nothing happens if it is already loaded).
-    pub fn open(&mut self, ctx: &egui::Context, path: &Path) {
+    /// Loads `path` and starts playing it as its frames come. Returns false
+    /// (and does nothing) if it is loaded already; else the owner decodes it.
+    pub fn open(&mut self, path: &Path) -> bool {
         if self.path.as_deref() == Some(path) {
-            return;
+            return false;
         }
-        if let Some(j) = &self.job {
-            j.stop();
-        }
-        let p = path.to_path_buf();
-        *self = Player { path: Some(p.clone()), playing: true, texture: self.texture.take(), ..Default::default() };
-        self.job = Some(Job::spawn("vidi-player", ctx, move |send, cancel| {
-            let mut bytes = 0usize;
-            let mut truncated = false;
-            let r = crate::video::for_each_frame(&p, &Default::default(), &mut |f| {
-                let f = super::tabs::small(&f, HEIGHT);
-                bytes += f.data.len();
-                truncated = bytes > BUDGET_BYTES;
-                send(Msg::Frame(f));
-                !truncated && !cancel.load(std::sync::atomic::Ordering::Relaxed)
-            });
-            send(Msg::Done(r.map(|_| truncated).map_err(|e| e.to_string())));
-        }));
+        *self = Player {
+            path: Some(path.to_path_buf()),
+            playing: true,
+            texture: self.texture.take(),
+            ..Default::default()
+        };
+        true
     }
 
-    /// Takes decoded frames; advances the clock while playing.
-    fn poll(&mut self, ctx: &egui::Context) {
-        if let Some(job) = self.job.as_mut() {
-            for m in job.poll() {
-                match m {
-                    Msg::Frame(f) => self.frames.push(f),
-                    Msg::Done(Ok(truncated)) => {
-                        self.complete = true;
-                        self.truncated = truncated;
-                    }
-                    Msg::Done(Err(e)) => self.error = Some(e),
-                }
+    /// A decoded frame.
+    pub fn add_frame(&mut self, f: RgbFrame) {
+        self.frames.push(f);
+    }
+
+    /// The decoding ended: whether the video was cut short, or why it failed.
+    pub fn finish(&mut self, r: Result<bool, String>) {
+        match r {
+            Ok(truncated) => {
+                self.complete = true;
+                self.truncated = truncated;
             }
-            if job.is_done() {
-                self.job = None;
-            }
+            Err(e) => self.error = Some(e),
         }
+    }
+
+    /// Advances the clock while playing.
+    fn advance(&mut self, ctx: &egui::Context) {
         if !self.playing || self.frames.is_empty() {
             return;
         }
@@ -132,8 +135,8 @@ impl Player {
 
     /// Draws the picture and its controls, `height` points high.
     pub fn show(&mut self, ui: &mut egui::Ui, height: f32) {
-        self.poll(ui.ctx());
-        super::tabs::error_line(ui, &self.error);
+        self.advance(ui.ctx());
+        super::error_line(ui, &self.error);
         let Some(path) = self.path.clone() else { return };
         if self.frames.is_empty() {
             if self.error.is_none() {
@@ -154,8 +157,7 @@ impl Player {
             self.shown = Some(self.pos);
         }
         if let Some(t) = &self.texture {
-            let [w, h] = t.size();
-            ui.add(egui::Image::new((t.id(), egui::vec2(height * w as f32 / h.max(1) as f32, height))));
+            ui.add(egui::Image::new((t.id(), super::frames::fit_height(t, height))));
         }
         let last = self.frames.len() - 1;
         ui.horizontal(|ui| {

@@ -1,32 +1,69 @@
-//! The model chooser of the Train and Classify tabs: a folder or a Hub id, and
-//! what to do when there is no model yet. With no cached model and no network
-//! it says plainly how to get one (open a folder, or run the offline demo);
-//! with the network it offers the reference checkpoints with their download
-//! size and a progress bar.
+//! The model chooser: a folder or a Hub id, and what to do when there is no
+//! model yet. With no cached model and no network it says plainly how to get
+//! one (open a folder, or run the offline demo); with the network it offers
+//! the reference checkpoints with their download size and a progress bar.
+//!
+//! The lookup and the download are [`look_up`] and [`download`]; the owner
+//! runs them on worker threads when [`ModelPicker::show`] asks, and hands
+//! back what they found.
 
 use eframe::egui;
 
-use super::{Job, Settings};
 use crate::hub::{HubSettings, ModelStatus, REFERENCE_MODELS};
 
-enum Msg {
-    Checked { spec: String, status: ModelStatus, offers: Vec<(String, ModelStatus)> },
-    Bytes(u64),
-    Downloaded(String, Result<(), String>),
+/// What [`ModelPicker::show`] asks its owner to do.
+pub enum PickerEvent {
+    /// Look the model up ([`look_up`]); hand the answer to [`ModelPicker::looked_up`].
+    Check(String),
+    /// Download it ([`download`]): bytes to [`ModelPicker::bytes`], the end to [`ModelPicker::downloaded`].
+    Download(String),
+    /// Make this the model.
+    Choose(String),
 }
 
-/// One chooser (the Train and Classify tabs each have one).
+/// What a lookup found: the model's status and, when it is not usable,
+/// the reference checkpoints and theirs.
+pub struct Lookup {
+    /// The model looked up.
+    pub spec: String,
+    /// What was found.
+    pub status: ModelStatus,
+    /// The other reference checkpoints, when the model is not usable.
+    pub offers: Vec<(String, ModelStatus)>,
+}
+
+/// Looks `spec` up (on a worker thread: it may ask the Hub).
+pub fn look_up(spec: String, hub: &HubSettings) -> Lookup {
+    let status = crate::hub::model_status(&spec, hub);
+    let offers = match status {
+        ModelStatus::Local(_) | ModelStatus::Cached(_) => Vec::new(),
+        _ => {
+            let ids: Vec<&str> = REFERENCE_MODELS.iter().map(|r| r.0).filter(|id| *id != spec).collect();
+            let st = crate::hub::model_statuses(&ids, hub);
+            ids.into_iter().map(String::from).zip(st).collect()
+        }
+    };
+    Lookup { spec, status, offers }
+}
+
+/// Downloads the model `id` into the Hub cache (on a worker thread), telling `on_bytes` the bytes done.
+pub fn download(id: &str, hub: &HubSettings, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Result<(), String> {
+    let progress = crate::hub::progress(move |t| on_bytes(t.done));
+    crate::hub::resolve_model_with(id, None, Some(progress), hub).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// One chooser's state.
 #[derive(Default)]
-pub struct ModelPanel {
+pub struct ModelPicker {
     /// The model last looked up, and what was found.
     checked: Option<(String, ModelStatus)>,
     offers: Vec<(String, ModelStatus)>,
-    check: Option<Job<Msg>>,
-    download: Option<(String, u64, Job<Msg>)>,
+    /// The model downloading, and its size.
+    download: Option<(String, u64)>,
     done_bytes: u64,
     error: Option<String>,
     /// The user asked to look the model up again.
-    pub recheck: bool,
+    recheck: bool,
 }
 
 /// Megabytes, for sizes shown to people.
@@ -39,76 +76,77 @@ fn mb(bytes: u64) -> String {
     }
 }
 
-impl ModelPanel {
+impl ModelPicker {
     /// Whether a download runs.
     pub fn downloading(&self) -> bool {
         self.download.is_some()
     }
 
-    /// Whether a lookup or a download runs (or a lookup is due).
-    pub fn busy(&self) -> bool {
-        self.check.is_some() || self.download.is_some() || self.recheck
+    /// Look the model up again once no lookup runs.
+    pub fn look_again(&mut self) {
+        self.recheck = true;
     }
 
-    fn start_check(&mut self, ctx: &egui::Context, spec: String, hub: &HubSettings) {
-        let hub = hub.clone();
-        self.check = Some(Job::spawn("vidi-model-check", ctx, move |send, _| {
-            let status = crate::hub::model_status(&spec, &hub);
-            let offers = match status {
-                ModelStatus::Local(_) | ModelStatus::Cached(_) => Vec::new(),
-                _ => {
-                    let ids: Vec<&str> = REFERENCE_MODELS.iter().map(|r| r.0).filter(|id| *id != spec).collect();
-                    let st = crate::hub::model_statuses(&ids, &hub);
-                    ids.into_iter().map(String::from).zip(st).collect()
-                }
-            };
-            send(Msg::Checked { spec, status, offers });
-        }));
+    /// What a lookup found.
+    pub fn looked_up(&mut self, found: Lookup) {
+        self.checked = Some((found.spec, found.status));
+        self.offers = found.offers;
     }
 
-    fn start_download(&mut self, ctx: &egui::Context, spec: String, bytes: u64, hub: &HubSettings) {
-        let hub = hub.clone();
-        let id = spec.clone();
+    /// Bytes downloaded so far.
+    pub fn bytes(&mut self, done: u64) {
+        self.done_bytes = done;
+    }
+
+    /// The download ended (`Err`: why it failed).
+    pub fn downloaded(&mut self, r: Result<(), String>) {
+        self.download = None;
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    fn start_download(&mut self, id: &str, bytes: u64, events: &mut Vec<PickerEvent>) {
         self.error = None;
         self.done_bytes = 0;
-        let job = Job::spawn("vidi-download", ctx, move |send, _| {
-            let r = super::with_hub_progress(&|done, _| send(Msg::Bytes(done)), |progress| {
-                crate::hub::resolve_model_with(&id, None, Some(progress), &hub)
-            });
-            send(Msg::Downloaded(id.clone(), r.map(|_| ()).map_err(|e| e.to_string())));
-        });
-        self.download = Some((spec, bytes, job));
+        self.download = Some((id.to_string(), bytes));
+        events.push(PickerEvent::Download(id.to_string()));
     }
 
-    /// Draws the model field and, when needed, the way to a model.
-    /// `training`: the Train tab (a pre-trained encoder is a fine start there).
-    pub fn show(&mut self, ui: &mut egui::Ui, s: &mut Settings, hub: &HubSettings, training: bool) {
+    /// Draws the model field (`model`) and, when needed, the way to a model.
+    /// `checking`: a lookup runs. `training`: the Train tab (a pre-trained
+    /// encoder is a fine start there).
+    pub fn show(&mut self, ui: &mut egui::Ui, model: &mut String, checking: bool, training: bool) -> Vec<PickerEvent> {
+        let mut events = Vec::new();
         let label = if training { "Base model" } else { "Model" };
         let key = if training { "train-model" } else { "model" };
         let hint = "a model folder or a Hub id (owner/name)";
-        let r = super::tabs::path_field(ui, label, &mut s.model, hint, key, super::tabs::Pick::Folder);
-        let spec = s.model.trim().to_string();
+        let r = super::files::path_field(ui, label, model, hint, key, super::files::Pick::Folder);
+        let spec = model.trim().to_string();
         let stale = self.checked.as_ref().is_none_or(|(c, _)| *c != spec);
-        if (stale && !r.has_focus() || self.recheck) && self.check.is_none() {
+        let mut checking = checking;
+        if (stale && !r.has_focus() || self.recheck) && !checking {
             self.recheck = false;
-            self.start_check(ui.ctx(), spec.clone(), hub);
+            checking = true;
+            events.push(PickerEvent::Check(spec.clone()));
         }
-        if let Some((id, total, _)) = &self.download {
-            ui.add(
-                egui::ProgressBar::new(if *total > 0 { self.done_bytes as f32 / *total as f32 } else { 0.0 })
-                    .text(format!("downloading {id}: {} of {}", mb(self.done_bytes), mb(*total))),
-            );
-            return;
+        if let Some((id, total)) = &self.download {
+            ui.add(egui::ProgressBar::new(super::fraction(self.done_bytes, *total)).text(format!(
+                "downloading {id}: {} of {}",
+                mb(self.done_bytes),
+                mb(*total)
+            )));
+            return events;
         }
-        super::tabs::error_line(ui, &self.error);
+        super::error_line(ui, &self.error);
         let Some((checked, status)) = self.checked.clone() else {
-            if self.check.is_some() {
+            if checking {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label("looking for the model…");
                 });
             }
-            return;
+            return events;
         };
         match status {
             ModelStatus::Local(_) => {
@@ -121,25 +159,25 @@ impl ModelPanel {
                 ui.horizontal(|ui| {
                     ui.label(format!("{checked} is on the Hub but not downloaded yet."));
                     if ui.button(format!("Download ({})", mb(bytes))).clicked() {
-                        self.start_download(ui.ctx(), checked.clone(), bytes, hub);
+                        self.start_download(&checked, bytes, &mut events);
                     }
                 });
             }
             ModelStatus::Unreachable(_) | ModelStatus::NotAModel => {
-                self.first_run(ui, s, &checked, &status, hub, training);
+                self.first_run(ui, &checked, &status, training, &mut events);
             }
         }
+        events
     }
 
     /// No usable model: say what to do.
     fn first_run(
         &mut self,
         ui: &mut egui::Ui,
-        s: &mut Settings,
         spec: &str,
         status: &ModelStatus,
-        hub: &HubSettings,
         training: bool,
+        events: &mut Vec<PickerEvent>,
     ) {
         let online = self.offers.iter().any(|(_, o)| matches!(o, ModelStatus::Downloadable { .. }));
         let cached: Vec<String> =
@@ -156,7 +194,7 @@ impl ModelPanel {
                     ui.label("Downloaded already:");
                     for id in &cached {
                         if ui.button(id).clicked() {
-                            s.model = id.clone();
+                            events.push(PickerEvent::Choose(id.clone()));
                         }
                     }
                 });
@@ -171,8 +209,8 @@ impl ModelPanel {
                         ui.label(id);
                         ui.label(about);
                         if ui.button(format!("Download ({})", mb(*bytes))).clicked() {
-                            s.model = id.clone();
-                            self.start_download(ui.ctx(), id.clone(), *bytes, hub);
+                            events.push(PickerEvent::Choose(id.clone()));
+                            self.start_download(id, *bytes, events);
                         }
                         ui.end_row();
                     }
@@ -195,43 +233,5 @@ impl ModelPanel {
                 self.recheck = true;
             }
         });
-    }
-
-    /// Takes what the lookup and download jobs sent (every frame, whichever tab shows).
-    pub fn poll(&mut self, s: &mut Settings) {
-        if let Some(job) = self.check.as_mut() {
-            for m in job.poll() {
-                if let Msg::Checked { spec, status, offers } = m {
-                    self.checked = Some((spec, status));
-                    self.offers = offers;
-                }
-            }
-            if job.is_done() {
-                self.check = None;
-            }
-        }
-        let mut finished = None;
-        if let Some((_, _, job)) = self.download.as_mut() {
-            for m in job.poll() {
-                match m {
-                    Msg::Bytes(b) => self.done_bytes = b,
-                    Msg::Downloaded(id, r) => finished = Some((id, r)),
-                    Msg::Checked { .. } => {}
-                }
-            }
-            if job.is_done() && finished.is_none() {
-                finished = Some((String::new(), Err("the download stopped".into())));
-            }
-        }
-        if let Some((id, r)) = finished {
-            self.download = None;
-            match r {
-                Ok(()) => {
-                    s.model = id;
-                    self.recheck = true;
-                }
-                Err(e) => self.error = Some(e),
-            }
-        }
     }
 }

@@ -1,0 +1,294 @@
+//! The Dataset tab: open a folder of class folders (or download the guide's
+//! dataset), see its classes and splits, split a flat one, and look at a video.
+
+use std::path::{Path, PathBuf};
+
+use eframe::egui;
+
+use super::command::{CommandSender, Setting};
+use super::parts::VideoPlayer;
+use super::Env;
+use crate::app::jobs::{JobKey, Jobs};
+use crate::app::widgets::files::{path_field, Pick};
+use crate::app::widgets::{error_line, fraction, frames, small};
+use crate::dataset::{DatasetIndex, IndexOptions, Layout};
+use crate::video::RgbFrame;
+
+/// The Dataset tab.
+pub struct DatasetTab {
+    index: Option<DatasetIndex>,
+    /// Reading a folder: (videos read, videos).
+    index_job: JobKey<(usize, usize), Result<DatasetIndex, String>>,
+    progress: (usize, usize),
+    /// Downloading the guide's dataset: what is happening, bytes done and bytes.
+    download_job: JobKey<(&'static str, u64, u64), Result<PathBuf, String>>,
+    download: Option<(&'static str, u64, u64)>,
+    split_job: JobKey<(), Result<PathBuf, String>>,
+    strip_job: JobKey<(), (PathBuf, Result<Vec<RgbFrame>, String>)>,
+    /// A folder to read once no job of this tab runs.
+    pending_open: Option<String>,
+    selected: Option<PathBuf>,
+    strip: Vec<egui::TextureHandle>,
+    error: Option<String>,
+    /// The video player of the selected video.
+    player: VideoPlayer,
+}
+
+impl Default for DatasetTab {
+    fn default() -> Self {
+        DatasetTab {
+            index: None,
+            index_job: JobKey::new("vidi-index"),
+            progress: (0, 0),
+            download_job: JobKey::new("vidi-download-dataset"),
+            download: None,
+            split_job: JobKey::new("vidi-split"),
+            strip_job: JobKey::new("vidi-strip"),
+            pending_open: None,
+            selected: None,
+            strip: Vec::new(),
+            error: None,
+            player: VideoPlayer::new("dataset"),
+        }
+    }
+}
+
+/// Downloads the guide's dataset into `out` and extracts it (once); returns its folder.
+fn download_dataset(
+    hub: &crate::hub::HubSettings,
+    out: &Path,
+    report: &(dyn Fn(&'static str, u64, u64) + Send + Sync),
+    progress: crate::hub::Progress,
+) -> Result<PathBuf, String> {
+    let archive = crate::hub::download_dataset_file_with(
+        crate::hub::REFERENCE_DATASET,
+        crate::hub::REFERENCE_DATASET_FILE,
+        None,
+        Some(progress),
+        hub,
+    )
+    .map_err(|e| e.to_string())?;
+    let name = crate::hub::REFERENCE_DATASET_FILE.trim_end_matches(".tar.gz").trim_end_matches(".tar");
+    let existing = out.join(name);
+    if existing.is_dir() {
+        // Extracted before: open it as it is.
+        return Ok(existing);
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let tops = crate::hub::extract_archive(&archive, out, &mut |d, t| report("extracting", d, t))
+        .map_err(|e| e.to_string())?;
+    tops.into_iter().find(|p| p.is_dir()).ok_or_else(|| "the archive held no folder".to_string())
+}
+
+impl DatasetTab {
+    /// Whether a job of this tab runs (the buttons wait for it).
+    fn working(&self, jobs: &Jobs) -> bool {
+        jobs.is_running(&self.index_job)
+            || jobs.is_running(&self.download_job)
+            || jobs.is_running(&self.split_job)
+            || jobs.is_running(&self.strip_job)
+    }
+
+    fn download(&mut self, hub: crate::hub::HubSettings, out: PathBuf, commands: &CommandSender) {
+        self.error = None;
+        self.download = Some(("downloading", 0, 0));
+        commands.start(self.download_job.start(move |report, _| {
+            let r = report.clone();
+            let progress = crate::hub::progress(move |t| r.offer(("downloading", t.done, t.total)));
+            download_dataset(&hub, &out, &|what, d, t| report.send((what, d, t)), progress)
+        }));
+    }
+
+    /// Reads the folder `dir` once no job of this tab runs.
+    pub fn open(&mut self, dir: String) {
+        self.pending_open = Some(dir);
+    }
+
+    fn start_index(&mut self, dir: String, commands: &CommandSender) {
+        self.error = None;
+        commands.start(self.index_job.start(move |report, _| {
+            let mut progress = |d: usize, t: usize| report.send((d, t));
+            crate::dataset::index::index_folder_with_progress(
+                Path::new(&dir),
+                &IndexOptions { check_readable: true, threads: 2 },
+                &mut progress,
+            )
+            .map_err(|e| e.to_string())
+        }));
+    }
+
+    fn select(&mut self, video: PathBuf, commands: &CommandSender) {
+        self.player.open(&video, commands);
+        self.selected = Some(video.clone());
+        self.strip.clear();
+        commands.restart(self.strip_job.start(move |_, _| {
+            let r = crate::video::decode_uniform(&video, 8, &Default::default())
+                .map(|(f, _)| f.into_iter().map(|f| small(&f, 120)).collect())
+                .map_err(|e| e.to_string());
+            (video, r)
+        }));
+    }
+
+    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
+        let s = env.settings;
+        ui.heading("Dataset");
+        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window, browse, or type its path.");
+        let (enter, dir) = env.edit(&s.data_dir, Setting::DataDir, |v| {
+            path_field(ui, "Folder", v, "e.g. UCF101_subset", "Folder", Pick::Folder).lost_focus()
+                && ui.input(|i| i.key_pressed(egui::Key::Enter))
+        });
+        let idle = !self.working(env.jobs);
+        let mut open = false;
+        ui.horizontal(|ui| {
+            open = ui.add_enabled(idle, egui::Button::new("Open")).clicked();
+            ui.label("or");
+            let text = format!("Download the UCF101 subset (the guide's dataset) into {}", s.downloads);
+            if ui.add_enabled(idle, egui::Button::new(text)).clicked() {
+                self.download(env.hub.clone(), PathBuf::from(&s.downloads), env.commands);
+            }
+        });
+        if open || (enter && idle) {
+            self.open(dir.clone());
+        }
+        if let Some((what, d, t)) = self.download {
+            let mb = |b: u64| b as f64 / 1e6;
+            ui.add(egui::ProgressBar::new(fraction(d, t)).text(format!("{what} {:.1} of {:.1} MB", mb(d), mb(t))));
+        } else if !idle {
+            let (d, t) = self.progress;
+            ui.add(egui::ProgressBar::new(fraction(d as u64, t as u64)).text(format!("reading {d}/{t}")));
+        }
+        error_line(ui, &self.error);
+        let Some(index) = &self.index else { return };
+        ui.separator();
+        ui.label(format!(
+            "{} classes, {} videos ({:?} layout)",
+            index.classes.len(),
+            index.samples.len(),
+            index.layout
+        ));
+        let splits: Vec<String> = index.counts.keys().cloned().collect();
+        egui::Grid::new("class-counts").striped(true).show(ui, |ui| {
+            ui.strong("class");
+            for sp in &splits {
+                ui.strong(sp);
+            }
+            ui.end_row();
+            for c in &index.classes {
+                ui.label(c);
+                for sp in &splits {
+                    ui.label(index.counts[sp].get(c).copied().unwrap_or(0).to_string());
+                }
+                ui.end_row();
+            }
+        });
+        if !index.unreadable.is_empty() {
+            ui.colored_label(
+                egui::Color32::from_rgb(200, 120, 0),
+                format!("{} unreadable files:", index.unreadable.len()),
+            );
+            for u in &index.unreadable {
+                ui.label(format!("  {}: {}", u.path.display(), u.reason));
+            }
+        }
+        if !index.leaking_groups.is_empty() {
+            ui.colored_label(
+                crate::app::widgets::ERROR,
+                format!("{} groups appear in more than one split (data leakage):", index.leaking_groups.len()),
+            );
+            for g in &index.leaking_groups {
+                ui.label(format!("  {} in {}", g.group, g.splits.join(", ")));
+            }
+        }
+        let mut split_clicked = false;
+        if index.layout == Layout::Flat {
+            split_clicked = ui.button("Split into train/val/test (group-aware, seed 0) →  <folder>_split").clicked();
+        }
+        ui.separator();
+        ui.label("Videos (click one for its frame strip):");
+        let mut clicked = None;
+        egui::ScrollArea::vertical().id_salt("videos").max_height(180.0).show(ui, |ui| {
+            for smp in &index.samples {
+                let name = format!(
+                    "{}  [{}{}]",
+                    smp.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    smp.split.as_deref().map(|s| format!("{s}/")).unwrap_or_default(),
+                    smp.class
+                );
+                if ui.selectable_label(self.selected.as_ref() == Some(&smp.path), name).clicked() {
+                    clicked = Some(smp.path.clone());
+                }
+            }
+        });
+        if let Some(v) = clicked {
+            env.commands.set(Setting::Video(v.to_string_lossy().into_owned()));
+            self.select(v, env.commands);
+        }
+        if split_clicked {
+            let src = PathBuf::from(&dir);
+            let out = PathBuf::from(format!("{}_split", dir.trim_end_matches('/')));
+            env.commands.start(self.split_job.start(move |_, _| {
+                crate::dataset::split_folder(&src, &out, &Default::default()).map(|r| r.out).map_err(|e| e.to_string())
+            }));
+        }
+        if self.player.path().is_some() {
+            self.player.show(ui, 270.0);
+        }
+        if !self.strip.is_empty() {
+            ui.label("Frames sampled evenly over the whole video:");
+            frames::strip(ui, &self.strip, 90.0);
+        }
+    }
+
+    /// A folder came (downloaded, or split): it becomes the dataset, and opens.
+    fn opened(&mut self, r: Result<PathBuf, String>, commands: &CommandSender) {
+        match r {
+            Ok(dir) => {
+                let dir = dir.to_string_lossy().into_owned();
+                commands.set(Setting::DataDir(dir.clone()));
+                self.open(dir);
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    pub fn poll(&mut self, ctx: &egui::Context, jobs: &mut Jobs, commands: &CommandSender) {
+        self.player.poll(jobs);
+        let index = jobs.poll(&self.index_job);
+        if let Some(&p) = index.messages.last() {
+            self.progress = p;
+        }
+        match index.end {
+            Some(Ok(Ok(i))) => {
+                self.index = Some(i);
+                self.strip.clear();
+            }
+            Some(Ok(Err(e))) => self.error = Some(e),
+            _ => {}
+        }
+        let download = jobs.poll(&self.download_job);
+        if let Some(&d) = download.messages.last() {
+            self.download = Some(d);
+        }
+        if let Some(end) = download.end {
+            self.download = None;
+            if let Ok(r) = end {
+                self.opened(r, commands);
+            }
+        }
+        if let Some(Ok(r)) = jobs.poll(&self.split_job).end {
+            self.opened(r, commands);
+        }
+        match jobs.poll(&self.strip_job).end {
+            // A strip for a video no longer selected is dropped.
+            Some(Ok((v, _))) if self.selected.as_ref() != Some(&v) => {}
+            Some(Ok((_, Ok(f)))) => self.strip = frames::textures(ctx, "strip", &f),
+            Some(Ok((_, Err(e)))) => self.error = Some(e),
+            _ => {}
+        }
+        if !self.working(jobs) {
+            if let Some(dir) = self.pending_open.take() {
+                self.start_index(dir, commands);
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Widgets with jobs behind them, as more than one tab has them: the model
+//! chooser (Train, Classify), the share box (Train, Evaluate) and the video
+//! player (Dataset, Evaluate, Classify). Each is the widget, the names of its
+//! jobs, and the wiring between the two.
+
+use std::path::Path;
+
+use eframe::egui;
+
+use super::command::{CommandSender, Setting};
+use super::Env;
+use crate::app::jobs::{JobKey, Jobs};
+use crate::app::widgets::model_picker::{self, Lookup, ModelPicker, PickerEvent};
+use crate::app::widgets::player::{self, Player};
+use crate::app::widgets::share_box::{self, ShareBox, ShareEvent};
+use crate::video::RgbFrame;
+
+/// The model chooser: the settings' model, looked up and downloaded as asked.
+pub struct ModelChooser {
+    picker: ModelPicker,
+    check: JobKey<(), Lookup>,
+    download: JobKey<u64, (String, Result<(), String>)>,
+    hub: crate::hub::HubSettings,
+}
+
+impl ModelChooser {
+    /// The chooser of the tab `key` (its jobs' names tell the tabs apart).
+    pub fn new(key: &str) -> Self {
+        ModelChooser {
+            picker: ModelPicker::default(),
+            check: JobKey::new(format!("vidi-model-check-{key}")),
+            download: JobKey::new(format!("vidi-download-{key}")),
+            hub: Default::default(),
+        }
+    }
+
+    /// Whether a download runs.
+    pub fn downloading(&self) -> bool {
+        self.picker.downloading()
+    }
+
+    fn check(&self, spec: String, commands: &CommandSender) {
+        let hub = self.hub.clone();
+        commands.start(self.check.start(move |_, _| model_picker::look_up(spec, &hub)));
+    }
+
+    /// Draws the chooser. `training`: on the Train tab.
+    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env, training: bool) {
+        self.hub = env.hub.clone();
+        let checking = env.jobs.is_running(&self.check);
+        let (events, _) =
+            env.edit(&env.settings.model, Setting::Model, |m| self.picker.show(ui, m, checking, training));
+        for e in events {
+            match e {
+                PickerEvent::Check(spec) => self.check(spec, env.commands),
+                PickerEvent::Choose(id) => env.commands.set(Setting::Model(id)),
+                PickerEvent::Download(id) => {
+                    let hub = env.hub.clone();
+                    env.commands.start(self.download.start(move |report, _| {
+                        let r = report.clone();
+                        let done = model_picker::download(&id, &hub, move |b| r.offer(b));
+                        (id, done)
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Takes what the lookup and the download sent.
+    pub fn poll(&mut self, jobs: &mut Jobs, commands: &CommandSender) {
+        if let Some(Ok(found)) = jobs.poll(&self.check).end {
+            self.picker.looked_up(found);
+        }
+        let polled = jobs.poll(&self.download);
+        for b in polled.messages {
+            self.picker.bytes(b);
+        }
+        match polled.end {
+            Some(Ok((id, Ok(())))) => {
+                self.picker.downloaded(Ok(()));
+                commands.set(Setting::Model(id.clone()));
+                // Looked up again at once, so the app stays busy until it says "Ready".
+                if jobs.is_running(&self.check) {
+                    self.picker.look_again();
+                } else {
+                    self.check(id, commands);
+                }
+            }
+            Some(Ok((_, Err(e)))) => self.picker.downloaded(Err(e)),
+            Some(Err(_)) => self.picker.downloaded(Err("the download stopped".into())),
+            None => {}
+        }
+    }
+}
+
+/// The share box of a model folder, with its login lookup and push.
+pub struct Sharing {
+    share: ShareBox,
+    whoami: JobKey<(), Result<String, String>>,
+    push: JobKey<(), Result<String, String>>,
+}
+
+impl Sharing {
+    /// The share box of the tab `key`.
+    pub fn new(key: &str) -> Self {
+        Sharing {
+            share: ShareBox::default(),
+            whoami: JobKey::new(format!("vidi-whoami-{key}")),
+            push: JobKey::new(format!("vidi-push-{key}")),
+        }
+    }
+
+    /// Forgets the login, the repo name and the last push.
+    pub fn reset(&mut self) {
+        self.share = ShareBox::default();
+    }
+
+    /// Draws the box for `model_dir`.
+    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env, model_dir: &Path) {
+        let busy = env.jobs.is_running(&self.whoami) || env.jobs.is_running(&self.push);
+        let hub = env.hub.clone();
+        match self.share.show(ui, model_dir, busy) {
+            Some(ShareEvent::WhoAmI) => env.commands.start(self.whoami.start(move |_, _| share_box::whoami(&hub))),
+            Some(ShareEvent::Push { dir, repo, private }) => {
+                env.commands.start(self.push.start(move |_, _| share_box::push(&hub, &dir, &repo, private)))
+            }
+            None => {}
+        }
+    }
+
+    /// Takes the answers.
+    pub fn poll(&mut self, jobs: &mut Jobs) {
+        if let Some(Ok(u)) = jobs.poll(&self.whoami).end {
+            self.share.user(u);
+        }
+        if let Some(Ok(r)) = jobs.poll(&self.push).end {
+            self.share.pushed(r);
+        }
+    }
+}
+
+/// A video player and its decoding (which does not make the app busy).
+pub struct VideoPlayer {
+    player: Player,
+    decode: JobKey<RgbFrame, Result<bool, String>>,
+}
+
+impl VideoPlayer {
+    /// The player of the tab `key`.
+    pub fn new(key: &str) -> Self {
+        VideoPlayer { player: Player::default(), decode: JobKey::quiet(format!("vidi-player-{key}")) }
+    }
+
+    /// The video loaded (or loading).
+    pub fn path(&self) -> Option<&Path> {
+        self.player.path()
+    }
+
+    /// Loads `path` and plays it (nothing happens if it is loaded already).
+    pub fn open(&mut self, path: &Path, commands: &CommandSender) {
+        if self.player.open(path) {
+            let p = path.to_path_buf();
+            commands.restart(self.decode.start(move |report, cancel| player::decode(&p, &|f| report.send(f), cancel)));
+        }
+    }
+
+    /// Draws the picture and its controls, `height` points high.
+    pub fn show(&mut self, ui: &mut egui::Ui, height: f32) {
+        self.player.show(ui, height);
+    }
+
+    /// Takes the decoded frames.
+    pub fn poll(&mut self, jobs: &mut Jobs) {
+        let polled = jobs.poll(&self.decode);
+        for f in polled.messages {
+            self.player.add_frame(f);
+        }
+        if let Some(Ok(r)) = polled.end {
+            self.player.finish(r);
+        }
+    }
+}
