@@ -6,6 +6,7 @@ use clap::FromArgMatches;
 
 fn main() -> std::process::ExitCode {
     vidi::backend::tune_allocator();
+    quiet_output_failures();
     let args = match cli::Cli::from_arg_matches(&cli::command().get_matches()) {
         Ok(a) => a,
         Err(e) => e.exit(),
@@ -16,6 +17,9 @@ fn main() -> std::process::ExitCode {
     match cli::run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if e.chain().any(is_broken_pipe) {
+                end_by_sigpipe();
+            }
             // One line: the error and its causes, no backtrace.
             let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
             eprintln!("error: {msg}");
@@ -46,4 +50,55 @@ fn open_app(files: Vec<std::path::PathBuf>) -> std::process::ExitCode {
     }
     let _ = cli::command().print_help();
     std::process::ExitCode::SUCCESS
+}
+
+/// Output that cannot be written ends the command as command-line tools end:
+/// a reader that went away (`vidi probe ... | head -1`) ends it quietly by
+/// SIGPIPE, as if the signal had not been ignored; any other failure (a full
+/// disk behind `> /dev/full`) is one `error:` line and exit status 1. Rust's
+/// `println!` panics in both cases, with a backtrace hint and status 101.
+fn quiet_output_failures() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        let Some(stream) =
+            ["stdout", "stderr"].into_iter().find(|s| msg.starts_with(&format!("failed printing to {s}")))
+        else {
+            return default(info);
+        };
+        if msg.contains("Broken pipe") {
+            end_by_sigpipe();
+        }
+        if stream == "stdout" {
+            use std::io::Write;
+            let reason = msg.rsplit(": ").next().unwrap_or(msg);
+            let _ = writeln!(std::io::stderr(), "error: cannot write the output: {reason}");
+        }
+        std::process::exit(1);
+    }));
+}
+
+/// Whether an error is a write to a pipe whose reader went away.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let kind = e
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+        .or_else(|| e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
+    kind == Some(std::io::ErrorKind::BrokenPipe)
+}
+
+/// Ends the process as a write to a closed pipe does when SIGPIPE is not ignored.
+fn end_by_sigpipe() -> ! {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition and raising the signal only ends the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
 }

@@ -1,6 +1,7 @@
 //! `vidi completions` and `vidi man`: generated from the clap command, which
 //! the dispatch passes in.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -23,8 +24,11 @@ pub struct ManArgs {
 }
 
 pub fn completions(a: CompletionsArgs, mut cmd: clap::Command) -> Result<()> {
-    clap_complete::generate(a.shell, &mut cmd, "vidi", &mut std::io::stdout());
-    Ok(())
+    // Into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "vidi", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script).and_then(|()| out.flush()).context("cannot write the output")
 }
 
 pub fn man(a: ManArgs, cmd: clap::Command) -> Result<()> {

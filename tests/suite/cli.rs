@@ -110,3 +110,35 @@ fn dataset_inspect_json_has_the_documented_fields() {
     assert!(v["unreadable"].as_array().unwrap().is_empty());
     assert!(v["leaking_groups"].as_array().unwrap().is_empty());
 }
+
+/// A reader that goes away ends the command quietly by SIGPIPE, as `head`
+/// expects; a full disk behind stdout is one `error:` line and status 1.
+/// Neither is a panic.
+#[test]
+fn closed_or_full_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let clip = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
+    let clip = clip.to_str().unwrap();
+    let files: Vec<&str> = std::iter::once("probe").chain(std::iter::repeat_n(clip, 40)).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vidi");
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "status {:?}, stderr: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidi")).args(["probe", clip]).stdout(full).output().expect("run vidi");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains("No space left"), "{err}");
+}
