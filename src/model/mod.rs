@@ -144,11 +144,22 @@ pub enum Net {
 impl Net {
     /// Builds the network `config` describes from checkpoint tensors.
     fn build(config: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<Net, ModelError> {
-        Ok(match config.arch {
-            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::load(config, w, head, device)?),
-            Architecture::Timesformer => Net::Timesformer(timesformer::Timesformer::load(config, w, head, device)?),
-            Architecture::Vivit => Net::Vivit(vivit::Vivit::load(config, w, head, device)?),
-        })
+        let mut net = match config.arch {
+            Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::empty(config, device)),
+            Architecture::Timesformer => Net::Timesformer(timesformer::Timesformer::empty(config)),
+            Architecture::Vivit => Net::Vivit(vivit::Vivit::empty(config)),
+        };
+        net.walk(config, &mut checkpoint::Load { weights: w, head, device })?;
+        Ok(net)
+    }
+
+    /// Walks the architecture's key table (loading or exporting).
+    fn walk(&mut self, config: &ModelConfig, w: &mut impl checkpoint::Walk) -> Result<(), ModelError> {
+        match self {
+            Net::VideoMae(m) => m.walk(config, w),
+            Net::Timesformer(m) => m.walk(config, w),
+            Net::Vivit(m) => m.walk(config, w),
+        }
     }
 }
 
@@ -297,11 +308,7 @@ impl VideoModel {
         let mut out = checkpoint::Export::default();
         // The walk needs the network mutably; a clone shares its tensors, and
         // exporting never fails.
-        let _ = match self.net.clone() {
-            Net::VideoMae(mut m) => m.walk(&self.config, &mut out),
-            Net::Timesformer(mut m) => m.walk(&self.config, &mut out),
-            Net::Vivit(mut m) => m.walk(&self.config, &mut out),
-        };
+        let _ = self.net.clone().walk(&self.config, &mut out);
         out.tensors
     }
 

@@ -6,15 +6,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
-use super::checkpoint::{
-    empty_attention, empty_linear, empty_mlp, empty_norm, empty_param, walk_vit_layer, Load, Qkv, Walk,
-};
+use super::checkpoint::{empty_attention, empty_linear, empty_mlp, empty_norm, empty_param, walk_vit_layer, Qkv, Walk};
 use super::config::ModelConfig;
 use super::layers::{self, Mlp, SelfAttention};
-use super::weights::TensorMap;
-use super::{Head, ModelError};
+use super::ModelError;
 use crate::backend::ops::{self, Groups};
 
 /// Checkpoint names of TimeSformer's parts (the table [`Timesformer::walk`] visits).
@@ -99,8 +96,8 @@ pub struct Timesformer {
 }
 
 impl Timesformer {
-    /// Builds the model from checkpoint tensors.
-    pub fn load(cfg: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<Timesformer, ModelError> {
+    /// The network of `cfg`'s shape, its weights empty until [`super::checkpoint::Load`] walks it.
+    pub fn empty(cfg: &ModelConfig) -> Timesformer {
         let (eps, heads) = (cfg.layer_norm_eps, cfg.num_attention_heads);
         let block = || DividedBlock {
             temporal_norm: empty_norm(eps),
@@ -111,7 +108,7 @@ impl Timesformer {
             norm2: empty_norm(eps),
             mlp: empty_mlp(cfg),
         };
-        let mut m = Timesformer {
+        Timesformer {
             patch: empty_linear(),
             cls: empty_param(),
             pos: empty_param(),
@@ -120,12 +117,10 @@ impl Timesformer {
             norm: empty_norm(eps),
             classifier: empty_linear(),
             patch_size: cfg.patch_size,
-        };
-        m.walk(cfg, &mut Load { weights: w, head, device })?;
-        Ok(m)
+        }
     }
 
-    /// The key table: every part with its checkpoint name, for [`Load`] and [`super::checkpoint::Export`].
+    /// The key table: every part with its checkpoint name, for [`super::checkpoint::Load`] and [`super::checkpoint::Export`].
     pub(super) fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
         let (d, c, p, f) = (cfg.hidden_size, cfg.num_channels, self.patch_size, cfg.num_frames);
         let patches = (cfg.image_size / p).pow(2);

@@ -7,11 +7,10 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
-use super::checkpoint::{empty_block, empty_linear, empty_norm, walk_block, Load, Qkv, Walk};
+use super::checkpoint::{empty_block, empty_linear, empty_norm, walk_block, Qkv, Walk};
 use super::config::ModelConfig;
 use super::layers::{self, Block};
-use super::weights::TensorMap;
-use super::{Head, ModelError};
+use super::ModelError;
 use crate::backend::{ops, to_device, HostTensor};
 
 /// Checkpoint names of VideoMAE's parts (the table [`VideoMae::walk`] visits).
@@ -67,10 +66,10 @@ pub fn sinusoid_table(n: usize, d: usize) -> HostTensor {
 }
 
 impl VideoMae {
-    /// Builds the model from checkpoint tensors.
-    pub fn load(cfg: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<VideoMae, ModelError> {
+    /// The network of `cfg`'s shape, its weights empty until [`super::checkpoint::Load`] walks it.
+    pub fn empty(cfg: &ModelConfig, device: &Device) -> VideoMae {
         let eps = cfg.layer_norm_eps;
-        let mut m = VideoMae {
+        VideoMae {
             patch: empty_linear(),
             blocks: (0..cfg.num_hidden_layers).map(|_| empty_block(cfg)).collect(),
             // transformers builds fc_norm with PyTorch's default eps.
@@ -80,12 +79,10 @@ impl VideoMae {
             mean_pooling: cfg.use_mean_pooling,
             tubelet: cfg.tubelet_size,
             patch_size: cfg.patch_size,
-        };
-        m.walk(cfg, &mut Load { weights: w, head, device })?;
-        Ok(m)
+        }
     }
 
-    /// The key table: every part with its checkpoint name, for [`Load`] and [`super::checkpoint::Export`].
+    /// The key table: every part with its checkpoint name, for [`super::checkpoint::Load`] and [`super::checkpoint::Export`].
     pub(super) fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
         let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
         w.patch(&mut self.patch, keys::PATCH, &[d, c, t, p, p])?;

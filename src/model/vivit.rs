@@ -4,13 +4,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
-use super::checkpoint::{empty_block, empty_linear, empty_norm, empty_param, walk_block, Load, Qkv, Walk};
+use super::checkpoint::{empty_block, empty_linear, empty_norm, empty_param, walk_block, Qkv, Walk};
 use super::config::ModelConfig;
 use super::layers::{self, Block};
-use super::weights::TensorMap;
-use super::{Head, ModelError};
+use super::ModelError;
 use crate::backend::ops;
 
 /// Checkpoint names of ViViT's parts (the table [`Vivit::walk`] visits).
@@ -53,9 +52,9 @@ pub struct Vivit {
 }
 
 impl Vivit {
-    /// Builds the model from checkpoint tensors.
-    pub fn load(cfg: &ModelConfig, w: &mut TensorMap, head: &Head, device: &Device) -> Result<Vivit, ModelError> {
-        let mut m = Vivit {
+    /// The network of `cfg`'s shape, its weights empty until [`super::checkpoint::Load`] walks it.
+    pub fn empty(cfg: &ModelConfig) -> Vivit {
+        Vivit {
             patch: empty_linear(),
             cls: empty_param(),
             pos: empty_param(),
@@ -64,12 +63,10 @@ impl Vivit {
             classifier: empty_linear(),
             tubelet: cfg.tubelet_size,
             patch_size: cfg.patch_size,
-        };
-        m.walk(cfg, &mut Load { weights: w, head, device })?;
-        Ok(m)
+        }
     }
 
-    /// The key table: every part with its checkpoint name, for [`Load`] and [`super::checkpoint::Export`].
+    /// The key table: every part with its checkpoint name, for [`super::checkpoint::Load`] and [`super::checkpoint::Export`].
     pub(super) fn walk(&mut self, cfg: &ModelConfig, w: &mut impl Walk) -> Result<(), ModelError> {
         let (d, c, t, p) = (cfg.hidden_size, cfg.num_channels, self.tubelet, self.patch_size);
         w.patch(&mut self.patch, keys::PATCH, &[d, c, t, p, p])?;
