@@ -245,12 +245,7 @@ pub fn wgpu_setup(choice: crate::backend::DeviceChoice) -> eframe::egui_wgpu::Wg
         if !share {
             return default(adapter);
         }
-        wgpu::DeviceDescriptor {
-            label: Some("vidi: window and models"),
-            required_features: adapter.features() - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS,
-            required_limits: adapter.limits(),
-            ..Default::default()
-        }
+        crate::backend::device::shared_device_descriptor(adapter.features(), adapter.limits())
     });
     eframe::egui_wgpu::WgpuSetup::CreateNew(new)
 }

@@ -15,7 +15,8 @@ pub enum DeviceChoice {
     Auto,
     /// The CPU (Burn flex backend).
     Cpu,
-    /// The GPU (Burn wgpu backend); an error when there is none.
+    /// The GPU (Burn wgpu backend); a software adapter (lavapipe) when it is
+    /// the only one, with a warning; an error when there is none.
     Gpu,
 }
 
@@ -28,6 +29,8 @@ pub struct Compute {
     pub description: String,
     /// Whether it is a GPU.
     pub is_gpu: bool,
+    /// Something the user should know about the choice (one line).
+    pub warning: Option<String>,
 }
 
 /// No usable device for the choice.
@@ -88,7 +91,12 @@ fn pollster_block<F: std::future::Future>(f: F) -> F::Output {
 /// The CPU device.
 pub fn cpu() -> Compute {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Compute { device: Device::flex(), description: format!("CPU (flex, {threads} threads)"), is_gpu: false }
+    Compute {
+        device: Device::flex(),
+        description: format!("CPU (flex, {threads} threads)"),
+        is_gpu: false,
+        warning: None,
+    }
 }
 
 /// The device of tensors kept in host memory (the CPU backend).
@@ -103,11 +111,25 @@ pub fn select(choice: DeviceChoice) -> Result<Compute, BackendError> {
     }
     let all = adapters();
     let gpu = all.iter().find(|a| is_real_gpu(a.2));
+    if let (None, DeviceChoice::Gpu, Some((name, backend, _))) =
+        (gpu, choice, all.iter().find(|a| a.2 == wgpu::DeviceType::Cpu))
+    {
+        // Only a software adapter (lavapipe): the wgpu path, as asked, with a warning.
+        return Ok(Compute {
+            device: Device::wgpu(burn::tensor::DeviceKind::Cpu),
+            description: format!("GPU: {name} ({backend}), a software adapter"),
+            is_gpu: true,
+            warning: Some(format!(
+                "{name} is a software adapter (no GPU found): the wgpu path runs, but slower than --device cpu"
+            )),
+        });
+    }
     match (gpu, choice) {
         (Some((name, backend, _)), _) => Ok(Compute {
             device: Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
             description: format!("GPU: {name} ({backend})"),
             is_gpu: true,
+            warning: None,
         }),
         (None, DeviceChoice::Gpu) => {
             let seen = if all.is_empty() {
@@ -143,10 +165,63 @@ pub fn on_wgpu_device(
         device,
         description: format!("GPU: {} ({:?}), the window's own device", info.name, info.backend),
         is_gpu: true,
+        warning: None,
     })
+}
+
+/// The device descriptor for a wgpu device that the window and Burn share:
+/// the adapter's limits and features, as Burn's kernels expect them, less
+/// `MAPPABLE_PRIMARY_BUFFERS` (slow on discrete GPUs).
+///
+/// Many Vulkan GPUs report *experimental* features (ray query, mesh shaders,
+/// cooperative matrix), and wgpu refuses a device that requires them unless
+/// experimental features are enabled. Burn's wgpu runtime reads the adapter's
+/// features (cooperative matrix for its tensor-core matmul) and enables them
+/// on the devices it creates itself; so does this descriptor, knowingly, when
+/// and only when it requires one of them.
+pub fn shared_device_descriptor(features: wgpu::Features, limits: wgpu::Limits) -> wgpu::DeviceDescriptor<'static> {
+    let required_features = features - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
+    let experimental_features = if required_features.intersects(wgpu::Features::all_experimental_mask()) {
+        // SAFETY: the opt-in Burn's runtime (cubecl-wgpu) makes for its own
+        // devices; vidi's renderer uses none of these features, and Burn's
+        // kernels use them as on the devices it creates.
+        unsafe { wgpu::ExperimentalFeatures::enabled() }
+    } else {
+        wgpu::ExperimentalFeatures::disabled()
+    };
+    wgpu::DeviceDescriptor {
+        label: Some("vidi: window and models"),
+        required_features,
+        required_limits: limits,
+        experimental_features,
+        ..Default::default()
+    }
 }
 
 /// Whether an adapter is a real GPU (not a software rasteriser such as lavapipe).
 pub fn is_real_gpu(kind: wgpu::DeviceType) -> bool {
     matches!(kind, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An adapter that reports every experimental feature (as many Vulkan GPUs
+    /// report some) gets a descriptor wgpu accepts: experimental features
+    /// required only with them enabled. One without gets them disabled.
+    #[test]
+    fn the_shared_descriptor_enables_experimental_features_it_requires() {
+        let every = wgpu::Features::all();
+        assert!(every.contains(wgpu::Features::all_experimental_mask()));
+        let d = shared_device_descriptor(every, wgpu::Limits::default());
+        assert!(d.required_features.contains(wgpu::Features::all_experimental_mask()));
+        assert!(d.experimental_features.is_enabled(), "experimental features required but not enabled");
+        assert!(!d.required_features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS));
+
+        let plain = wgpu::Features::all() - wgpu::Features::all_experimental_mask();
+        let d = shared_device_descriptor(plain, wgpu::Limits::default());
+        assert!(!d.experimental_features.is_enabled());
+        assert_eq!(d.required_features, plain - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+    }
 }

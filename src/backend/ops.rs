@@ -134,56 +134,57 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     }
 }
 
-/// `softmax(q k^T / sqrt(dh)) v` within each sequence of tokens that
-/// `groups` names, each of `heads` column ranges a head.
+/// Self-attention within each sequence of tokens that `groups` names: the
+/// query, key and value projections of `x`, then `softmax(q k^T / sqrt(dh)) v`
+/// over each of `heads` column ranges. The output projection is the caller's.
+///
+/// On the CPU kernel route the kernel reads the tokens where they lie. Off
+/// it, `x` is gathered into its sequences once (the projections act on each
+/// token alone, so they may come after), and the outputs are put back once.
 ///
 /// # Shapes
-/// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
+/// x: `[batch, tokens, hidden]` -> `[batch, tokens, heads * dh]`
 ///
 /// # Panics
 /// If the tokens do not split into `groups` (models check the clip's shape before their forward pass).
-pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups: Groups) -> Tensor<3> {
-    let n = q.dims()[1];
+pub fn self_attention(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, groups: Groups) -> Tensor<3> {
+    let n = x.dims()[1];
     assert!(groups.fits(n), "{n} tokens do not split into {groups:?}");
     let (_, len) = groups.shape(n);
-    if route(&q.device()) == Route::CpuKernel && cpu_takes_sequence(len) {
-        // The kernel gathers each sequence's tokens itself.
+    let project = |x: Tensor<3>| (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+    if route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(len) {
+        let (q, k, v) = project(x);
         return kernels::attention(q, k, v, heads, groups);
     }
-    by_sequences(q, k, v, groups, &|q, k, v| sequences_attention(q, k, v, heads))
+    by_sequences(x, groups, &|x| {
+        let (q, k, v) = project(x);
+        sequences_attention(q, k, v, heads)
+    })
 }
 
-/// Attention over `groups` by gathering each group's tokens into a sequence
-/// of its own with tensor ops, `attend` over `[sequences, len, d]`, and
-/// putting the outputs back in token order.
-fn by_sequences(
-    q: Tensor<3>,
-    k: Tensor<3>,
-    v: Tensor<3>,
-    groups: Groups,
-    attend: &dyn Fn(Tensor<3>, Tensor<3>, Tensor<3>) -> Tensor<3>,
-) -> Tensor<3> {
-    let [b, n, d] = q.dims();
+/// `attend` over the sequences of `groups`: `x`'s tokens gathered into
+/// `[sequences, len, d]` with tensor ops, and `attend`'s outputs put back in
+/// token order (token 0 of [`Groups::Frames`] gets zeros; of
+/// [`Groups::Patches`], the mean of its outputs over the frames).
+fn by_sequences(x: Tensor<3>, groups: Groups, attend: &dyn Fn(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+    let [b, n, d] = x.dims();
     match groups {
-        Groups::All => attend(q, k, v),
+        Groups::All => attend(x),
         Groups::Frames(f) => {
-            // Each patch's frames, token 0 left out: its output is zero.
             let p = (n - 1) / f;
-            let seq = |t: Tensor<3>| t.narrow(1, 1, n - 1).reshape([b * p, f, d]);
-            let ctx = attend(seq(q), seq(k), seq(v)).reshape([b, p * f, d]);
-            Tensor::cat(vec![Tensor::zeros([b, 1, d], &ctx.device()), ctx], 1)
+            let ctx = attend(x.narrow(1, 1, n - 1).reshape([b * p, f, d]));
+            let dout = ctx.dims()[2];
+            let ctx = ctx.reshape([b, p * f, dout]);
+            Tensor::cat(vec![Tensor::zeros([b, 1, dout], &ctx.device()), ctx], 1)
         }
         Groups::Patches(f) => {
-            // Each frame's patches with token 0, whose outputs are averaged over the frames.
             let p = (n - 1) / f;
-            let seq = |t: Tensor<3>| {
-                let first = t.clone().narrow(1, 0, 1).repeat_dim(1, f).reshape([b * f, 1, d]);
-                let rest = t.narrow(1, 1, n - 1).reshape([b, p, f, d]).swap_dims(1, 2).reshape([b * f, p, d]);
-                Tensor::cat(vec![first, rest], 1)
-            };
-            let out = attend(seq(q), seq(k), seq(v)); // [b * f, 1 + p, d]
-            let first = out.clone().narrow(1, 0, 1).reshape([b, f, d]).mean_dim(1);
-            let rest = out.narrow(1, 1, p).reshape([b, f, p, d]).swap_dims(1, 2).reshape([b, p * f, d]);
+            let first = x.clone().narrow(1, 0, 1).repeat_dim(1, f).reshape([b * f, 1, d]);
+            let rest = x.narrow(1, 1, n - 1).reshape([b, p, f, d]).swap_dims(1, 2).reshape([b * f, p, d]);
+            let out = attend(Tensor::cat(vec![first, rest], 1)); // [b * f, 1 + p, dout]
+            let dout = out.dims()[2];
+            let first = out.clone().narrow(1, 0, 1).reshape([b, f, dout]).mean_dim(1);
+            let rest = out.narrow(1, 1, p).reshape([b, f, p, dout]).swap_dims(1, 2).reshape([b, p * f, dout]);
             Tensor::cat(vec![first, rest], 1)
         }
     }
@@ -250,19 +251,34 @@ mod tests {
     /// they lie.
     #[test]
     fn grouped_attention_is_the_same_on_every_route() {
+        use burn::module::Param;
         use burn::tensor::Distribution;
         let (b, f, p, heads, dh) = (2, 4, 5, 2, 8);
         let (n, d) = (1 + p * f, heads * dh);
         let cpu = Device::flex();
         let ad = cpu.clone().autodiff();
-        let t = || Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &cpu);
-        let (q, k, v) = (t(), t(), t());
+        let random = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 0.3), &cpu);
+        let weights: Vec<_> = (0..3).map(|_| (random([d, d]), random([1, d]).reshape([d]))).collect();
+        let linears = |device: &Device| -> Vec<Linear> {
+            weights
+                .iter()
+                .map(|(w, b)| Linear {
+                    weight: Param::from_tensor(Tensor::from_data(w.to_data(), device)),
+                    bias: Some(Param::from_tensor(Tensor::from_data(b.to_data(), device))),
+                })
+                .collect()
+        };
+        let (on_cpu, on_ad) = (linears(&cpu), linears(&ad));
+        let x = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &cpu);
         for groups in [Groups::All, Groups::Frames(f), Groups::Patches(f)] {
-            let want = attention(q.clone(), k.clone(), v.clone(), heads, groups);
-            let burn =
-                by_sequences(q.clone(), k.clone(), v.clone(), groups, &|q, k, v| heads_attention(q, k, v, heads));
-            let on = |x: &Tensor<3>| Tensor::<3>::from_data(x.to_data(), &ad);
-            let trained = attention(on(&q), on(&k), on(&v), heads, groups).inner();
+            let want = self_attention(x.clone(), [&on_cpu[0], &on_cpu[1], &on_cpu[2]], heads, groups);
+            let burn = by_sequences(x.clone(), groups, &|x| {
+                let [q, k, v] = [&on_cpu[0], &on_cpu[1], &on_cpu[2]].map(|l| l.forward(x.clone()));
+                heads_attention(q, k, v, heads)
+            });
+            let trained =
+                self_attention(Tensor::from_data(x.to_data(), &ad), [&on_ad[0], &on_ad[1], &on_ad[2]], heads, groups)
+                    .inner();
             for (name, got) in [("Burn's", burn), ("autodiff", trained)] {
                 let diff: f32 = (got - want.clone()).abs().max().into_scalar();
                 assert!(diff < 1e-5, "{groups:?}, {name}: max |diff| {diff}");

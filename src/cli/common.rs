@@ -74,7 +74,11 @@ pub fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
 
 /// What `--device` (else VIDI_DEVICE, else a GPU when there is one) computes on.
 pub fn compute(device: Option<vidi::backend::DeviceChoice>) -> Result<vidi::backend::Compute> {
-    Ok(vidi::backend::select(vidi::backend::choice_from(device)?)?)
+    let compute = vidi::backend::select(vidi::backend::choice_from(device)?)?;
+    if let Some(w) = &compute.warning {
+        eprintln!("warning: {w}");
+    }
+    Ok(compute)
 }
 
 /// Loads `--model` on `--device`.

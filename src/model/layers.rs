@@ -62,8 +62,7 @@ impl SelfAttention {
     /// # Shapes
     /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
     pub fn context(&self, x: Tensor<3>, groups: Groups) -> Tensor<3> {
-        let (q, k, v) = (ops::linear(&self.q, x.clone()), ops::linear(&self.k, x.clone()), ops::linear(&self.v, x));
-        ops::attention(q, k, v, self.heads, groups)
+        ops::self_attention(x, [&self.q, &self.k, &self.v], self.heads, groups)
     }
 }
 

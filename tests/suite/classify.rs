@@ -104,6 +104,33 @@ fn forward_writes_the_logits_transformers_computed() {
     }
 }
 
+/// `--device gpu` with only a software adapter (lavapipe, as on CI) runs the
+/// wgpu path after one warning line, and gives transformers' logits.
+#[test]
+fn forward_on_the_software_adapter_gives_the_logits_transformers_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["videomae_cls", "videomae_meanpool", "timesformer", "vivit"] {
+        let m = fixtures().join("models").join(name);
+        let out = dir.path().join(format!("{name}.safetensors"));
+        let io = m.join("io.safetensors");
+        let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
+            .args(["forward", "--device", "gpu", "--model", m.to_str().unwrap()])
+            .args(["--pixel-values", io.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .env_remove("VIDI_DEVICE")
+            .output()
+            .expect("run vidi");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{name}: {err}");
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+        assert_eq!(warnings.len(), 1, "{name}: one warning about the software adapter: {err}");
+        assert!(warnings[0].contains("software adapter") && warnings[0].contains("--device cpu"), "{err}");
+        let (_, got) = read_tensor(&out, "logits");
+        let (_, want) = read_tensor(&io, "logits");
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{name} on the software adapter: max |diff| {diff}");
+    }
+}
+
 #[test]
 fn a_hub_model_id_downloads_through_hf_endpoint_and_classifies_the_same() {
     let m = fixtures().join("models/vivit");
