@@ -134,39 +134,64 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     }
 }
 
-/// Self-attention within each sequence of tokens that `groups` names: the
-/// query, key and value projections of `x`, then `softmax(q k^T / sqrt(dh)) v`
-/// over each of `heads` column ranges. The output projection is the caller's.
+/// Self-attention within each sequence of tokens that `groups` names, with
+/// its output projection: the query, key and value projections of `x`,
+/// `softmax(q k^T / sqrt(dh)) v` over each of `heads` column ranges, then `o`,
+/// plus `residual` when given. Token 0 of [`Groups::Frames`] takes no part:
+/// its attention output is zero (so its row is `o`'s bias, plus the residual).
 ///
-/// On the CPU kernel route the kernel reads the tokens where they lie. Off
-/// it, `x` is gathered into its sequences once (the projections act on each
-/// token alone, so they may come after), and the outputs are put back once.
+/// On the CPU kernel route the kernel reads the tokens where they lie and the
+/// residual add is folded into `o`'s product. Off it, `x` is gathered into
+/// its sequences once, attended and projected there (the projections act on
+/// each token alone, and the mean of [`Groups::Patches`]' token 0 commutes
+/// with `o`), and put back once.
 ///
 /// # Shapes
-/// x: `[batch, tokens, hidden]` -> `[batch, tokens, heads * dh]`
+/// x, residual: `[batch, tokens, hidden]` -> `[batch, tokens, hidden]`
 ///
 /// # Panics
 /// If the tokens do not split into `groups` (models check the clip's shape before their forward pass).
-pub fn self_attention(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, groups: Groups) -> Tensor<3> {
-    let n = x.dims()[1];
+pub fn self_attention(
+    x: Tensor<3>,
+    [q, k, v, o]: [&Linear; 4],
+    heads: usize,
+    groups: Groups,
+    residual: Option<Tensor<3>>,
+) -> Tensor<3> {
+    let [b, n, d] = x.dims();
     assert!(groups.fits(n), "{n} tokens do not split into {groups:?}");
     let (_, len) = groups.shape(n);
     let project = |x: Tensor<3>| (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
     if route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(len) {
         let (q, k, v) = project(x);
-        return kernels::attention(q, k, v, heads, groups);
+        let ctx = kernels::attention(q, k, v, heads, groups);
+        return match residual {
+            Some(r) => linear_add(o, ctx, r, 0),
+            None => linear(o, ctx),
+        };
     }
-    by_sequences(x, groups, &|x| {
+    // Token 0's row for Groups::Frames: `o` of a zero attention output.
+    let first = || linear(o, Tensor::zeros([b, 1, d], &x.device()));
+    let out = by_sequences(x.clone(), groups, &first, &|x| {
         let (q, k, v) = project(x);
-        sequences_attention(q, k, v, heads)
-    })
+        linear(o, sequences_attention(q, k, v, heads))
+    });
+    match residual {
+        Some(r) => r + out,
+        None => out,
+    }
 }
 
 /// `attend` over the sequences of `groups`: `x`'s tokens gathered into
 /// `[sequences, len, d]` with tensor ops, and `attend`'s outputs put back in
-/// token order (token 0 of [`Groups::Frames`] gets zeros; of
+/// token order (token 0 of [`Groups::Frames`] gets `first()`; of
 /// [`Groups::Patches`], the mean of its outputs over the frames).
-fn by_sequences(x: Tensor<3>, groups: Groups, attend: &dyn Fn(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+fn by_sequences(
+    x: Tensor<3>,
+    groups: Groups,
+    first: &dyn Fn() -> Tensor<3>,
+    attend: &dyn Fn(Tensor<3>) -> Tensor<3>,
+) -> Tensor<3> {
     let [b, n, d] = x.dims();
     match groups {
         Groups::All => attend(x),
@@ -175,7 +200,7 @@ fn by_sequences(x: Tensor<3>, groups: Groups, attend: &dyn Fn(Tensor<3>) -> Tens
             let ctx = attend(x.narrow(1, 1, n - 1).reshape([b * p, f, d]));
             let dout = ctx.dims()[2];
             let ctx = ctx.reshape([b, p * f, dout]);
-            Tensor::cat(vec![Tensor::zeros([b, 1, dout], &ctx.device()), ctx], 1)
+            Tensor::cat(vec![first(), ctx], 1)
         }
         Groups::Patches(f) => {
             let p = (n - 1) / f;
@@ -245,10 +270,10 @@ mod tests {
         assert_eq!(route(&Device::flex().autodiff()), Route::CpuAutodiff);
     }
 
-    /// The grouped attentions off the CPU kernel route (tokens gathered with
-    /// tensor ops, then Burn's attention, as on wgpu; or the autodiff
-    /// operation, as in training) give what the kernel gives on the tokens as
-    /// they lie.
+    /// The grouped self-attentions off the CPU kernel route (tokens gathered
+    /// with tensor ops, then Burn's attention, as on wgpu; or the autodiff
+    /// operations, as in training) give what the kernel gives on the tokens
+    /// as they lie, with and without a residual.
     #[test]
     fn grouped_attention_is_the_same_on_every_route() {
         use burn::module::Param;
@@ -258,7 +283,7 @@ mod tests {
         let cpu = Device::flex();
         let ad = cpu.clone().autodiff();
         let random = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 0.3), &cpu);
-        let weights: Vec<_> = (0..3).map(|_| (random([d, d]), random([1, d]).reshape([d]))).collect();
+        let weights: Vec<_> = (0..4).map(|_| (random([d, d]), random([1, d]).reshape([d]))).collect();
         let linears = |device: &Device| -> Vec<Linear> {
             weights
                 .iter()
@@ -268,20 +293,26 @@ mod tests {
                 })
                 .collect()
         };
-        let (on_cpu, on_ad) = (linears(&cpu), linears(&ad));
+        let (c, a) = (linears(&cpu), linears(&ad));
         let x = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &cpu);
+        let r = Tensor::<3>::random([b, n, d], Distribution::Normal(0.0, 1.0), &cpu);
+        let on_ad = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), &ad);
         for groups in [Groups::All, Groups::Frames(f), Groups::Patches(f)] {
-            let want = self_attention(x.clone(), [&on_cpu[0], &on_cpu[1], &on_cpu[2]], heads, groups);
-            let burn = by_sequences(x.clone(), groups, &|x| {
-                let [q, k, v] = [&on_cpu[0], &on_cpu[1], &on_cpu[2]].map(|l| l.forward(x.clone()));
-                heads_attention(q, k, v, heads)
-            });
-            let trained =
-                self_attention(Tensor::from_data(x.to_data(), &ad), [&on_ad[0], &on_ad[1], &on_ad[2]], heads, groups)
-                    .inner();
-            for (name, got) in [("Burn's", burn), ("autodiff", trained)] {
-                let diff: f32 = (got - want.clone()).abs().max().into_scalar();
-                assert!(diff < 1e-5, "{groups:?}, {name}: max |diff| {diff}");
+            for residual in [false, true] {
+                let res = |t: &Tensor<3>| residual.then(|| t.clone());
+                let want = self_attention(x.clone(), [&c[0], &c[1], &c[2], &c[3]], heads, groups, res(&r));
+                let first = || c[3].forward(Tensor::zeros([b, 1, d], &cpu));
+                let burn = by_sequences(x.clone(), groups, &first, &|x| {
+                    let [q, k, v] = [&c[0], &c[1], &c[2]].map(|l| l.forward(x.clone()));
+                    c[3].forward(heads_attention(q, k, v, heads))
+                });
+                let burn = if residual { burn + r.clone() } else { burn };
+                let ad_r = res(&r).map(|t| on_ad(&t));
+                let trained = self_attention(on_ad(&x), [&a[0], &a[1], &a[2], &a[3]], heads, groups, ad_r).inner();
+                for (name, got) in [("Burn's", burn), ("autodiff", trained)] {
+                    let diff: f32 = (got - want.clone()).abs().max().into_scalar();
+                    assert!(diff < 1e-5, "{groups:?}, residual {residual}, {name}: max |diff| {diff}");
+                }
             }
         }
     }

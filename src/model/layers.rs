@@ -48,21 +48,20 @@ impl SelfAttention {
     /// # Shapes
     /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        ops::linear(&self.o, self.context(x, Groups::All))
+        self.grouped(x, Groups::All, None)
     }
 
     /// `residual + self.forward(x)`, the add folded into the output projection where it can be.
     pub fn forward_add(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        ops::linear_add(&self.o, self.context(x, Groups::All), residual, 0)
+        self.grouped(x, Groups::All, Some(residual))
     }
 
-    /// The heads' outputs before the output projection, each token attending
-    /// to the tokens of its group.
+    /// Each token attending to the tokens of its group (see [`ops::self_attention`]), plus `residual`.
     ///
     /// # Shapes
-    /// x: [batch, tokens, hidden] -> [batch, tokens, hidden]
-    pub fn context(&self, x: Tensor<3>, groups: Groups) -> Tensor<3> {
-        ops::self_attention(x, [&self.q, &self.k, &self.v], self.heads, groups)
+    /// x, residual: [batch, tokens, hidden] -> [batch, tokens, hidden]
+    pub fn grouped(&self, x: Tensor<3>, groups: Groups, residual: Option<Tensor<3>>) -> Tensor<3> {
+        ops::self_attention(x, [&self.q, &self.k, &self.v, &self.o], self.heads, groups, residual)
     }
 }
 

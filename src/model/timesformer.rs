@@ -66,10 +66,9 @@ impl DividedBlock {
     /// # Shapes
     /// x: [batch, 1 + patches * frames, hidden] (token = 1 + patch * frames + frame) -> same
     pub fn forward(&self, x: Tensor<3>, frames: usize) -> Tensor<3> {
-        let ctx = self.temporal_attn.context(self.temporal_norm.forward(x.clone()), Groups::Frames(frames));
-        let x = ops::linear_add(&self.temporal_dense, ops::linear(&self.temporal_attn.o, ctx), x, 1);
-        let ctx = self.attn.context(self.norm1.forward(x.clone()), Groups::Patches(frames));
-        let h = ops::linear_add(&self.attn.o, ctx, x, 0);
+        let t = self.temporal_attn.grouped(self.temporal_norm.forward(x.clone()), Groups::Frames(frames), None);
+        let x = ops::linear_add(&self.temporal_dense, t, x, 1);
+        let h = self.attn.grouped(self.norm1.forward(x.clone()), Groups::Patches(frames), Some(x));
         self.mlp.forward_add(self.norm2.forward(h.clone()), h)
     }
 }
