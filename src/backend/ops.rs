@@ -1,5 +1,5 @@
 //! The one dispatch point for the heavy operations: linear, linear +
-//! residual, LayerNorm, GELU, attention over token groups, and the AdamW
+//! residual, LayerNorm, GELU, self-attention over token groups, and the AdamW
 //! update. The models and the optimizer call these and nothing else for that
 //! work; each operation decides here, by one rule, where it runs:
 //!
@@ -171,8 +171,9 @@ pub fn self_attention(
         };
     }
     // Token 0's row for Groups::Frames: `o` of a zero attention output.
-    let first = || linear(o, Tensor::zeros([b, 1, d], &x.device()));
-    let out = by_sequences(x.clone(), groups, &first, &|x| {
+    let device = x.device();
+    let first = || linear(o, Tensor::zeros([b, 1, d], &device));
+    let out = by_sequences(x, groups, &first, &|x| {
         let (q, k, v) = project(x);
         linear(o, sequences_attention(q, k, v, heads))
     });

@@ -251,10 +251,9 @@ impl Walk for Export {
         Ok(())
     }
 
-    fn norm(&mut self, n: &mut Norm, key: &str, _: usize) -> Result<(), ModelError> {
-        self.tensors.insert(format!("{key}.weight"), to_host(n.gamma.val()));
-        self.tensors.insert(format!("{key}.bias"), to_host(n.beta.val()));
-        Ok(())
+    fn norm(&mut self, n: &mut Norm, key: &str, d: usize) -> Result<(), ModelError> {
+        self.param(&mut n.gamma, &format!("{key}.weight"), [d])?;
+        self.param(&mut n.beta, &format!("{key}.bias"), [d])
     }
 
     fn param<const D: usize>(&mut self, p: &mut Param<Tensor<D>>, key: &str, _: [usize; D]) -> Result<(), ModelError> {
@@ -263,10 +262,10 @@ impl Walk for Export {
     }
 
     fn patch(&mut self, l: &mut Linear, key: &str, shape: &[usize]) -> Result<(), ModelError> {
-        let (w, b) = linear_to_host(l);
-        self.tensors.insert(format!("{key}.weight"), HostTensor::new(shape.to_vec(), w.data));
-        if let Some(b) = b {
-            self.tensors.insert(format!("{key}.bias"), b);
+        // The Linear's PyTorch-layout weight [out, c*t*p*p] is the Conv kernel flattened.
+        self.put_linear(key, l);
+        if let Some(w) = self.tensors.get_mut(&format!("{key}.weight")) {
+            w.shape = shape.to_vec();
         }
         Ok(())
     }
