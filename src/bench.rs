@@ -1,4 +1,5 @@
-//! `vidi bench decode`: how fast a video file becomes the model's input tensor.
+//! `vidi bench decode`: how fast a video file becomes the model's input tensor;
+//! `vidi bench model` and `vidi bench train`: forward passes and training steps.
 //!
 //! For each file, the median over runs of:
 //! - `vidi_processor`: 16 frames spread over the whole video, through the
@@ -113,18 +114,129 @@ pub fn bench_decode(file: &Path, runs: usize, threads: usize) -> Result<Vec<Benc
 pub struct ModelBenchRow {
     /// Architecture.
     pub arch: String,
+    /// The model: the architecture (base size), or the folder given.
+    pub model: String,
+    /// "random" or "checkpoint".
+    pub weights: &'static str,
     /// Input shape (B, T, C, H, W).
     pub input: [usize; 5],
+    /// Tokens per clip.
+    pub tokens: usize,
     /// Median forward latency in seconds.
     pub median_s: f64,
+    /// The same: seconds per forward pass.
+    pub s_per_pass: f64,
+    /// Clips per second at the median.
+    pub clips_per_s: f64,
     /// GFLOP of one forward pass (matmuls only, counted from the config).
     pub gflop: f64,
     /// Achieved GFLOP/s.
     pub gflops: f64,
     /// Peak resident memory of the process after the runs, MiB (Linux VmHWM).
     pub peak_rss_mib: Option<f64>,
+    /// The same in bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// GPU runs: the most device memory in use at the sampled points
+    /// ([`DevicePeak`]); `null` on the CPU.
+    pub peak_device_bytes: Option<u64>,
+    /// GPU runs: the most device memory the allocator held (its pools keep freed pages for reuse).
+    pub device_reserved_bytes: Option<u64>,
     /// Where it ran.
     pub device: String,
+}
+
+/// The model a benchmark runs.
+#[derive(Clone, Debug)]
+pub enum BenchModel {
+    /// A configuration (the Hub base size of an architecture, the demo's tiny
+    /// model), random weights.
+    Config {
+        /// Its name in the rows.
+        name: String,
+        /// The configuration.
+        config: crate::model::ModelConfig,
+    },
+    /// A folder with a `config.json` (random weights of that shape) or a
+    /// whole checkpoint (its weights, unless `frames` changes the shape).
+    Dir(PathBuf),
+}
+
+impl BenchModel {
+    /// The base size of `arch` (as the Hub checkpoints), 400 labels.
+    pub fn base(arch: crate::model::Architecture) -> BenchModel {
+        BenchModel::Config { name: arch.model_type().into(), config: base_config(arch) }
+    }
+
+    /// Its name in the rows.
+    pub fn name(&self) -> String {
+        match self {
+            BenchModel::Config { name, .. } => name.clone(),
+            BenchModel::Dir(dir) => dir.display().to_string(),
+        }
+    }
+
+    /// The model on `device`, with `frames` frames per clip when given, and
+    /// whether its weights are "random" or the "checkpoint"'s.
+    pub fn build(
+        &self,
+        frames: Option<usize>,
+        device: &burn::tensor::Device,
+    ) -> Result<(crate::model::VideoModel, &'static str), crate::model::ModelError> {
+        use crate::model::{ModelConfig, ModelError, VideoModel};
+        let mut cfg = match self {
+            BenchModel::Config { config, .. } => config.clone(),
+            BenchModel::Dir(dir) => {
+                if !dir.is_dir() {
+                    let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder");
+                    return Err(ModelError::Io { path: dir.clone(), source });
+                }
+                ModelConfig::from_dir(dir)?
+            }
+        };
+        let reshaped = frames.is_some_and(|f| f != cfg.num_frames);
+        if let Some(f) = frames {
+            if f == 0 || f % cfg.tubelet_size != 0 {
+                return Err(ModelError::BadConfig {
+                    path: PathBuf::from("--frames"),
+                    reason: format!("{f} frames: give a positive multiple of the tubelet size {}", cfg.tubelet_size),
+                });
+            }
+            cfg.num_frames = f;
+        }
+        if let BenchModel::Dir(dir) = self {
+            let has_weights = ["model.safetensors", "pytorch_model.bin"].iter().any(|f| dir.join(f).is_file());
+            if has_weights && !reshaped {
+                let (model, _) = VideoModel::load(dir, &Default::default(), device)?;
+                return Ok((model, "checkpoint"));
+            }
+        }
+        Ok((VideoModel::random(cfg, Default::default(), 0, device)?, "random"))
+    }
+}
+
+/// The most device memory in use at the points [`DevicePeak::sample`] is
+/// called (on GPU runs; Burn's allocator reports no high-water mark of its
+/// own): after each forward pass, when everything the backward pass needs is
+/// held, and after each backward pass and optimizer step.
+#[derive(Clone, Debug, Default)]
+pub struct DevicePeak {
+    in_use: Option<u64>,
+    reserved: Option<u64>,
+}
+
+impl DevicePeak {
+    /// Takes a sample on `device` (nothing on the CPU).
+    pub fn sample(&mut self, device: &burn::tensor::Device) {
+        if let Some((in_use, reserved)) = crate::backend::device_memory(device) {
+            self.in_use = Some(self.in_use.unwrap_or(0).max(in_use));
+            self.reserved = Some(self.reserved.unwrap_or(0).max(reserved));
+        }
+    }
+}
+
+/// Input pixels of a benchmark: a fixed ramp in [-1, 1].
+fn ramp(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect()
 }
 
 /// The base-size config of an architecture (as the Hub checkpoints), with 400 labels.
@@ -167,37 +279,46 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Times `runs` forward passes (after one warm-up) of a base-size model with random weights.
+/// Times `runs` forward passes (after one warm-up) of `model` on `batch` clips.
 pub fn bench_model(
-    arch: crate::model::Architecture,
+    model: &BenchModel,
+    frames: Option<usize>,
     batch: usize,
     runs: usize,
     compute: &crate::backend::Compute,
 ) -> Result<ModelBenchRow, crate::model::ModelError> {
-    let cfg = base_config(arch);
+    let (net, weights) = model.build(frames, &compute.device)?;
+    let cfg = net.config.clone();
     let input = [batch, cfg.num_frames, cfg.num_channels, cfg.image_size, cfg.image_size];
-    let model = crate::model::VideoModel::random(cfg.clone(), Default::default(), 0, &compute.device)?;
-    let n: usize = input.iter().product();
-    let pixels = crate::model::weights::HostTensor::new(
-        input.to_vec(),
-        (0..n).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect(),
-    );
-    model.forward_host(pixels.clone())?; // warm-up (and GPU kernel compilation)
+    let pixels = crate::model::weights::HostTensor::new(input.to_vec(), ramp(input.iter().product()));
+    let mut peak = DevicePeak::default();
+    net.forward_host(pixels.clone())?; // warm-up (and GPU kernel compilation)
+    peak.sample(&compute.device);
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
         let t = Instant::now();
-        model.forward_host(pixels.clone())?;
+        net.forward_host(pixels.clone())?;
         times.push(t.elapsed().as_secs_f64());
+        peak.sample(&compute.device);
     }
     let median_s = median(times);
     let gflop = forward_gflop(&cfg, batch);
+    let rss = peak_rss_mib();
     Ok(ModelBenchRow {
         arch: cfg.arch.model_type().into(),
+        model: model.name(),
+        weights,
         input,
+        tokens: cfg.num_patches(),
         median_s,
+        s_per_pass: median_s,
+        clips_per_s: batch as f64 / median_s,
         gflop,
         gflops: gflop / median_s,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: rss,
+        peak_rss_bytes: rss.map(|m| (m * 1024.0 * 1024.0) as u64),
+        peak_device_bytes: peak.in_use,
+        device_reserved_bytes: peak.reserved,
         device: compute.description.clone(),
     })
 }
@@ -205,55 +326,86 @@ pub fn bench_model(
 /// One `vidi bench train` row.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainBenchRow {
-    /// Model ("videomae", ... or "tiny").
+    /// Model ("videomae", ... or "tiny", or the folder given).
     pub model: String,
+    /// "random" or "checkpoint".
+    pub weights: &'static str,
     /// Clips per step.
     pub batch: usize,
+    /// Frames per clip.
+    pub frames: usize,
+    /// Tokens per clip.
+    pub tokens: usize,
     /// Median seconds per optimizer step (forward, backward, clipping, AdamW).
     pub median_s: f64,
+    /// The same: seconds per step.
+    pub s_per_step: f64,
     /// Clips per second at the median.
     pub clips_per_s: f64,
     /// Peak resident memory of the process, MiB (Linux VmHWM).
     pub peak_rss_mib: Option<f64>,
+    /// The same in bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// GPU runs: the most device memory in use at the sampled points
+    /// ([`DevicePeak`]); `null` on the CPU.
+    pub peak_device_bytes: Option<u64>,
+    /// GPU runs: the most device memory the allocator held (its pools keep freed pages for reuse).
+    pub device_reserved_bytes: Option<u64>,
     /// Where it ran.
     pub device: String,
 }
 
-/// Times `steps` training steps (after one warm-up) of `cfg` with random weights and inputs.
+/// Times `steps` training steps (after one warm-up) of `model` with random inputs.
 pub fn bench_train(
-    name: &str,
-    cfg: crate::model::ModelConfig,
+    model: &BenchModel,
+    frames: Option<usize>,
     batch: usize,
     steps: usize,
     compute: &crate::backend::Compute,
 ) -> Result<TrainBenchRow, crate::model::ModelError> {
     use crate::train::optim::{AdamW, AdamWConfig, GradAccumulator};
     let device = compute.device.clone().autodiff();
+    let (mut net, weights) = model.build(frames, &device)?;
+    let cfg = net.config.clone();
     let shape = [batch, cfg.num_frames, cfg.num_channels, cfg.image_size, cfg.image_size];
-    let n: usize = shape.iter().product();
-    let k = cfg.labels.len().max(1);
-    let mut model = crate::model::VideoModel::random(cfg, Default::default(), 0, &device)?;
+    let k = net.labels.len().max(1);
     let mut opt = AdamW::new(AdamWConfig::default());
-    let pixels: Vec<f32> = (0..n).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+    let pixels = ramp(shape.iter().product());
     let labels: Vec<usize> = (0..batch).map(|i| i % k).collect();
+    let mut peak = DevicePeak::default();
     let mut times = Vec::new();
     for i in 0..=steps.max(1) {
         let t = Instant::now();
         let mut acc = GradAccumulator::default();
-        crate::train::accumulate(&model, pixels.clone(), shape, &labels, 1.0 / batch as f64, &mut acc)?;
-        (model, _) = crate::train::apply_step(model, &mut opt, acc, 5e-5);
-        let _ = model.device.sync();
+        let x = burn::tensor::Tensor::<5>::from_data(burn::tensor::TensorData::new(pixels.clone(), shape), &device);
+        let loss = crate::train::cross_entropy(net.forward(x)?, &labels, 1.0 / batch as f64);
+        peak.sample(&device);
+        let grads = loss.backward();
+        peak.sample(&device);
+        acc.add(&net.net, &grads);
+        drop(grads);
+        (net, _) = crate::train::apply_step(net, &mut opt, acc, 5e-5);
+        let _ = net.device.sync();
+        peak.sample(&device);
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
     }
     let median_s = median(times);
+    let rss = peak_rss_mib();
     Ok(TrainBenchRow {
-        model: name.to_string(),
+        model: model.name(),
+        weights,
         batch,
+        frames: cfg.num_frames,
+        tokens: cfg.num_patches(),
         median_s,
+        s_per_step: median_s,
         clips_per_s: batch as f64 / median_s,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: rss,
+        peak_rss_bytes: rss.map(|m| (m * 1024.0 * 1024.0) as u64),
+        peak_device_bytes: peak.in_use,
+        device_reserved_bytes: peak.reserved,
         device: compute.description.clone(),
     })
 }

@@ -231,6 +231,9 @@ fn icon() -> egui::IconData {
     }
 }
 
+/// Why the window's device could not be made for sharing with the models, when it could not.
+static NOT_SHARED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// How eframe creates its wgpu device. When models may compute on the GPU
 /// (`choice` is not Cpu) and the adapter is a real GPU — or `choice` is Gpu,
 /// whatever the adapter — the device is asked for the adapter's full features
@@ -245,7 +248,16 @@ pub fn wgpu_setup(choice: crate::backend::DeviceChoice) -> eframe::egui_wgpu::Wg
         if !share {
             return default(adapter);
         }
-        crate::backend::device::shared_device_descriptor(adapter.features(), adapter.limits())
+        let shared = crate::backend::device::shared_device_descriptor(adapter.features(), adapter.limits());
+        // A device the adapter refuses would keep the window from opening: it
+        // opens on the default device instead, and the models use the CPU.
+        match crate::backend::device::try_device(adapter, &shared) {
+            Ok(()) => shared,
+            Err(why) => {
+                let _ = NOT_SHARED.set(why);
+                default(adapter)
+            }
+        }
     });
     eframe::egui_wgpu::WgpuSetup::CreateNew(new)
 }
@@ -262,6 +274,11 @@ pub fn compute_for(
     let real = crate::backend::is_real_gpu(rs.adapter.get_info().device_type);
     if choice == DeviceChoice::Cpu || (choice == DeviceChoice::Auto && !real) {
         return crate::backend::cpu();
+    }
+    if let Some(why) = NOT_SHARED.get() {
+        let mut c = crate::backend::cpu();
+        c.description = format!("{} (the GPU could not be shared with the window: {why})", c.description);
+        return c;
     }
     match crate::backend::on_wgpu_device(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
         Ok(c) => c,

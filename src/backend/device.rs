@@ -76,7 +76,7 @@ pub fn adapters() -> Vec<(String, String, wgpu::DeviceType)> {
 }
 
 fn pollster_block<F: std::future::Future>(f: F) -> F::Output {
-    // enumerate_adapters resolves without waiting on native platforms.
+    // enumerate_adapters and request_device resolve without waiting on native platforms.
     use std::task::{Context, Poll, Waker};
     let mut f = std::pin::pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
@@ -198,6 +198,21 @@ pub fn shared_device_descriptor(features: wgpu::Features, limits: wgpu::Limits) 
     }
 }
 
+/// The bytes of device memory Burn's allocator has in use and has reserved
+/// on `device`; `None` on the CPU.
+pub fn device_memory(device: &Device) -> Option<(u64, u64)> {
+    if *device == Device::flex() {
+        return None;
+    }
+    device.memory_pool_usage().map(|u| (u.bytes_in_use, u.bytes_reserved))
+}
+
+/// Whether `adapter` gives a device for `descriptor`: wgpu's reason if not.
+/// (The device made to find out is dropped at once.)
+pub fn try_device(adapter: &wgpu::Adapter, descriptor: &wgpu::DeviceDescriptor<'_>) -> Result<(), String> {
+    pollster_block(adapter.request_device(descriptor)).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Whether an adapter is a real GPU (not a software rasteriser such as lavapipe).
 pub fn is_real_gpu(kind: wgpu::DeviceType) -> bool {
     matches!(kind, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
@@ -220,8 +235,21 @@ mod tests {
         assert!(!d.required_features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS));
 
         let plain = wgpu::Features::all() - wgpu::Features::all_experimental_mask();
+        let every_stable = shared_device_descriptor(plain, wgpu::Limits::default());
         let d = shared_device_descriptor(plain, wgpu::Limits::default());
         assert!(!d.experimental_features.is_enabled());
         assert_eq!(d.required_features, plain - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+
+        // On a real adapter (lavapipe on CI): the descriptor from its own features and
+        // limits gives a device; one asking for features it lacks is refused with a
+        // reason, which is what the window then shows when it falls back to the CPU.
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapters = pollster_block(instance.enumerate_adapters(wgpu::Backends::all()));
+        let adapter = adapters.first().expect("a wgpu adapter (lavapipe on CI)");
+        let own = shared_device_descriptor(adapter.features(), adapter.limits());
+        assert_eq!(try_device(adapter, &own), Ok(()));
+        assert!(!adapter.features().contains(every_stable.required_features), "an adapter with every feature?");
+        let why = try_device(adapter, &every_stable).expect_err("features the adapter lacks");
+        assert!(!why.is_empty());
     }
 }

@@ -10,13 +10,15 @@
 //!   generic tensor ops run. Model files call these and read as plain math.
 //! - `kernels` (private): the CPU kernels and their autodiff operations.
 
+pub mod blocked;
 pub mod device;
 pub mod host;
 mod kernels;
 pub mod ops;
 
 pub use device::{
-    adapters, choice_from, cpu, host_device, is_real_gpu, on_wgpu_device, select, BackendError, Compute, DeviceChoice,
+    adapters, choice_from, cpu, device_memory, host_device, is_real_gpu, on_wgpu_device, select, BackendError, Compute,
+    DeviceChoice,
 };
 pub use host::{to_device, to_host, HostTensor};
 

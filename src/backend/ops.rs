@@ -9,7 +9,9 @@
 //!   in their order whatever the [`Groups`], vectorised GELU, a one-pass AdamW.
 //! - [`Route::CpuAutodiff`], the CPU backend under autodiff (training): the
 //!   same kernels as single autodiff operations with their own backward passes.
-//! - [`Route::Generic`], any other backend (wgpu): Burn's tensor operations.
+//! - [`Route::Generic`], any other backend (wgpu): Burn's tensor operations,
+//!   with attention a block of queries at a time ([`super::blocked`]): no
+//!   `heads x tokens x tokens` tensor, in inference or in training.
 //!
 //! Sizes: a Linear layer takes vidi's gemm in inference from
 //! [`MIN_GEMM_ROWS`] rows (batch x tokens) on; an attention sequence takes
@@ -20,6 +22,7 @@
 use burn::nn::Linear;
 use burn::tensor::{activation, Device, Tensor};
 
+use super::blocked;
 use super::kernels::{self, grad};
 pub use super::kernels::{AdamWStep, Groups};
 
@@ -55,6 +58,21 @@ pub const MIN_GEMM_SEQUENCE: usize = 128;
 /// Tokens per attention sequence below which vidi's CPU attention uses plain
 /// loops (gemm's call overhead would outweigh a few hundred multiply-adds).
 pub const SHORT_SEQUENCE: usize = kernels::SHORT;
+
+/// Elements the widest activation of one forward pass may hold off the CPU
+/// (256 MiB in f32, inside any adapter's `max_storage_buffer_binding_size`).
+pub const ACTIVATION_BUDGET: usize = 1 << 26;
+
+/// How many clips one forward pass on `device` takes when a clip has `tokens`
+/// tokens and the widest layer `width` features: unbounded on the CPU; off it,
+/// as many as keep each activation within [`ACTIVATION_BUDGET`] (at least one).
+/// Larger batches run in pieces (their logits, or their gradients, summed).
+pub fn clips_per_pass(device: &Device, tokens: usize, width: usize) -> usize {
+    match route(device) {
+        Route::Generic => (ACTIVATION_BUDGET / (tokens * width).max(1)).max(1),
+        _ => usize::MAX,
+    }
+}
 
 /// Whether vidi's CPU attention takes sequences of `len` tokens.
 fn cpu_takes_sequence(len: usize) -> bool {
@@ -129,6 +147,11 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     };
     if tanh_approx {
         activation::gelu_approximate(x)
+    } else if x.device().is_autodiff() {
+        // Burn's GELU differentiates as the tanh approximation (with six-digit
+        // constants) off the CPU: 1e-4 off in the gradients. Built from erf,
+        // the recorded derivative is the exact one.
+        x.clone() * x.div_scalar(std::f64::consts::SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5)
     } else {
         activation::gelu(x)
     }
@@ -222,6 +245,9 @@ fn sequences_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -
         if let Some(ctx) = grad::attention(&q, &k, &v, heads) {
             return ctx;
         }
+    }
+    if route(&q.device()) == Route::Generic {
+        return blocked::attention(q, k, v, heads);
     }
     heads_attention(q, k, v, heads)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
+use vidi::bench::BenchModel;
 use vidi::model::Architecture;
 
 use super::common::{compute, print_json};
@@ -16,26 +17,39 @@ pub enum BenchCommand {
     ///
     /// Example: vidi bench decode tests/fixtures/clips/v_ApplyEyeMakeup_g01_c01.avi --runs 20
     Decode(BenchDecodeArgs),
-    /// Forward latency, GFLOP/s and peak memory of the base-size models (random weights).
+    /// Forward latency, clips/s, GFLOP/s and peak memory (RSS; device memory on GPU runs)
+    /// of a base-size model (random weights) or of a model folder.
     ///
-    /// Run one architecture per process for a clean peak-memory figure; compare with
-    /// benches/python_model.py.
+    /// --model DIR takes a folder with a config.json (random weights of that shape) or a
+    /// whole checkpoint. Run one model per process for a clean peak-memory figure;
+    /// compare with benches/python_model.py.
     ///
     /// Example: vidi bench model --arch videomae --runs 3 --device cpu
+    /// Example: vidi bench model --model ./my-model --frames 8 --device gpu --json
     Model(BenchModelArgs),
-    /// Seconds per training step (forward, backward, AdamW) and clips/s, random weights
-    /// and inputs; compare with benches/python_train.py.
+    /// Seconds per training step (forward, backward, AdamW), clips/s and peak memory
+    /// (RSS; device memory on GPU runs), random inputs; compare with benches/python_train.py.
+    ///
+    /// --model DIR takes a folder with a config.json (random weights of that shape) or a
+    /// whole checkpoint; --frames changes the clip length (and so the tokens).
     ///
     /// Example: vidi bench train --arch videomae --batch 2 --steps 3 --device cpu
+    /// Example: vidi bench train --model ./my-model --frames 16 --device gpu --json
     Train(BenchTrainArgs),
 }
 
 /// `vidi bench model`.
 #[derive(Args, Debug)]
 pub struct BenchModelArgs {
-    /// Architecture.
-    #[arg(long, value_enum)]
-    pub arch: Architecture,
+    /// Architecture (base size, 400 labels, random weights).
+    #[arg(long, value_enum, required_unless_present = "model", conflicts_with = "model")]
+    pub arch: Option<Architecture>,
+    /// A model folder: a config.json alone (random weights) or a whole checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Frames per clip (default: the model's num_frames).
+    #[arg(long)]
+    pub frames: Option<usize>,
     /// Clips per forward pass.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -71,8 +85,14 @@ pub struct BenchDecodeArgs {
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
     /// videomae, timesformer, vivit (base size, 400 labels) or tiny (the demo's model).
-    #[arg(long, default_value = "videomae")]
+    #[arg(long, default_value = "videomae", conflicts_with = "model")]
     pub arch: String,
+    /// A model folder: a config.json alone (random weights) or a whole checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Frames per clip (default: the model's num_frames).
+    #[arg(long)]
+    pub frames: Option<usize>,
     /// Clips per step.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -110,51 +130,70 @@ pub fn bench_decode(a: BenchDecodeArgs) -> Result<()> {
     Ok(())
 }
 
+/// "123.4" MiB of `bytes`, or "" when there is no figure.
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map(|b| format!("{:.0}", b as f64 / (1024.0 * 1024.0))).unwrap_or_default()
+}
+
 pub fn bench_model(a: BenchModelArgs) -> Result<()> {
+    let model = match (&a.model, a.arch) {
+        (Some(dir), _) => BenchModel::Dir(dir.clone()),
+        (None, Some(arch)) => BenchModel::base(arch),
+        (None, None) => bail!("give --arch or --model DIR"),
+    };
     let compute = compute(a.device)?;
-    let row = vidi::bench::bench_model(a.arch, a.batch.max(1), a.runs, &compute)?;
+    let row = vidi::bench::bench_model(&model, a.frames, a.batch.max(1), a.runs, &compute)?;
     if a.json {
         return print_json(&row);
     }
     println!(
-        "{:<12} {:<22} {:>9} {:>8} {:>9} {:>10}  device",
-        "arch", "input", "median_s", "GFLOP", "GFLOP/s", "peak_MiB"
+        "{:<12} {:<22} {:>9} {:>8} {:>8} {:>9} {:>9} {:>11}  device",
+        "arch", "input", "median_s", "clips/s", "GFLOP", "GFLOP/s", "peak_MiB", "device_MiB"
     );
     println!(
-        "{:<12} {:<22} {:>9.3} {:>8.1} {:>9.1} {:>10}  {}",
+        "{:<12} {:<22} {:>9.3} {:>8.2} {:>8.1} {:>9.1} {:>9} {:>11}  {}",
         row.arch,
         format!("{:?}", row.input),
         row.median_s,
+        row.clips_per_s,
         row.gflop,
         row.gflops,
         row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_default(),
+        mib(row.peak_device_bytes),
         row.device
     );
     Ok(())
 }
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let cfg = match (a.arch.as_str(), Architecture::from_model_type(&a.arch)) {
-        (_, Some(arch)) => vidi::bench::base_config(arch),
-        ("tiny", None) => {
+    let model = match (&a.model, a.arch.as_str(), Architecture::from_model_type(&a.arch)) {
+        (Some(dir), _, _) => BenchModel::Dir(dir.clone()),
+        (None, _, Some(arch)) => BenchModel::base(arch),
+        (None, "tiny", None) => {
             let labels: Vec<String> = vidi::demo::MOTIONS.iter().map(|s| s.to_string()).collect();
-            vidi::demo::tiny_videomae_config(&labels)
+            BenchModel::Config { name: "tiny".into(), config: vidi::demo::tiny_videomae_config(&labels) }
         }
-        (other, None) => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
+        (None, other, None) => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
     };
     let compute = compute(a.device)?;
-    let row = vidi::bench::bench_train(&a.arch, cfg, a.batch.max(1), a.steps, &compute)?;
+    let row = vidi::bench::bench_train(&model, a.frames, a.batch.max(1), a.steps, &compute)?;
     if a.json {
         return print_json(&row);
     }
-    println!("{:<12} {:>6} {:>10} {:>8} {:>10}  device", "model", "batch", "s/step", "clips/s", "peak_MiB");
     println!(
-        "{:<12} {:>6} {:>10.3} {:>8.2} {:>10}  {}",
+        "{:<12} {:>6} {:>7} {:>7} {:>10} {:>8} {:>9} {:>11}  device",
+        "model", "batch", "frames", "tokens", "s/step", "clips/s", "peak_MiB", "device_MiB"
+    );
+    println!(
+        "{:<12} {:>6} {:>7} {:>7} {:>10.3} {:>8.2} {:>9} {:>11}  {}",
         row.model,
         row.batch,
+        row.frames,
+        row.tokens,
         row.median_s,
         row.clips_per_s,
         row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_default(),
+        mib(row.peak_device_bytes),
         row.device
     );
     Ok(())

@@ -299,8 +299,30 @@ impl VideoModel {
     /// [`VideoModel::forward`] on host data.
     pub fn forward_host(&self, pixel_values: HostTensor) -> Result<HostTensor, ModelError> {
         self.check_input(&pixel_values.shape)?;
-        let x: Tensor<5> = to_device(pixel_values, &self.device);
-        Ok(to_host(self.forward(x)?))
+        let (b, per) = (pixel_values.shape[0], self.clips_per_pass());
+        if b <= per {
+            let x: Tensor<5> = to_device(pixel_values, &self.device);
+            return Ok(to_host(self.forward(x)?));
+        }
+        // Off the CPU, a large batch runs in pieces, each activation within the device's buffers.
+        let clip: usize = pixel_values.shape[1..].iter().product();
+        let mut logits = Vec::new();
+        for piece in pixel_values.data.chunks(per * clip) {
+            let mut shape = pixel_values.shape.clone();
+            shape[0] = piece.len() / clip;
+            let x: Tensor<5> = to_device(HostTensor::new(shape, piece.to_vec()), &self.device);
+            logits.extend(to_host(self.forward(x)?).data);
+        }
+        let labels = logits.len() / b;
+        Ok(HostTensor::new(vec![b, labels], logits))
+    }
+
+    /// Clips per forward pass on the model's device (see [`crate::backend::ops::clips_per_pass`]).
+    pub fn clips_per_pass(&self) -> usize {
+        let c = &self.config;
+        let tokens = c.num_patches() + 1; // the class token, where there is one
+        let width = c.intermediate_size.max(3 * c.hidden_size);
+        crate::backend::ops::clips_per_pass(&self.device, tokens, width)
     }
 
     /// The weights under their transformers names.

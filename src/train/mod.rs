@@ -328,6 +328,18 @@ pub fn accumulate(
     scale: f64,
     acc: &mut GradAccumulator,
 ) -> Result<f64, ModelError> {
+    let per = model.clips_per_pass();
+    if shape[0] > per {
+        // Off the CPU, a large micro-batch runs in pieces: the loss is a sum over
+        // clips, so the pieces' gradients add up to the whole's.
+        let clip: usize = shape[1..].iter().product();
+        let mut loss = 0.0;
+        for (piece, labels) in pixel_values.chunks(per * clip).zip(labels.chunks(per)) {
+            let piece_shape = [labels.len(), shape[1], shape[2], shape[3], shape[4]];
+            loss += accumulate(model, piece.to_vec(), piece_shape, labels, scale, acc)?;
+        }
+        return Ok(loss);
+    }
     let x: Tensor<5> = Tensor::from_data(TensorData::new(pixel_values, shape), &model.device);
     let logits = model.forward(x)?;
     let loss = cross_entropy(logits, labels, scale);

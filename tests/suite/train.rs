@@ -23,13 +23,18 @@ fn ad_cpu() -> burn::tensor::Device {
 /// weights PyTorch gives, within 1e-5, for all three architectures.
 #[test]
 fn optimizer_steps_match_pytorch() {
+    optimizer_steps_match_pytorch_on(&ad_cpu());
+}
+
+/// [`optimizer_steps_match_pytorch`] on an autodiff `device`.
+pub fn optimizer_steps_match_pytorch_on(device: &burn::tensor::Device) {
     for name in ["videomae_meanpool", "timesformer", "vivit"] {
         let dir = fixtures().join("models").join(name);
         let log: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(fixtures().join(format!("train/{name}_steps.json"))).unwrap(),
         )
         .unwrap();
-        let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &ad_cpu()).unwrap();
+        let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), device).unwrap();
         let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
         let shape: [usize; 5] = shape.try_into().unwrap();
         let labels: Vec<usize> =

@@ -1,0 +1,204 @@
+//! The wgpu path, on the software adapter (lavapipe) CI has, or on a GPU where
+//! there is one: gradients against finite differences, three optimizer steps
+//! against PyTorch, `vidi classify` against the CPU, and a training step's
+//! device memory against the number of tokens. (Forward parity with
+//! transformers' logits is in `classify`.)
+
+use std::path::Path;
+use std::process::Command;
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use vidi::backend::ops::{self_attention, Groups};
+use vidi::backend::DeviceChoice;
+
+use crate::{clip, fixtures};
+
+/// The wgpu device `--device gpu` takes (the software adapter on CI).
+fn wgpu() -> Device {
+    vidi::backend::select(DeviceChoice::Gpu).expect("a wgpu adapter (lavapipe on CI: mesa-vulkan-drivers)").device
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Self-attention over every grouping, with its projections, as the models
+/// call it: gradients of the input and of the query weight by the autodiff
+/// operation on wgpu against central differences of the loss (each forward
+/// pass on wgpu too), and against the CPU's own backward pass.
+///
+/// Short sequences (one block of queries) with every grouping, and one long
+/// enough for three blocks.
+#[test]
+fn attention_gradients_on_wgpu_match_finite_differences() {
+    let (f, p) = (4, 9);
+    check_attention_gradients(2, 1 + p * f, &[Groups::All, Groups::Frames(f), Groups::Patches(f)]);
+    let n = 2 * vidi::backend::blocked::QUERY_BLOCK + 6;
+    check_attention_gradients(1, n, &[Groups::All]);
+}
+
+fn check_attention_gradients(b: usize, n: usize, groupings: &[Groups]) {
+    let gpu = wgpu();
+    let ad = gpu.clone().autodiff();
+    let cpu_ad = vidi::backend::cpu().device.autodiff();
+    let (heads, dh) = (2, 4);
+    let d = heads * dh;
+    let host = Device::flex();
+    let random = |shape: Vec<usize>, sd: f64| {
+        Tensor::<1>::random([shape.iter().product::<usize>()], Distribution::Normal(0.0, sd), &host)
+    };
+    let weights: Vec<(Vec<f32>, Vec<f32>)> =
+        (0..4).map(|_| (values(random(vec![d * d], 0.4)), values(random(vec![d], 0.1)))).collect();
+    let x0 = values(random(vec![b * n * d], 1.0));
+    let w_out = values(random(vec![b * n * d], 1.0));
+    let linears = |device: &Device, wq: &[f32]| -> Vec<Linear> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, (w, bias))| Linear {
+                weight: Param::from_tensor(Tensor::from_data(
+                    TensorData::new(if i == 0 { wq.to_vec() } else { w.clone() }, [d, d]),
+                    device,
+                )),
+                bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias.clone(), [d]), device))),
+            })
+            .collect()
+    };
+    // The loss: sum(self_attention(x, W_q, ...) * w_out); its gradients for x and W_q on autodiff devices.
+    let run = |device: &Device, x: &[f32], wq: &[f32], groups: Groups| -> (f64, Option<(Vec<f32>, Vec<f32>)>) {
+        let l = linears(device, wq);
+        let xt = Tensor::<3>::from_data(TensorData::new(x.to_vec(), [b, n, d]), device);
+        let xt = if device.is_autodiff() { xt.require_grad() } else { xt };
+        let w = Tensor::<3>::from_data(TensorData::new(w_out.clone(), [b, n, d]), device);
+        let out = self_attention(xt.clone(), [&l[0], &l[1], &l[2], &l[3]], heads, groups, Some(xt.clone()));
+        let loss = (out * w).sum();
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        if !device.is_autodiff() {
+            return (value, None);
+        }
+        let grads = loss.backward();
+        let gx = xt.grad(&grads).map(values).expect("a gradient for x");
+        let gw = l[0].weight.val().grad(&grads).map(values).expect("a gradient for W_q");
+        (value, Some((gx, gw)))
+    };
+    let wq0 = weights[0].0.clone();
+    for &groups in groupings {
+        let (_, g) = run(&ad, &x0, &wq0, groups);
+        let (gx, gw) = g.unwrap();
+        let (_, g) = run(&cpu_ad, &x0, &wq0, groups);
+        let (cx, cw) = g.unwrap();
+        let diff = crate::max_abs_diff(&gx, &cx).max(crate::max_abs_diff(&gw, &cw));
+        assert!(diff <= 1e-4, "{groups:?}: wgpu's gradients differ from the CPU's by {diff}");
+        let eps = 1e-2f32;
+        for (which, i) in
+            [(0, 0), (0, 7), (0, b * n * d / 2 + 3), (0, b * n * d - 1), (1, 0), (1, d + 5), (1, d * d - 1)]
+        {
+            let (mut x, mut wq) = (x0.clone(), wq0.clone());
+            let bump = |x: &mut Vec<f32>, wq: &mut Vec<f32>, by: f32| {
+                if which == 0 {
+                    x[i] += by
+                } else {
+                    wq[i] += by
+                }
+            };
+            bump(&mut x, &mut wq, eps);
+            let (up, _) = run(&gpu, &x, &wq, groups);
+            bump(&mut x, &mut wq, -2.0 * eps);
+            let (down, _) = run(&gpu, &x, &wq, groups);
+            let numeric = (up - down) / (2.0 * eps as f64);
+            let analytic = if which == 0 { gx[i] } else { gw[i] } as f64;
+            assert!(
+                (numeric - analytic).abs() <= 5e-3 + 2e-2 * numeric.abs(),
+                "{groups:?} {} [{i}]: autodiff {analytic}, finite differences {numeric}",
+                if which == 0 { "x" } else { "W_q" }
+            );
+        }
+    }
+}
+
+/// Three Trainer steps on wgpu give PyTorch's weights within 1e-5 (the CPU test's fixture).
+#[test]
+fn optimizer_steps_on_wgpu_match_pytorch() {
+    crate::train::optimizer_steps_match_pytorch_on(&wgpu().autodiff());
+}
+
+fn vidi_json(args: &[&str]) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_vidi")).args(args).env_remove("VIDI_DEVICE").output().expect("run vidi");
+    assert!(o.status.success(), "vidi {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("vidi {args:?}: {e}"))
+}
+
+/// `vidi classify --device gpu` on real clips gives the CPU's scores within 1e-4.
+#[test]
+fn classify_on_wgpu_equals_the_cpu() {
+    let clips = [clip("asl_thanks.mkv"), clip("v_ApplyEyeMakeup_g01_c01.avi")];
+    for name in ["videomae_cls", "timesformer"] {
+        let m = fixtures().join("models").join(name);
+        let args = vec!["classify", "--json", "--top-k", "5", "--model", m.to_str().unwrap(), "--device"];
+        let files: Vec<&str> = clips.iter().map(|c| c.to_str().unwrap()).collect();
+        let run = |device: &str| {
+            let mut a = args.clone();
+            a.push(device);
+            a.extend(files.iter().copied());
+            vidi_json(&a)
+        };
+        let (gpu, cpu) = (run("gpu"), run("cpu"));
+        for (g, c) in gpu.as_array().unwrap().iter().zip(cpu.as_array().unwrap()) {
+            let (gp, cp) = (g["predictions"].as_array().unwrap(), c["predictions"].as_array().unwrap());
+            assert_eq!(gp.len(), cp.len(), "{name}");
+            assert!(!gp.is_empty());
+            for (a, b) in gp.iter().zip(cp) {
+                assert_eq!(a["label"], b["label"], "{name}: {g} vs {c}");
+                let diff = (a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs();
+                assert!(diff <= 1e-4, "{name} {}: score differs by {diff}", a["label"]);
+            }
+        }
+    }
+}
+
+/// The device memory of a training step at `frames` frames, by `vidi bench train --json`.
+fn step_memory(dir: &Path, frames: usize) -> (u64, u64) {
+    let f = frames.to_string();
+    let row = vidi_json(&[
+        "bench",
+        "train",
+        "--model",
+        dir.to_str().unwrap(),
+        "--frames",
+        &f,
+        "--batch",
+        "1",
+        "--steps",
+        "1",
+        "--device",
+        "gpu",
+        "--json",
+    ]);
+    let peak = row["peak_device_bytes"].as_u64().unwrap_or_else(|| panic!("peak_device_bytes on a GPU run: {row}"));
+    (peak, row["tokens"].as_u64().unwrap())
+}
+
+/// A training step's device memory grows linearly with the number of tokens:
+/// doubling the frames (and so the tokens) at most about doubles it. The
+/// model is small and its heads many, so that attention's `tokens x tokens`
+/// probabilities, if a step kept them, would dominate and quadruple it.
+#[test]
+fn training_memory_on_wgpu_grows_linearly_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "model_type": "videomae", "image_size": 64, "patch_size": 8, "num_frames": 8, "tubelet_size": 2,
+        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 8, "intermediate_size": 64,
+        "use_mean_pooling": true, "num_labels": 3,
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let runs: Vec<(u64, u64)> = [8, 16, 32].iter().map(|&f| step_memory(dir.path(), f)).collect();
+    for w in runs.windows(2) {
+        let ((m1, t1), (m2, t2)) = (w[0], w[1]);
+        assert_eq!(t2, 2 * t1);
+        let ratio = m2 as f64 / m1 as f64;
+        assert!(ratio <= 2.3, "{t1} -> {t2} tokens: device memory {m1} -> {m2} bytes (x{ratio:.2})");
+        assert!(ratio >= 1.3, "{t1} -> {t2} tokens: device memory {m1} -> {m2} bytes should grow (x{ratio:.2})");
+    }
+}
