@@ -8,6 +8,7 @@ mod dataset;
 mod hub;
 mod layout;
 mod models;
+mod refusals;
 mod share;
 mod train;
 mod transforms;
