@@ -81,9 +81,21 @@ pub fn compute(device: Option<vidi::backend::DeviceChoice>) -> Result<vidi::back
     Ok(compute)
 }
 
-/// Loads `--model` on `--device`.
+/// Loads `--model` on `--device`, with a warning when the checkpoint holds weights the model does not use.
 pub fn load_model(a: &ModelArgs) -> Result<vidi::model::VideoModel> {
-    load_model_with(a, &Default::default()).map(|(m, _)| m)
+    let (model, report) = load_model_with(a, &Default::default())?;
+    if !report.unused.is_empty() {
+        let shown: Vec<&str> = report.unused.iter().take(5).map(String::as_str).collect();
+        let more = report.unused.len() - shown.len();
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        eprintln!(
+            "warning: {} holds {} weights the model does not use: {}{more}",
+            report.source.display(),
+            report.unused.len(),
+            shown.join(", ")
+        );
+    }
+    Ok(model)
 }
 
 /// Loads `--model` on `--device` with `opts`, and says what loading did with the weights.

@@ -120,22 +120,30 @@ impl ModelConfig {
         Self::from_json(raw).map_err(|reason| ModelError::BadConfig { path, reason })
     }
 
-    /// Parses a `config.json` value.
+    /// Parses a `config.json` value. A key that is there must have its JSON
+    /// type (`"hidden_size": "48"` is an error, not the default).
     pub fn from_json(raw: Value) -> Result<ModelConfig, String> {
-        let model_type = raw["model_type"].as_str().unwrap_or_default();
+        if !raw.is_object() {
+            return Err("config.json must hold a JSON object".into());
+        }
+        let model_type = string(&raw, "model_type")?.unwrap_or_default();
         let Some(arch) = Architecture::from_model_type(model_type) else {
             return Err(format!("model_type '{model_type}' is not VideoMAE, TimeSformer or ViViT"));
         };
-        let int = |k: &str, d: usize| raw[k].as_u64().map_or(d, |v| v as usize);
+        let int = |k: &str, d: usize| uint(&raw, k, d);
         let (frames, tubelet, patch, eps, act) = match arch {
-            Architecture::VideoMae => (16, int("tubelet_size", 2), int("patch_size", 16), 1e-12, "gelu"),
-            Architecture::Timesformer => (8, 1, int("patch_size", 16), 1e-6, "gelu"),
+            Architecture::VideoMae => (16, int("tubelet_size", 2)?, int("patch_size", 16)?, 1e-12, "gelu"),
+            Architecture::Timesformer => (8, 1, int("patch_size", 16)?, 1e-6, "gelu"),
             Architecture::Vivit => {
-                let t = raw["tubelet_size"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
-                let (tt, th, tw) = match t.as_deref() {
-                    Some([a, b, c]) => (*a as usize, *b as usize, *c as usize),
+                let t = match field(&raw, "tubelet_size") {
+                    None => None,
+                    Some(Value::Array(a)) => Some(a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()),
+                    Some(v) => return Err(wrong_type("tubelet_size", "[t, h, w]", v)),
+                };
+                let (tt, th, tw) = match t {
                     None => (2, 16, 16),
-                    Some(_) => return Err("tubelet_size must be [t, h, w]".into()),
+                    Some(Some(v)) if v.len() == 3 => (v[0] as usize, v[1] as usize, v[2] as usize),
+                    Some(_) => return Err("tubelet_size must be [t, h, w], three whole numbers".into()),
                 };
                 if th != tw {
                     return Err(format!("non-square tubelets ({th}x{tw}) are not supported"));
@@ -143,38 +151,50 @@ impl ModelConfig {
                 (32, tt, th, 1e-6, "gelu_fast")
             }
         };
-        let hidden_act = match raw["hidden_act"].as_str().unwrap_or(act) {
+        let hidden_act = match string(&raw, "hidden_act")?.unwrap_or(act) {
             "gelu" => Activation::Gelu,
             "gelu_fast" | "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             other => return Err(format!("hidden_act '{other}' is not supported (gelu, gelu_fast)")),
         };
         if arch == Architecture::Timesformer {
-            let at = raw["attention_type"].as_str().unwrap_or("divided_space_time");
+            let at = string(&raw, "attention_type")?.unwrap_or("divided_space_time");
             if at != "divided_space_time" {
                 return Err(format!("TimeSformer attention_type '{at}' is not supported (divided_space_time only)"));
             }
         }
         // transformers 5 writes `qv_bias` for VideoMAE; Hub configs say `qkv_bias`.
-        let qkv_bias = raw["qkv_bias"].as_bool().or(raw["qv_bias"].as_bool()).unwrap_or(true);
+        let qkv_bias = boolean(&raw, "qkv_bias")?.or(boolean(&raw, "qv_bias")?).unwrap_or(true);
         let labels = labels_of(&raw)?;
         let cfg = ModelConfig {
             arch,
-            image_size: int("image_size", 224),
+            image_size: int("image_size", 224)?,
             patch_size: patch,
-            num_channels: int("num_channels", 3),
-            num_frames: int("num_frames", frames),
+            num_channels: int("num_channels", 3)?,
+            num_frames: int("num_frames", frames)?,
             tubelet_size: tubelet,
-            hidden_size: int("hidden_size", 768),
-            num_hidden_layers: int("num_hidden_layers", 12),
-            num_attention_heads: int("num_attention_heads", 12),
-            intermediate_size: int("intermediate_size", 3072),
+            hidden_size: int("hidden_size", 768)?,
+            num_hidden_layers: int("num_hidden_layers", 12)?,
+            num_attention_heads: int("num_attention_heads", 12)?,
+            intermediate_size: int("intermediate_size", 3072)?,
             hidden_act,
-            layer_norm_eps: raw["layer_norm_eps"].as_f64().unwrap_or(eps),
+            layer_norm_eps: number(&raw, "layer_norm_eps")?.unwrap_or(eps),
             qkv_bias,
-            use_mean_pooling: raw["use_mean_pooling"].as_bool().unwrap_or(true),
+            use_mean_pooling: boolean(&raw, "use_mean_pooling")?.unwrap_or(true),
             labels,
             raw,
         };
+        let sizes = [
+            ("image_size", cfg.image_size),
+            ("patch_size", cfg.patch_size),
+            ("num_channels", cfg.num_channels),
+            ("num_frames", cfg.num_frames),
+            ("hidden_size", cfg.hidden_size),
+            ("num_attention_heads", cfg.num_attention_heads),
+            ("intermediate_size", cfg.intermediate_size),
+        ];
+        if let Some((k, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{k} must be at least 1"));
+        }
         if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err("hidden_size is not a multiple of num_attention_heads".into());
         }
@@ -208,22 +228,81 @@ impl ModelConfig {
     }
 }
 
-/// `id2label` in index order; missing gives no labels.
+/// A key of a JSON object that is there and not `null`.
+fn field<'a>(raw: &'a Value, k: &str) -> Option<&'a Value> {
+    raw.get(k).filter(|v| !v.is_null())
+}
+
+/// The message for a key of the wrong JSON type.
+fn wrong_type(k: &str, want: &str, got: &Value) -> String {
+    format!("{k} must be {want}, got {got}")
+}
+
+/// A whole-number key, `default` when absent.
+fn uint(raw: &Value, k: &str, default: usize) -> Result<usize, String> {
+    match field(raw, k) {
+        None => Ok(default),
+        Some(v) => v.as_u64().map(|x| x as usize).ok_or_else(|| wrong_type(k, "a whole number", v)),
+    }
+}
+
+/// A true/false key.
+fn boolean(raw: &Value, k: &str) -> Result<Option<bool>, String> {
+    field(raw, k).map(|v| v.as_bool().ok_or_else(|| wrong_type(k, "true or false", v))).transpose()
+}
+
+/// A number key.
+fn number(raw: &Value, k: &str) -> Result<Option<f64>, String> {
+    field(raw, k).map(|v| v.as_f64().ok_or_else(|| wrong_type(k, "a number", v))).transpose()
+}
+
+/// A string key.
+fn string<'a>(raw: &'a Value, k: &str) -> Result<Option<&'a str>, String> {
+    field(raw, k).map(|v| v.as_str().ok_or_else(|| wrong_type(k, "a string", v))).transpose()
+}
+
+/// `id2label` in index order, else `num_labels` names `LABEL_i`; neither gives no labels.
 fn labels_of(raw: &Value) -> Result<Vec<String>, String> {
-    let Some(map) = raw["id2label"].as_object() else {
-        let n = raw["num_labels"].as_u64().unwrap_or(0) as usize;
-        return Ok((0..n).map(|i| format!("LABEL_{i}")).collect());
+    let map = match field(raw, "id2label") {
+        None => {
+            let n = uint(raw, "num_labels", 0)?;
+            return Ok((0..n).map(|i| format!("LABEL_{i}")).collect());
+        }
+        Some(Value::Object(map)) => map,
+        Some(v) => return Err(wrong_type("id2label", "an object of index: name", v)),
     };
     let mut pairs = Vec::with_capacity(map.len());
     for (k, v) in map {
         let i: usize = k.parse().map_err(|_| format!("id2label key '{k}' is not an integer"))?;
-        pairs.push((i, v.as_str().unwrap_or_default().to_string()));
+        let name = v.as_str().ok_or_else(|| wrong_type(&format!("id2label \"{k}\""), "a string", v))?;
+        pairs.push((i, name.to_string()));
     }
     pairs.sort();
     if pairs.iter().enumerate().any(|(i, (k, _))| i != *k) {
         return Err("id2label keys are not 0..n-1".into());
     }
     Ok(pairs.into_iter().map(|p| p.1).collect())
+}
+
+/// A processor size: a number (the shortest edge), `{"shortest_edge": n}` or `{"height": h, "width": w}`.
+fn size_field(raw: &Value, k: &str) -> Result<Option<ProcessorSize>, String> {
+    let Some(v) = field(raw, k) else { return Ok(None) };
+    let whole = |x: Option<&Value>| x.filter(|x| !x.is_null()).map(|x| x.as_u64().map(|n| n as usize));
+    let size = match v {
+        Value::Number(n) => n.as_u64().map(|s| ProcessorSize::ShortestEdge { shortest_edge: s as usize }),
+        Value::Object(o) => match (whole(o.get("shortest_edge")), whole(o.get("height")), whole(o.get("width"))) {
+            (Some(Some(s)), _, _) => Some(ProcessorSize::ShortestEdge { shortest_edge: s }),
+            (None, Some(Some(height)), Some(Some(width))) => Some(ProcessorSize::HeightWidth { height, width }),
+            _ => None,
+        },
+        _ => None,
+    };
+    size.map(Some).ok_or_else(|| wrong_type(k, "a number, {\"shortest_edge\": n} or {\"height\": h, \"width\": w}", v))
+}
+
+/// Whether `config.json` says how many labels there are (`id2label` or `num_labels`).
+pub fn states_labels(raw: &Value) -> bool {
+    field(raw, "id2label").is_some() || field(raw, "num_labels").is_some()
 }
 
 /// Reads `preprocessor_config.json`; fields it lacks take the defaults of
@@ -239,8 +318,13 @@ pub fn read_processor(dir: &Path, arch: Architecture) -> Result<ImageProcessor, 
     processor_from_json(&raw, arch).map_err(|reason| ModelError::BadConfig { path, reason })
 }
 
-/// Parses a processor config (see [`read_processor`]).
+/// Parses a processor config (see [`read_processor`]). A key that is there
+/// must have its JSON type; `image_std` must be non-zero and finite, and
+/// `image_mean` finite (as f32), or every pixel would come out NaN or infinite.
 pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProcessor, String> {
+    if !raw.is_object() && !raw.is_null() {
+        return Err("preprocessor_config.json must hold a JSON object".into());
+    }
     let mut p = ImageProcessor::default();
     if arch == Architecture::Vivit {
         p.rescale_factor = 1.0 / 127.5;
@@ -248,47 +332,59 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
         p.image_mean = [0.5; 3];
         p.image_std = [0.5; 3];
     }
-    let b = |k: &str, d: bool| raw[k].as_bool().unwrap_or(d);
-    p.do_resize = b("do_resize", p.do_resize);
-    p.do_center_crop = b("do_center_crop", p.do_center_crop);
-    p.do_rescale = b("do_rescale", p.do_rescale);
-    p.do_normalize = b("do_normalize", p.do_normalize);
-    p.offset = b("offset", p.offset);
-    if let Some(f) = raw["rescale_factor"].as_f64() {
+    let b = |k: &str, d: bool| boolean(raw, k).map(|v| v.unwrap_or(d));
+    p.do_resize = b("do_resize", p.do_resize)?;
+    p.do_center_crop = b("do_center_crop", p.do_center_crop)?;
+    p.do_rescale = b("do_rescale", p.do_rescale)?;
+    p.do_normalize = b("do_normalize", p.do_normalize)?;
+    p.offset = b("offset", p.offset)?;
+    if let Some(f) = number(raw, "rescale_factor")? {
         p.rescale_factor = f as f32;
+        if !p.rescale_factor.is_finite() {
+            return Err(format!("rescale_factor must be a finite number, got {f}"));
+        }
     }
-    let size = &raw["size"];
-    if let Some(s) = size["shortest_edge"].as_u64() {
-        p.size = ProcessorSize::ShortestEdge { shortest_edge: s as usize };
-    } else if let (Some(h), Some(w)) = (size["height"].as_u64(), size["width"].as_u64()) {
-        p.size = ProcessorSize::HeightWidth { height: h as usize, width: w as usize };
-    } else if let Some(s) = size.as_u64() {
-        p.size = ProcessorSize::ShortestEdge { shortest_edge: s as usize };
+    if let Some(s) = size_field(raw, "size")? {
+        p.size = s;
     }
-    let crop = &raw["crop_size"];
-    if let (Some(h), Some(w)) = (crop["height"].as_u64(), crop["width"].as_u64()) {
-        p.crop_size = (h as usize, w as usize);
-    } else if let Some(s) = crop.as_u64() {
-        p.crop_size = (s as usize, s as usize);
+    match size_field(raw, "crop_size")? {
+        Some(ProcessorSize::ShortestEdge { shortest_edge: s }) => p.crop_size = (s, s),
+        Some(ProcessorSize::HeightWidth { height, width }) => p.crop_size = (height, width),
+        None => {}
     }
-    let triple = |k: &str| -> Option<[f32; 3]> {
-        match &raw[k] {
+    let triple = |k: &str| -> Result<Option<[f32; 3]>, String> {
+        let Some(v) = field(raw, k) else { return Ok(None) };
+        let t = match v {
             Value::Array(a) if a.len() == 3 => {
-                Some([a[0].as_f64()? as f32, a[1].as_f64()? as f32, a[2].as_f64()? as f32])
+                a.iter().map(|x| x.as_f64().map(|x| x as f32)).collect::<Option<Vec<f32>>>().map(|x| [x[0], x[1], x[2]])
             }
             Value::Number(n) => n.as_f64().map(|x| [x as f32; 3]),
             _ => None,
-        }
+        };
+        t.map(Some).ok_or_else(|| wrong_type(k, "three numbers (one per channel) or a number", v))
     };
-    if let Some(m) = triple("image_mean") {
+    if let Some(m) = triple("image_mean")? {
+        if m.iter().any(|x| !x.is_finite()) {
+            return Err(format!(
+                "image_mean must be finite numbers, got {}",
+                field(raw, "image_mean").unwrap_or(&Value::Null)
+            ));
+        }
         p.image_mean = m;
     }
-    if let Some(s) = triple("image_std") {
+    if let Some(s) = triple("image_std")? {
+        if s.iter().any(|x| !x.is_finite() || *x == 0.0) {
+            return Err(format!(
+                "image_std must be non-zero, finite numbers (pixels are divided by it), got {}",
+                field(raw, "image_std").unwrap_or(&Value::Null)
+            ));
+        }
         p.image_std = s;
     }
-    match raw["resample"].as_u64() {
-        None | Some(2) => {}
-        Some(r) => return Err(format!("resample {r} is not supported (2, bilinear, is what the checkpoints use)")),
+    match field(raw, "resample") {
+        None => {}
+        Some(v) if v.as_u64() == Some(2) => {}
+        Some(v) => return Err(format!("resample {v} is not supported (2, bilinear, is what the checkpoints use)")),
     }
     Ok(p)
 }

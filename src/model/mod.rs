@@ -86,6 +86,22 @@ pub enum ModelError {
         /// Shape in the file.
         found: Vec<usize>,
     },
+    /// A weight holds NaN or infinite values: every output would be garbage.
+    #[error(
+        "{path}: weight '{key}' holds {count} NaN or infinite value{} (of {total}); the checkpoint is damaged \
+         or was saved from a run that diverged",
+        if *.count == 1 { "" } else { "s" }
+    )]
+    NonFinite {
+        /// The weights file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Values that are NaN or infinite.
+        count: usize,
+        /// Values in the tensor.
+        total: usize,
+    },
     /// An input the model cannot take.
     #[error("the model takes (batch, {frames}, {channels}, {size}, {size}) clips; got {got:?}")]
     BadInput {
@@ -202,17 +218,28 @@ impl VideoModel {
         let mut w = weights::read_checkpoint(dir)?;
         let mut report = LoadReport { source: w.source.clone(), ..Default::default() };
 
-        let head_key = "classifier.weight";
-        let ckpt_labels = w.shape(head_key).map(|s| s[0]);
+        let config_path = dir.join("config.json");
+        let ckpt_labels = classifier_rows(&config, &w)?;
         let head = match &opts.labels {
+            Some(labels) if labels.is_empty() => {
+                return Err(ModelError::BadConfig { path: config_path, reason: "no labels to fine-tune for".into() })
+            }
             Some(labels) if Some(labels.len()) != ckpt_labels || *labels != config.labels => {
                 Head::New { labels: labels.clone(), seed: opts.seed }
             }
             _ => match ckpt_labels {
+                Some(0) => {
+                    return Err(ModelError::BadCheckpoint {
+                        path: w.source.clone(),
+                        reason: "the classifier (classifier.weight) has 0 rows: a model without labels cannot \
+                                 classify (fine-tune it with `vidi train` to give it labels)"
+                            .into(),
+                    })
+                }
                 Some(n) => Head::Checkpoint { labels: n },
                 None => {
                     return Err(ModelError::BadConfig {
-                        path: dir.join("config.json"),
+                        path: config_path,
                         reason: "the checkpoint has no classifier (a pre-training checkpoint?): give the labels to fine-tune for".into(),
                     })
                 }
@@ -221,8 +248,25 @@ impl VideoModel {
         if let Head::New { labels, .. } = &head {
             report.newly_initialized.extend(["classifier.weight".to_string(), "classifier.bias".to_string()]);
             config.labels = labels.clone();
-        } else if config.labels.len() != ckpt_labels.unwrap_or(0) {
-            config.labels = (0..ckpt_labels.unwrap_or(0)).map(|i| format!("LABEL_{i}")).collect();
+        } else if let Some(n) = ckpt_labels.filter(|n| *n != config.labels.len()) {
+            if config::states_labels(&config.raw) {
+                let said = if config.raw.get("id2label").is_some_and(|v| !v.is_null()) {
+                    let k = config.labels.len();
+                    format!("id2label names {k} label{}", if k == 1 { "" } else { "s" })
+                } else {
+                    format!("num_labels is {}", config.labels.len())
+                };
+                return Err(ModelError::BadConfig {
+                    path: config_path,
+                    reason: format!(
+                        "{said}, but the classifier in {} has {n} rows (one per label): the config and the weights \
+                         do not belong together",
+                        file_name(&w.source)
+                    ),
+                });
+            }
+            // The config names no labels at all: transformers' default names.
+            config.labels = (0..n).map(|i| format!("LABEL_{i}")).collect();
         }
 
         // A head norm missing from the checkpoint (pre-training checkpoints) starts as identity.
@@ -239,7 +283,9 @@ impl VideoModel {
         }
 
         let net = Net::build(&config, &mut w, &head, device)?;
-        for k in w.unused() {
+        let unused = w.unused();
+        check_no_extra_layers(&config, &unused, &w.source, &config_path)?;
+        for k in unused {
             if videomae::keys::PRETRAINING_ONLY.iter().any(|p| k.starts_with(p)) {
                 report.ignored_pretraining.push(k);
             } else {
@@ -348,6 +394,70 @@ impl VideoModel {
         crate::util::write_atomic(&path, processor.as_bytes()).map_err(|source| ModelError::Io { path, source })?;
         weights::write_safetensors(&dir.join("model.safetensors"), &self.export_tensors())
     }
+}
+
+/// The rows (labels) of the checkpoint's classifier, when it has one.
+fn classifier_rows(config: &ModelConfig, w: &TensorMap) -> Result<Option<usize>, ModelError> {
+    let key = "classifier.weight";
+    match w.shape(key) {
+        None => Ok(None),
+        Some([rows, _]) => Ok(Some(*rows)),
+        Some(found) => Err(ModelError::WeightShape {
+            path: w.source.clone(),
+            key: key.into(),
+            expected: vec![config.labels.len(), config.hidden_size],
+            found: found.to_vec(),
+        }),
+    }
+}
+
+/// The key prefix of encoder layer `i`.
+fn layer_key(arch: Architecture, i: usize) -> String {
+    match arch {
+        Architecture::VideoMae => videomae::keys::layer(i),
+        Architecture::Timesformer => timesformer::keys::layer(i),
+        Architecture::Vivit => vivit::keys::layer(i),
+    }
+}
+
+/// Refuses a checkpoint with encoder layers past `num_hidden_layers`: the
+/// model would run without them and give other outputs than the checkpoint's.
+fn check_no_extra_layers(
+    config: &ModelConfig,
+    unused: &[String],
+    source: &Path,
+    config_path: &Path,
+) -> Result<(), ModelError> {
+    let zero = layer_key(config.arch, 0);
+    let base = zero.trim_end_matches('0');
+    let extra: std::collections::BTreeSet<usize> = unused
+        .iter()
+        .filter_map(|k| {
+            let (n, rest) = k.strip_prefix(base)?.split_once('.')?;
+            let n: usize = n.parse().ok()?;
+            (n >= config.num_hidden_layers && !rest.is_empty()).then_some(n)
+        })
+        .collect();
+    let Some(&last) = extra.last() else { return Ok(()) };
+    let names: Vec<String> = extra.iter().map(|i| format!("{}.*", layer_key(config.arch, *i))).collect();
+    Err(ModelError::BadConfig {
+        path: config_path.into(),
+        reason: format!(
+            "num_hidden_layers is {}, but {} also holds the weights of encoder layer{} {} ({}), which would be \
+             left unused: set num_hidden_layers to {} or use the config that came with these weights",
+            config.num_hidden_layers,
+            file_name(source),
+            if extra.len() == 1 { "" } else { "s" },
+            extra.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+            names.join(", "),
+            last + 1
+        ),
+    })
+}
+
+/// The last component of a path, for messages that already name its folder.
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// A processor as `preprocessor_config.json`.

@@ -44,7 +44,7 @@ impl TensorMap {
         self.tensors.contains_key(key)
     }
 
-    /// Takes a tensor, checking its shape.
+    /// Takes a tensor, checking its shape and that every value is finite.
     pub fn take(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor, ModelError> {
         if let Some(rng) = self.synthetic.as_mut() {
             if !self.tensors.contains_key(key) {
@@ -69,6 +69,15 @@ impl TensorMap {
                 key: key.to_string(),
                 expected: shape.to_vec(),
                 found: t.shape.clone(),
+            });
+        }
+        let count = t.data.iter().filter(|v| !v.is_finite()).count();
+        if count > 0 {
+            return Err(ModelError::NonFinite {
+                path: self.source.clone(),
+                key: key.to_string(),
+                count,
+                total: t.data.len(),
             });
         }
         self.taken.insert(key.to_string());

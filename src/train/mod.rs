@@ -8,12 +8,15 @@
 //!   `trainer_state.json`, each folder written aside and renamed into place;
 //! - `best/`: the model with the best val accuracy, in the transformers layout;
 //! - `test-eval/`: when there is a test split, the best model's report
-//!   (`report.json`, `confusion.csv`, `confusion.png`).
+//!   (`report.json`, `confusion.csv`, `confusion.png`);
+//! - `.lock`: while a run is under way, its process id and command ([`lock`]):
+//!   a second `vidi train` on the folder is refused.
 //!
 //! Every random choice derives from (seed, epoch, position), and a checkpoint
 //! holds the weights and AdamW moments exactly, so a resumed run repeats the
 //! uninterrupted one.
 
+pub mod lock;
 pub mod optim;
 mod run;
 
@@ -241,6 +244,18 @@ pub enum TrainError {
     /// Evaluation failed.
     #[error("evaluation: {0}")]
     Eval(#[from] crate::eval::EvalError),
+    /// Another process is training in the run folder.
+    #[error(
+        "{} is in use by another vidi train{}; wait for it to end or stop it",
+        .run.display(),
+        .pid.map(|p| format!(" (process {p})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The run folder.
+        run: PathBuf,
+        /// The process holding it, when its lock file says.
+        pid: Option<u32>,
+    },
     /// Writing the run folder failed (nothing before the failing write is lost).
     #[error("{path}: {source}")]
     Io {

@@ -2,7 +2,8 @@
 //! to resume), [`Plan::new`] (validation: settings, data, step counts),
 //! [`Run::start`] (a new model or the latest checkpoint), [`Run::epochs`] (the
 //! training loop, with an evaluation and a checkpoint after each epoch) and
-//! [`Run::finish`] (a stopped run's checkpoint, the test evaluation, the summary).
+//! [`Run::finish`] (a stopped run's checkpoint, the test evaluation, the summary),
+//! all under the run folder's [`RunLock`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
+use super::lock::RunLock;
 use super::optim::{self, AdamW, GradAccumulator};
 use super::{
     accumulate, apply_step, dataset_items, inference_copy, io_err, train_preset, TrainConfig, TrainError, TrainEvent,
@@ -31,6 +33,8 @@ pub fn train_on(
     compute: Option<&backend::Compute>,
 ) -> Result<TrainSummary, TrainError> {
     let t0 = Instant::now();
+    // Before anything in `out` is read: the run's settings and checkpoints are this process's alone.
+    let _lock = RunLock::acquire(out, cfg.is_some())?;
     let (cfg, resume_from) = settings(cfg, out)?;
     let plan = Plan::new(cfg)?;
     let compute = match compute {

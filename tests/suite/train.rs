@@ -352,3 +352,110 @@ fn bad_training_setups_are_refused() {
     let e = vidi::train::train(None, tmp.path(), &tx, &no).unwrap_err().to_string();
     assert!(e.contains("not a run folder"), "{e}");
 }
+
+/// The one line a second `vidi train` on a run folder in use prints.
+fn in_use_line(run: &Path, pid: u32) -> String {
+    format!("error: {} is in use by another vidi train (process {pid}); wait for it to end or stop it", run.display())
+}
+
+/// Two processes never write one run folder: while a real `vidi train` runs,
+/// a second one given the same `--out` (started as soon as the first holds the
+/// folder, while it still reads its data) and one given `--resume` (once it
+/// trains) each end with one line naming the first's process, and write
+/// nothing; the first ends normally with exactly one run's metrics.
+#[test]
+fn a_run_folder_in_use_is_refused_to_a_second_process() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let m = motion();
+    let out = m.root.join("run-locked");
+    let (data, init) = (m.split.to_str().unwrap(), m.init.to_str().unwrap());
+    let train_args = |seed: &str| -> Vec<String> {
+        let mut a = vec!["train", "--data", data, "--model", init, "--out", out.to_str().unwrap()];
+        a.extend(["--epochs", "3", "--lr", "2e-3", "--sample-rate", "2", "--flip-p", "0", "--logging-steps", "2"]);
+        a.extend(["--device", "cpu", "--seed", seed]);
+        a.into_iter().map(String::from).collect()
+    };
+    let mut first = Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .args(train_args("9"))
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vidi train");
+    let pid = first.id();
+    let mut stderr = first.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let second = |args: Vec<String>| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vidi")).args(&args).output().expect("run vidi");
+        assert!(!o.status.success(), "{args:?} ran beside the first run");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), in_use_line(&out, pid) + "\n", "{args:?}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    };
+
+    // As soon as the first holds the folder: the same --out, with other settings.
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(out.join(".lock")).is_ok_and(|s| s.starts_with(&format!("{pid}\n"))) {
+        assert!(t.elapsed().as_secs() < 60, "the first run never took the run folder");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    second(train_args("1234"));
+
+    // Once it trains: --resume.
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    let started: serde_json::Value = loop {
+        let line = lines.next().expect("the first run ended before it started").unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not an event line: {line:?}: {e}"));
+        if v["event"] == "started" {
+            break v;
+        }
+    };
+    second(vec!["train".into(), "--resume".into(), out.to_str().unwrap().into()]);
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
+
+    let status = first.wait().unwrap();
+    let (stderr, rest) = (stderr.join().unwrap(), rest.join().unwrap());
+    assert!(status.success(), "the first run failed: {stderr}");
+    let done: serde_json::Value = serde_json::from_str(rest.last().expect("no events after started")).unwrap();
+    assert_eq!(done["event"], "done", "{done}");
+    let total = started["total_steps"].as_u64().unwrap();
+    assert!(total >= 6, "{started}");
+    assert_eq!(done["steps"].as_u64(), Some(total));
+    assert_eq!(done["stopped"], false);
+
+    // The run folder is the first run's alone: its settings, one log line per
+    // second step in order, one evaluation per epoch, and no lock left.
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["seed"], 9);
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("metrics.jsonl line {l:?}: {e}")))
+        .collect();
+    let steps = |field: &str| -> Vec<u64> {
+        metrics.iter().filter(|v| v.get(field).is_some()).map(|v| v["step"].as_u64().unwrap()).collect()
+    };
+    let want: Vec<u64> = (1..=total / 2).map(|i| i * 2).collect();
+    assert_eq!(steps("loss"), want, "logged steps");
+    let evals = steps("eval_accuracy");
+    assert_eq!(evals.len(), 3, "one evaluation per epoch: {evals:?}");
+    assert!(evals.windows(2).all(|w| w[0] < w[1]), "{evals:?}");
+    assert_eq!(steps("test_accuracy").len(), 1);
+    for e in ["checkpoint-epoch-1", "checkpoint-epoch-2", "checkpoint-epoch-3", "best"] {
+        assert!(out.join(e).join("model.safetensors").exists(), "{e}");
+    }
+    assert!(!out.join(".lock").exists());
+    // Free again: a later process takes the folder (the run is complete, so
+    // resuming it only evaluates the best model on test once more).
+    let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .args(["train", "--json", "--resume", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
