@@ -60,7 +60,7 @@ impl Default for Settings {
             grad_accum: t.grad_accum,
             lr: t.lr,
             seed: t.seed,
-            tab: Tab::Dataset,
+            tab: Tab::Start,
             downloads: std::env::var_os("HOME")
                 .map(|h| PathBuf::from(h).join("vidi-data"))
                 .unwrap_or_else(|| PathBuf::from("vidi-data"))
@@ -143,6 +143,7 @@ impl VidiApp {
                     eprintln!("vidi: {e}");
                 }
             }
+            Command::RunDemo => self.tabs.run_demo(&self.settings, &self.compute, &self.commands),
             Command::StopJob(name) => self.jobs.stop(&name),
             Command::DropJob(name) => self.jobs.abandon(&name),
         }

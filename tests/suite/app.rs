@@ -245,7 +245,11 @@ fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
     let url = format!("/datasets/{}/resolve/main/{}", vidi::hub::REFERENCE_DATASET, vidi::hub::REFERENCE_DATASET_FILE);
     let hub = crate::hub::serve([(url, archive)].into_iter().collect());
     let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let settings = Settings { downloads: downloads.path().to_string_lossy().into_owned(), ..Default::default() };
+    let settings = Settings {
+        downloads: downloads.path().to_string_lossy().into_owned(),
+        tab: Tab::Dataset,
+        ..Default::default()
+    };
     let mut app = new_app(settings, Vec::new());
     app.hub = vidi::hub::HubSettings {
         endpoint: Some(hub.url.clone()),
@@ -295,6 +299,35 @@ fn preview_shows_sampled_and_augmented_frames() {
     h.get_by_label("New sample").click();
     settle(&mut h, 30);
     h.get_by_label_contains("missing.mp4");
+}
+
+/// A new user's first screen is Start here; its demo button runs the offline
+/// demo on the Train tab, in a new folder under the downloads folder, to its
+/// result: the test accuracy, shown (the demo's motions are learnable: over 90%).
+#[test]
+fn start_here_runs_the_offline_demo_to_its_result() {
+    let downloads = tempfile::tempdir().unwrap();
+    let settings = Settings { downloads: downloads.path().to_string_lossy().into_owned(), ..Default::default() };
+    let mut h = harness(new_app(settings, Vec::new()));
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Start);
+    h.get_by_label("Use my videos"); // the Start page, not only its tab
+    h.get_by_label("Try the offline demo").click();
+    h.step(); // the click
+    h.step(); // the commands it sent
+    assert_eq!(h.state().settings.tab, Tab::Train);
+    wait_for(&mut h, "Test accuracy:", 600);
+    use egui_kittest::kittest::NodeT;
+    let result = h.get_by_label_contains("Test accuracy:").accesskit_node().value().unwrap_or_default();
+    let pct: f64 = result
+        .split("Test accuracy: ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {result:?}"));
+    assert!(pct > 90.0, "{result}");
+    let best = downloads.path().join("vidi-demo/run/best/config.json");
+    assert!(best.is_file(), "{result}: no {}", best.display());
 }
 
 #[test]
@@ -460,6 +493,7 @@ fn every_tab_at_work_renders() {
         epochs: 20,
         batch_size: 2,
         lr: 2e-3,
+        tab: Tab::Dataset,
         ..Default::default()
     };
     let mut h = Harness::builder()

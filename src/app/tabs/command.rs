@@ -57,6 +57,8 @@ pub enum Command {
     Set(Setting),
     /// Folders open on the Dataset tab; files are queued on the Classify tab.
     OpenPaths(Vec<PathBuf>),
+    /// Run the offline demo (on the Train tab).
+    RunDemo,
     /// Start a job (refused while one of its name runs).
     StartJob(Start),
     /// Ask a job to stop.

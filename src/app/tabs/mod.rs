@@ -1,4 +1,4 @@
-//! The five tabs. Each holds its inputs, its results and the names of its
+//! The Start page and the five tabs. Each holds its inputs, its results and the names of its
 //! jobs; it draws from the settings and sends [`Command`]s for what should change.
 
 mod augment;
@@ -7,6 +7,7 @@ mod command;
 mod dataset;
 mod evaluate;
 mod parts;
+mod start;
 mod train;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ use super::Settings;
 /// The tabs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tab {
+    /// The first screen: the ways in.
+    Start,
     /// Open and inspect a dataset.
     Dataset,
     /// See the augmentations.
@@ -36,11 +39,12 @@ pub enum Tab {
 
 impl Tab {
     /// All tabs, in order.
-    pub const ALL: [Tab; 5] = [Tab::Dataset, Tab::Preview, Tab::Train, Tab::Evaluate, Tab::Classify];
+    pub const ALL: [Tab; 6] = [Tab::Start, Tab::Dataset, Tab::Preview, Tab::Train, Tab::Evaluate, Tab::Classify];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
         match self {
+            Tab::Start => "Start here",
             Tab::Dataset => "Dataset",
             Tab::Preview => "Augmentation Preview",
             Tab::Train => "Train",
@@ -97,6 +101,7 @@ impl Tabs {
     /// Draws `tab`.
     pub fn show(&mut self, tab: Tab, ui: &mut egui::Ui, env: &Env) {
         match tab {
+            Tab::Start => start::show(ui, env),
             Tab::Dataset => self.dataset.show(ui, env),
             Tab::Preview => self.augment.show(ui, env),
             Tab::Train => self.train.show(ui, env),
@@ -117,6 +122,11 @@ impl Tabs {
     /// Opens the dataset folder `dir` (its path is in the settings, or on its way there).
     pub fn open_dataset(&mut self, dir: String) {
         self.dataset.open(dir);
+    }
+
+    /// Runs the offline demo on the Train tab, in a new folder under the downloads folder.
+    pub fn run_demo(&mut self, settings: &Settings, compute: &crate::backend::Compute, commands: &CommandSender) {
+        self.train.run_demo(settings, compute, commands);
     }
 
     /// Queues videos on the Classify tab.

@@ -26,6 +26,8 @@ pub struct TrainTab {
     step: (u64, u64),
     rate: (f64, f64),
     error: Option<String>,
+    /// The last finished run's outcome, in words.
+    result: Option<String>,
 }
 
 impl Default for TrainTab {
@@ -41,6 +43,7 @@ impl Default for TrainTab {
             step: (0, 0),
             rate: (0.0, 0.0),
             error: None,
+            result: None,
         }
     }
 }
@@ -57,13 +60,35 @@ enum Run {
 }
 
 impl TrainTab {
+    /// The offline demo, in the first free `vidi-demo[-N]` folder under the downloads folder.
+    pub fn run_demo(&mut self, s: &Settings, compute: &crate::backend::Compute, commands: &CommandSender) {
+        let base = Path::new(&s.downloads);
+        let free = |p: &Path| !p.exists() || std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let out = (1..1000)
+            .map(|i| base.join(if i == 1 { "vidi-demo".to_string() } else { format!("vidi-demo-{i}") }))
+            .find(|p| free(p))
+            .unwrap_or_else(|| base.join("vidi-demo"));
+        self.start_in(s, Run::Demo, &out, compute, commands);
+    }
+
     fn start(&mut self, s: &Settings, run: Run, compute: &crate::backend::Compute, commands: &CommandSender) {
+        self.start_in(s, run, &PathBuf::from(&s.run_dir), compute, commands);
+    }
+
+    fn start_in(
+        &mut self,
+        s: &Settings,
+        run: Run,
+        out: &Path,
+        compute: &crate::backend::Compute,
+        commands: &CommandSender,
+    ) {
+        let out = out.to_path_buf();
         let compute = compute.clone();
         // A fresh run: its curves, log and share box start empty.
         (self.loss, self.lr, self.val, self.log) = Default::default();
-        (self.step, self.rate, self.error) = Default::default();
+        (self.step, self.rate, self.error, self.result) = Default::default();
         self.share.reset();
-        let out = PathBuf::from(&s.run_dir);
         let cfg = crate::train::TrainConfig {
             data: PathBuf::from(&s.data_dir),
             model: s.model.clone(),
@@ -155,10 +180,13 @@ impl TrainTab {
                 self.log.push("stopping after this step…".into());
             }
             if ui.add_enabled(!running, egui::Button::new("Run the offline demo")).clicked() {
-                self.start(s, Run::Demo, env.compute, env.commands);
+                self.run_demo(s, env.compute, env.commands);
             }
         });
         error_line(ui, &self.error);
+        if let Some(result) = &self.result {
+            ui.group(|ui| ui.strong(result));
+        }
         let (step, total) = self.step;
         if total > 0 {
             ui.add(
@@ -215,15 +243,24 @@ impl TrainTab {
             }
             TrainEvent::Checkpoint { path } => self.log.push(format!("saved {}", path.display())),
             TrainEvent::Skipped { path, reason } => self.log.push(format!("skipped {}: {reason}", path.display())),
-            TrainEvent::Done(sm) => self.log.push(if sm.stopped {
-                format!("stopped at step {}: Resume goes on from here", sm.steps)
-            } else {
-                format!(
-                    "done: best val accuracy {}; model in {}",
-                    sm.best_accuracy.map(|a| format!("{:.1}%", a * 100.0)).unwrap_or("-".into()),
-                    sm.best_dir.map(|d| d.display().to_string()).unwrap_or_default()
-                )
-            }),
+            TrainEvent::Done(sm) => {
+                if sm.stopped {
+                    self.log.push(format!("stopped at step {}: Resume goes on from here", sm.steps));
+                    return;
+                }
+                let best = sm.best_accuracy.map(|a| format!("{:.1}%", a * 100.0)).unwrap_or("-".into());
+                let test = sm.test.as_ref().map(|t| format!("{:.1}% on {} videos", t.accuracy * 100.0, t.videos));
+                let model = sm.best_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+                self.log.push(format!(
+                    "done: best val accuracy {best}; test accuracy {}; model in {model}",
+                    test.as_deref().unwrap_or("-")
+                ));
+                self.result = Some(format!(
+                    "Finished in {:.0} s. Test accuracy: {}. Best val accuracy: {best}. The model is in {model}.",
+                    sm.seconds,
+                    test.as_deref().unwrap_or("no test split"),
+                ));
+            }
         }
     }
 }
