@@ -618,3 +618,50 @@ fn stable_screens_match_their_snapshots() {
         h.snapshot_options(format!("tab-{}", tab.title().to_lowercase().replace(' ', "-")), &options);
     }
 }
+
+/// Every character the app's code writes (outside comments) has a glyph in
+/// the fonts the window draws with, proportional and monospace: none is drawn
+/// as a box.
+#[test]
+fn every_character_the_app_writes_has_a_glyph() {
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/app"), &mut files);
+    let ctx = egui::Context::default();
+    ctx.run_ui(Default::default(), |_| {}).textures_delta.clear(); // loads the fonts
+    let mut missing = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    for f in &files {
+        for (i, line) in std::fs::read_to_string(f).unwrap().lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            for c in code.chars().filter(|c| !c.is_ascii()) {
+                seen += 1;
+                for font in [egui::FontId::proportional(14.0), egui::FontId::monospace(14.0)] {
+                    if !ctx.fonts_mut(|fonts| fonts.has_glyph(&font, c)) {
+                        missing.insert(format!(
+                            "'{c}' (U+{:04X}, {:?}) in {}:{}",
+                            c as u32,
+                            font.family,
+                            f.display(),
+                            i + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 0, "no non-ASCII text found: the scan is broken");
+    assert!(missing.is_empty(), "characters without a glyph:\n{}", missing.into_iter().collect::<Vec<_>>().join("\n"));
+}

@@ -201,7 +201,8 @@ impl DatasetTab {
         }
         let mut split_clicked = false;
         if index.layout == Layout::Flat {
-            split_clicked = ui.button("Split into train/val/test (group-aware, seed 0) →  <folder>_split").clicked();
+            split_clicked =
+                ui.button("Split into train/val/test (group-aware, seed 0), written to <folder>_split").clicked();
         }
         ui.separator();
         ui.label("Videos (click one for its frame strip):");

@@ -121,7 +121,7 @@ impl EvaluateTab {
             self.cell = Some(cell);
         }
         if let Some((i, j)) = self.cell {
-            ui.label(format!("true {} → predicted {} (click one to play it):", r.labels[i], r.labels[j]));
+            ui.label(format!("true {}, predicted {} (click one to play it):", r.labels[i], r.labels[j]));
             for o in r.outcomes.iter().filter(|o| o.label == r.labels[i] && o.predicted == r.labels[j]) {
                 let top = o.top3.iter().map(|p| format!("{} {:.2}", p.label, p.score)).collect::<Vec<_>>().join(", ");
                 if ui.link(format!("{}   ({top})", o.video.display())).clicked() {
