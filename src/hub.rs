@@ -1,13 +1,46 @@
-//! The Hugging Face Hub: downloads into its cache (hf-hub), and safe
-//! extraction of downloaded archives. The only module that talks to the network.
+//! The Hugging Face Hub: downloads into its cache (`fetch.rs`: timeouts,
+//! retries, resumption, checks), repo listings (hf-hub), and safe extraction
+//! of downloaded archives. The only module that talks to the network.
 //!
 //! `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE` and `HF_TOKEN` are honoured, so a
-//! mirror, an offline cache or a local test server work without flags.
+//! mirror, an offline cache or a local test server work without flags;
+//! `VIDI_TIMEOUT` sets the limit on silence (seconds).
+
+mod fetch;
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use hf_hub::HFClientSync;
+
+pub use fetch::{DownloadOptions, TRIES};
+use fetch::{Fetcher, RepoKind};
+
+/// The default limit on silence, in seconds: a try of a download that hears
+/// nothing for this long is dropped (and tried again, [`TRIES`] times in all).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The longest limit on silence accepted, in seconds (a day).
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// Seconds as a limit on silence, from `--timeout` or `VIDI_TIMEOUT`: a
+/// number above 0 and at most a day.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= MAX_TIMEOUT_SECS => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("'{text}' is not a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}")),
+    }
+}
+
+/// The limit on silence `VIDI_TIMEOUT` sets, else the default.
+fn env_timeout() -> Result<Duration, HubError> {
+    match std::env::var("VIDI_TIMEOUT") {
+        Ok(v) if !v.trim().is_empty() => {
+            parse_timeout(&v).map_err(|e| HubError::BadTimeout(format!("VIDI_TIMEOUT: {e}")))
+        }
+        _ => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
+    }
+}
 
 /// A transfer's progress handler, as [`download_dataset_file`],
 /// [`resolve_model`] and the share module's push take it; made by [`progress`].
@@ -86,6 +119,96 @@ pub enum HubError {
         #[source]
         source: hf_hub::HFError,
     },
+    /// Every try of a request heard nothing for the whole limit.
+    #[error("{what}: timed out: the server was silent for {secs} on each of {tries} tries; wait longer with --timeout SECONDS (or VIDI_TIMEOUT){kept}")]
+    Timeout {
+        /// What was being fetched.
+        what: String,
+        /// The limit on silence, as text ("30 s").
+        secs: String,
+        /// Tries made.
+        tries: u32,
+        /// What was kept for the next run to resume, as text ("" or "; ...").
+        kept: String,
+    },
+    /// The network failed, or the server answered with an error.
+    #[error("{what}: {reason}")]
+    Network {
+        /// What was being fetched.
+        what: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The Hub has no such repo, revision or file.
+    #[error("{what}: {detail}")]
+    NotFound {
+        /// What was being fetched.
+        what: String,
+        /// Which of them is missing.
+        detail: String,
+    },
+    /// The Hub refused access (401, 403).
+    #[error("{what}: the Hub refused access ({status}): the repository is private or gated; log in (vidi login, or HF_TOKEN) with an account that may read it")]
+    Denied {
+        /// What was being fetched.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// What came is not the file: a web page, or a size other than the Hub's.
+    #[error("{what}: {why}; nothing was cached")]
+    NotTheFile {
+        /// What was being fetched.
+        what: String,
+        /// What was wrong with it.
+        why: String,
+    },
+    /// The bytes that came do not have the sha256 the Hub names.
+    #[error("{what}: checksum mismatch: the Hub says sha256 {expected}, the bytes received have {actual}; the download was discarded")]
+    Checksum {
+        /// What was being fetched.
+        what: String,
+        /// The Hub's sha256.
+        expected: String,
+        /// The received bytes' sha256.
+        actual: String,
+    },
+    /// Another process downloads the same file into the cache.
+    #[error("{what}: another vidi is downloading this file ({path} is locked); wait for it to finish")]
+    Busy {
+        /// What was being fetched.
+        what: String,
+        /// The partial file it holds.
+        path: PathBuf,
+    },
+    /// A file name, revision or blob name that would leave the cache folder.
+    #[error("{what}: refusing the name '{name}': not a plain relative path")]
+    BadName {
+        /// What was being fetched.
+        what: String,
+        /// The name.
+        name: String,
+    },
+    /// Offline on purpose, and the cache does not have the file.
+    #[error("{what}: not in the cache")]
+    NotCached {
+        /// What was looked for.
+        what: String,
+    },
+    /// The network failed earlier in this operation, and the cache does not have the file.
+    #[error("{what}: not in the cache, and the Hub cannot be reached ({why})")]
+    Offline {
+        /// What was being fetched.
+        what: String,
+        /// The earlier failure.
+        why: String,
+    },
+    /// The download or extraction was cancelled; its partial files are removed.
+    #[error("cancelled; its partial files were removed")]
+    Cancelled,
+    /// A limit on silence that is not a positive number of seconds.
+    #[error("{0}")]
+    BadTimeout(String),
     /// An archive entry would land outside the target folder.
     #[error("{archive}: refusing entry '{entry}': it points outside the target folder (nothing was extracted)")]
     UnsafeEntry {
@@ -109,6 +232,13 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl HubError {
+    /// Whether the repo simply lacks the file (or, offline, the cache does).
+    fn is_absent(&self) -> bool {
+        matches!(self, HubError::NotFound { .. } | HubError::NotCached { .. })
+    }
 }
 
 fn split_repo_id(id: &str) -> Result<(&str, &str), HubError> {
@@ -137,17 +267,21 @@ pub fn download_dataset_file_with(
     progress: Option<Progress>,
     hub: &HubSettings,
 ) -> Result<PathBuf, HubError> {
-    let (owner, name) = split_repo_id(repo_id)?;
+    let opts = DownloadOptions { progress, ..Default::default() };
+    download_dataset_file_opts(repo_id, filename, revision, hub, &opts)
+}
+
+/// [`download_dataset_file_with`] with a cancel flag and a limit on silence.
+pub fn download_dataset_file_opts(
+    repo_id: &str,
+    filename: &str,
+    revision: Option<&str>,
+    hub: &HubSettings,
+    opts: &DownloadOptions,
+) -> Result<PathBuf, HubError> {
+    split_repo_id(repo_id)?;
     let what = format!("downloading {filename} from dataset {repo_id}");
-    let client = hub.client(&what)?;
-    client
-        .dataset(owner, name)
-        .download_file()
-        .filename(filename)
-        .maybe_revision(revision.map(str::to_string))
-        .maybe_progress(progress)
-        .send()
-        .map_err(|source| HubError::Client { what, source })
+    Fetcher::new(hub, opts)?.file(RepoKind::Dataset, repo_id, filename, revision, &what)
 }
 
 /// Extracts a `.tar.gz` (or plain `.tar`) archive into `out`.
@@ -355,12 +489,32 @@ impl HubSettings {
         Err(last)
     }
 
-    fn client(&self, what: &str) -> Result<HFClientSync, HubError> {
-        self.client_with(what, None)
+    /// The token for reading private repos: the one set here, else `HF_TOKEN`
+    /// or the saved one (unless `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set).
+    pub fn token(&self) -> Option<String> {
+        if self.token.is_some() {
+            return self.token.clone();
+        }
+        let set = |v: &str| std::env::var(v).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        if set("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some() {
+            return None;
+        }
+        let file = set("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_hub::hf_home().join("token"));
+        set("HF_TOKEN")
+            .or_else(|| std::fs::read_to_string(file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
     }
 
+    /// An hf-hub client (for listings) whose requests give up after the limit on silence.
     fn client_with(&self, what: &str, retries: Option<usize>) -> Result<HFClientSync, HubError> {
-        let mut b = hf_hub::HFClient::builder();
+        let silence = env_timeout()?;
+        let http = hf_hub::HFClient::builder();
+        let reqwest = reqwest::Client::builder()
+            .user_agent(format!("vidi/{}", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(silence)
+            .read_timeout(silence)
+            .build()
+            .map_err(|e| HubError::Network { what: what.to_string(), reason: e.to_string() })?;
+        let mut b = http.client(reqwest);
         if let Some(n) = retries {
             b = b.retry_max_attempts(n);
         }
@@ -409,7 +563,7 @@ fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>
         return ModelStatus::Local(PathBuf::from(spec));
     }
     let Ok((owner, name)) = split_repo_id(spec) else { return ModelStatus::NotAModel };
-    if let Ok(dir) = resolve(spec, None, None, true, hub) {
+    if let Ok(dir) = resolve(spec, None, true, hub, &DownloadOptions::default()) {
         return ModelStatus::Cached(dir);
     }
     if let Err(e) = online.get_or_insert_with(|| hub.reachable()) {
@@ -455,7 +609,7 @@ fn download_plan(files: &[String]) -> Vec<String> {
 /// (`owner/name`) downloaded into the hf-hub cache (or found there offline).
 /// Returns the folder holding `config.json` and the weights.
 pub fn resolve_model(spec: &str, revision: Option<&str>, progress: Option<Progress>) -> Result<PathBuf, HubError> {
-    resolve(spec, revision, progress, false, &HubSettings::default())
+    resolve(spec, revision, false, &HubSettings::default(), &DownloadOptions { progress, ..Default::default() })
 }
 
 /// [`resolve_model`] against the Hub and cache `hub` names.
@@ -465,40 +619,50 @@ pub fn resolve_model_with(
     progress: Option<Progress>,
     hub: &HubSettings,
 ) -> Result<PathBuf, HubError> {
-    resolve(spec, revision, progress, false, hub)
+    resolve(spec, revision, false, hub, &DownloadOptions { progress, ..Default::default() })
+}
+
+/// [`resolve_model_with`] with a cancel flag and a limit on silence.
+pub fn resolve_model_opts(
+    spec: &str,
+    revision: Option<&str>,
+    hub: &HubSettings,
+    opts: &DownloadOptions,
+) -> Result<PathBuf, HubError> {
+    resolve(spec, revision, false, hub, opts)
 }
 
 fn resolve(
     spec: &str,
     revision: Option<&str>,
-    progress: Option<Progress>,
     local_only: bool,
     hub: &HubSettings,
+    opts: &DownloadOptions,
 ) -> Result<PathBuf, HubError> {
     let local = Path::new(spec);
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
-    let (owner, name) = split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
-    let client = hub.client(&format!("model {spec}"))?;
-    let repo = client.model(owner, name);
-    let get = |file: &str| {
-        repo.download_file()
-            .filename(file)
-            .maybe_revision(revision.map(str::to_string))
-            .maybe_progress(progress.clone())
-            .local_files_only(local_only)
-            .send()
+    split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
+    let mut fetcher = Fetcher::new(hub, opts)?;
+    if local_only {
+        fetcher.offline();
+    }
+    let mut get = |file: &str, what: &str| fetcher.file(RepoKind::Model, spec, file, revision, what);
+    // Optional files: only their absence is passed over; a network failure ends it all.
+    let optional = |r: Result<PathBuf, HubError>| match r {
+        Err(e) if e.is_absent() => Ok(None),
+        r => r.map(Some),
     };
-    let config = get(MODEL_CONFIG_FILES[0])
-        .map_err(|source| HubError::Client { what: format!("downloading config.json of model {spec}"), source })?;
+    let config = get(MODEL_CONFIG_FILES[0], &format!("downloading config.json of model {spec}"))?;
     let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
     // The processor config is optional (defaults apply).
-    let _ = get(MODEL_CONFIG_FILES[1]);
-    if get("model.safetensors").is_ok() {
+    optional(get(MODEL_CONFIG_FILES[1], &format!("downloading preprocessor_config.json of model {spec}")))?;
+    if optional(get("model.safetensors", &format!("downloading model.safetensors of model {spec}")))?.is_some() {
         return Ok(dir);
     }
-    if let Ok(index) = get("model.safetensors.index.json") {
+    let index = "model.safetensors.index.json";
+    if let Some(index) = optional(get(index, &format!("downloading {index} of model {spec}")))? {
         let text = std::fs::read_to_string(&index).map_err(|source| HubError::Io { path: index.clone(), source })?;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let shards: std::collections::BTreeSet<String> = v["weight_map"]
@@ -506,11 +670,10 @@ fn resolve(
             .map(|m| m.values().filter_map(|s| s.as_str().map(String::from)).collect())
             .unwrap_or_default();
         for s in shards {
-            get(&s).map_err(|source| HubError::Client { what: format!("downloading {s} of model {spec}"), source })?;
+            get(&s, &format!("downloading {s} of model {spec}"))?;
         }
         return Ok(dir);
     }
-    get("pytorch_model.bin")
-        .map_err(|source| HubError::Client { what: format!("downloading the weights of model {spec}"), source })?;
+    get("pytorch_model.bin", &format!("downloading the weights of model {spec}"))?;
     Ok(dir)
 }
