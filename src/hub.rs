@@ -8,8 +8,11 @@
 
 mod fetch;
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hf_hub::HFClientSync;
@@ -209,6 +212,20 @@ pub enum HubError {
     /// A limit on silence that is not a positive number of seconds.
     #[error("{0}")]
     BadTimeout(String),
+    /// An archive that expands far past its own size.
+    #[error("{archive}: refusing to extract: it expands past {} ({ratio} times its {}, and at least {}), as an archive bomb does (nothing was extracted)", size_text(.limit), size_text(.size), size_text(.floor))]
+    TooLarge {
+        /// The archive.
+        archive: PathBuf,
+        /// The limit it passed, in bytes.
+        limit: u64,
+        /// [`ExpansionLimit::ratio`].
+        ratio: u64,
+        /// The archive's size, in bytes.
+        size: u64,
+        /// [`ExpansionLimit::floor_bytes`].
+        floor: u64,
+    },
     /// An archive entry would land outside the target folder.
     #[error("{archive}: refusing entry '{entry}': it points outside the target folder (nothing was extracted)")]
     UnsafeEntry {
@@ -284,28 +301,104 @@ pub fn download_dataset_file_opts(
     Fetcher::new(hub, opts)?.file(RepoKind::Dataset, repo_id, filename, revision, &what)
 }
 
-/// Extracts a `.tar.gz` (or plain `.tar`) archive into `out`.
+/// How far an archive may expand before extraction refuses it: past
+/// `ratio` times its own size and past `floor_bytes` both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpansionLimit {
+    /// Times the archive's size.
+    pub ratio: u64,
+    /// Bytes any archive may expand to (a small archive of text compresses well).
+    pub floor_bytes: u64,
+}
+
+/// [`ExpansionLimit`]'s default ratio.
+pub const MAX_EXPANSION_RATIO: u64 = 100;
+/// [`ExpansionLimit`]'s default floor: 1 GiB.
+pub const EXPANSION_FLOOR_BYTES: u64 = 1 << 30;
+
+impl Default for ExpansionLimit {
+    fn default() -> Self {
+        ExpansionLimit { ratio: MAX_EXPANSION_RATIO, floor_bytes: EXPANSION_FLOOR_BYTES }
+    }
+}
+
+impl ExpansionLimit {
+    /// The most bytes an archive of `size` bytes may expand to.
+    pub fn bytes_for(&self, size: u64) -> u64 {
+        size.saturating_mul(self.ratio).max(self.floor_bytes)
+    }
+}
+
+/// Extracts a `.tar.gz` (or plain `.tar`) archive into `out`, within the
+/// default [`ExpansionLimit`].
 ///
 /// Every entry is checked before anything is written: absolute paths, `..`
-/// components and links pointing outside `out` are refused. Extraction goes
-/// to a staging folder inside `out` first and is moved into place only when
-/// complete, and never over an existing file. Returns the top-level paths created.
+/// components and links pointing outside `out` are refused, and so is an
+/// archive whose entries add up past the limit. Extraction goes to a staging
+/// folder inside `out` first and is moved into place only when complete, and
+/// never over an existing file. Returns the top-level paths created.
 pub fn extract_archive(
     archive: &Path,
     out: &Path,
     on_bytes: &mut dyn FnMut(u64, u64),
 ) -> Result<Vec<PathBuf>, HubError> {
+    extract_archive_with(archive, out, ExpansionLimit::default(), None, on_bytes)
+}
+
+/// Why a read of an archive was stopped.
+#[derive(Clone, Copy)]
+enum Stopped {
+    TooLarge,
+    Cancelled,
+}
+
+/// [`extract_archive`] within `limit`, stopping (and removing what it wrote)
+/// when `cancel` is set.
+pub fn extract_archive_with(
+    archive: &Path,
+    out: &Path,
+    limit: ExpansionLimit,
+    cancel: Option<&AtomicBool>,
+    on_bytes: &mut dyn FnMut(u64, u64),
+) -> Result<Vec<PathBuf>, HubError> {
+    let total = std::fs::metadata(archive).map_err(|source| HubError::Io { path: archive.into(), source })?.len();
+    let max = limit.bytes_for(total);
+    // The tar stream holds headers and padding besides the entries' bytes.
+    let stream_max = max.saturating_add(max / 8);
+    let too_large = || HubError::TooLarge {
+        archive: archive.into(),
+        limit: max,
+        ratio: limit.ratio,
+        size: total,
+        floor: limit.floor_bytes,
+    };
+    // The readers below say here why they stopped: the error they return
+    // comes back wrapped by the tar reader.
+    let stopped: Rc<Cell<Option<Stopped>>> = Rc::default();
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| HubError::Io { path, source }
+        let stopped = stopped.clone();
+        move |source| match stopped.get() {
+            Some(Stopped::TooLarge) => too_large(),
+            Some(Stopped::Cancelled) => HubError::Cancelled,
+            None => HubError::Io { path, source },
+        }
     };
-    let total = std::fs::metadata(archive).map_err(io(archive))?.len();
-    // Pass 1: validate every entry.
+    // Pass 1: validate every entry, and add up what they expand to.
     let tops = {
-        let mut ar = open_tar(archive)?;
+        let file = std::fs::File::open(archive).map_err(io(archive))?;
+        let mut ar = tar::Archive::new(Expansion::new(maybe_gz(file, archive)?, stream_max, cancel, &stopped));
         let mut tops = std::collections::BTreeSet::new();
+        let mut expanded = 0u64;
         for entry in ar.entries().map_err(io(archive))? {
             let entry = entry.map_err(io(archive))?;
+            let header = entry.header();
+            // A sparse file's holes take no room in the archive.
+            let real = header.as_gnu().filter(|_| header.entry_type().is_gnu_sparse()).and_then(|g| g.real_size().ok());
+            expanded = expanded.saturating_add(entry.size().max(real.unwrap_or(0)));
+            if expanded > max {
+                return Err(too_large());
+            }
             let path = entry.path().map_err(io(archive))?.into_owned();
             let shown = path.display().to_string();
             let unsafe_entry = || HubError::UnsafeEntry { archive: archive.into(), entry: shown.clone() };
@@ -343,7 +436,7 @@ pub fn extract_archive(
     let result = (|| {
         let file = std::fs::File::open(archive).map_err(io(archive))?;
         let counted = CountingReader { inner: file, read: 0, total, on_bytes };
-        let mut ar = tar::Archive::new(maybe_gz(counted, archive)?);
+        let mut ar = tar::Archive::new(Expansion::new(maybe_gz(counted, archive)?, stream_max, cancel, &stopped));
         ar.set_preserve_permissions(false);
         for entry in ar.entries().map_err(io(archive))? {
             let mut entry = entry.map_err(io(archive))?;
@@ -362,6 +455,17 @@ pub fn extract_archive(
     result
 }
 
+/// Bytes for people: "1.0 GiB", "12.3 MiB", "512 bytes".
+fn size_text(bytes: &u64) -> String {
+    let b = *bytes as f64;
+    match *bytes {
+        n if n >= 1 << 30 => format!("{:.1} GiB", b / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", b / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", b / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}
+
 /// `path` as a relative path with no `..` escaping its root; `None` if unsafe.
 fn safe_relative(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
@@ -378,6 +482,41 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// Reads an archive's expanded stream, stopping past `max` bytes (which
+/// bounds even the headers the tar reader keeps in memory) or once cancelled.
+struct Expansion<'a, R> {
+    inner: R,
+    read: u64,
+    max: u64,
+    cancel: Option<&'a AtomicBool>,
+    stopped: Rc<Cell<Option<Stopped>>>,
+}
+
+impl<'a, R> Expansion<'a, R> {
+    fn new(inner: R, max: u64, cancel: Option<&'a AtomicBool>, stopped: &Rc<Cell<Option<Stopped>>>) -> Self {
+        Expansion { inner, read: 0, max, cancel, stopped: stopped.clone() }
+    }
+}
+
+impl<R: Read> Read for Expansion<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let why = if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            Some(Stopped::Cancelled)
+        } else if self.read > self.max {
+            Some(Stopped::TooLarge)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.stopped.set(Some(why));
+            return Err(std::io::Error::other("extraction stopped"));
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 struct CountingReader<'a, R> {
@@ -404,11 +543,6 @@ fn is_gzip(path: &Path) -> Result<bool, HubError> {
 
 fn maybe_gz<'a, R: Read + 'a>(r: R, path: &Path) -> Result<Box<dyn Read + 'a>, HubError> {
     Ok(if is_gzip(path)? { Box::new(flate2::read::GzDecoder::new(r)) } else { Box::new(r) })
-}
-
-fn open_tar(path: &Path) -> Result<tar::Archive<Box<dyn Read>>, HubError> {
-    let f = std::fs::File::open(path).map_err(|source| HubError::Io { path: path.into(), source })?;
-    Ok(tar::Archive::new(maybe_gz(f, path)?))
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Downloads against servers that misbehave: silent, stalling, cut short,
-//! sending a web page, a wrong size or a wrong checksum. Each server is a real socket on loopback that
+//! sending a web page, a wrong size or a wrong checksum, and archives that
+//! expand far past their size. Each server is a real socket on loopback that
 //! this file scripts byte by byte, standing in for the Hub (`HF_ENDPOINT`).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -428,4 +430,87 @@ fn cancelling_stops_a_stalled_download_at_once_and_removes_its_part() {
     assert!(matches!(result, Err(vidi::hub::HubError::Cancelled)), "{result:?}");
     assert!(waited < Duration::from_secs(2), "took {waited:?} to stop");
     assert!(!part.exists(), "the partial file stayed");
+}
+
+/// A `.tar.gz` holding one file of `zeros` zero bytes.
+fn zeros_tar_gz(name: &str, zeros: u64) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_size(zeros);
+    h.set_mode(0o644);
+    h.set_cksum();
+    gz.write_all(h.as_bytes()).unwrap();
+    let block = vec![0u8; 1 << 20];
+    let mut left = zeros + 1024; // the data, its padding and the end-of-archive blocks
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        gz.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    gz.finish().unwrap()
+}
+
+#[test]
+fn an_archive_bomb_is_refused_before_anything_is_written() {
+    // 1.1 GiB of zeros in about a megabyte: past the 1 GiB floor and past 100 times its size.
+    let zeros = (1u64 << 30) + (100 << 20);
+    let bomb = zeros_tar_gz("bomb/zeros.bin", zeros);
+    assert!((bomb.len() as u64) * vidi::hub::MAX_EXPANSION_RATIO < vidi::hub::EXPANSION_FLOOR_BYTES);
+    let mut files = HashMap::new();
+    files.insert("/datasets/sayakpaul/ucf101-subset/resolve/main/UCF101_subset.tar.gz".to_string(), bomb);
+    let hub = crate::hub::serve(files);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    let (o, took) = vidi(
+        &["download", "dataset", "sayakpaul/ucf101-subset", "--out", out.to_str().unwrap()],
+        &hub.url,
+        &dir.path().join("hf"),
+        &[],
+    );
+    let err = error_line(&o);
+    assert!(err.contains("refusing to extract") && err.contains("archive bomb") && err.contains("1.0 GiB"), "{err}");
+    assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
+    // Refused from the headers: the gigabyte was never written, nor even inflated.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn the_expansion_limit_holds_for_the_bytes_and_for_oversized_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = vidi::hub::ExpansionLimit { ratio: 4, floor_bytes: 1 << 20 };
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // 3 MiB of zeros: far past 4 times its size and past the 1 MiB floor.
+    let zeros = write("zeros.tar.gz", &zeros_tar_gz("top/zeros.bin", 3 << 20));
+    let out = dir.path().join("out-zeros");
+    let err = vidi::hub::extract_archive_with(&zeros, &out, small, None, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(err, vidi::hub::HubError::TooLarge { .. }), "{err}");
+    assert!(files_under(&out).is_empty());
+    // The same archive within a larger limit extracts.
+    let roomy = vidi::hub::ExpansionLimit { ratio: 4, floor_bytes: 8 << 20 };
+    vidi::hub::extract_archive_with(&zeros, &out, roomy, None, &mut |_, _| {}).unwrap();
+    assert_eq!(std::fs::metadata(out.join("top/zeros.bin")).unwrap().len(), 3 << 20);
+    // A 4 MiB extended header, which the tar reader would hold in memory
+    // before yielding any entry, is stopped by the limit on the stream itself.
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best()));
+    let pax = vec![b'a'; 4 << 20];
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(pax.len() as u64);
+    h.set_cksum();
+    b.append(&h, &pax[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("top/ok.txt").unwrap();
+    h.set_size(2);
+    h.set_cksum();
+    b.append(&h, &b"ok"[..]).unwrap();
+    let pax = write("pax.tar.gz", &b.into_inner().unwrap().finish().unwrap());
+    let out = dir.path().join("out-pax");
+    let err = vidi::hub::extract_archive_with(&pax, &out, small, None, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(err, vidi::hub::HubError::TooLarge { .. }), "{err}");
+    assert!(!out.join("top/ok.txt").exists());
 }
