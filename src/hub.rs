@@ -1,13 +1,49 @@
-//! The Hugging Face Hub: downloads into its cache (hf-hub), and safe
-//! extraction of downloaded archives. The only module that talks to the network.
+//! The Hugging Face Hub: downloads into its cache (`fetch.rs`: timeouts,
+//! retries, resumption, checks), repo listings (hf-hub), and safe extraction
+//! of downloaded archives. The only module that talks to the network.
 //!
 //! `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE` and `HF_TOKEN` are honoured, so a
-//! mirror, an offline cache or a local test server work without flags.
+//! mirror, an offline cache or a local test server work without flags;
+//! `VIDI_TIMEOUT` sets the limit on silence (seconds).
 
+mod fetch;
+
+use std::cell::Cell;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use hf_hub::HFClientSync;
+
+pub use fetch::{DownloadOptions, TRIES};
+use fetch::{Fetcher, RepoKind};
+
+/// The default limit on silence, in seconds: a try of a download that hears
+/// nothing for this long is dropped (and tried again, [`TRIES`] times in all).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The longest limit on silence accepted, in seconds (a day).
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// Seconds as a limit on silence, from `--timeout` or `VIDI_TIMEOUT`: a
+/// number above 0 and at most a day.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= MAX_TIMEOUT_SECS => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("'{text}' is not a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}")),
+    }
+}
+
+/// The limit on silence `VIDI_TIMEOUT` sets, else the default.
+fn env_timeout() -> Result<Duration, HubError> {
+    match std::env::var("VIDI_TIMEOUT") {
+        Ok(v) if !v.trim().is_empty() => {
+            parse_timeout(&v).map_err(|e| HubError::BadTimeout(format!("VIDI_TIMEOUT: {e}")))
+        }
+        _ => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
+    }
+}
 
 /// A transfer's progress handler, as [`download_dataset_file`],
 /// [`resolve_model`] and the share module's push take it; made by [`progress`].
@@ -86,6 +122,110 @@ pub enum HubError {
         #[source]
         source: hf_hub::HFError,
     },
+    /// Every try of a request heard nothing for the whole limit.
+    #[error("{what}: timed out: the server was silent for {secs} on each of {tries} tries; wait longer with --timeout SECONDS (or VIDI_TIMEOUT){kept}")]
+    Timeout {
+        /// What was being fetched.
+        what: String,
+        /// The limit on silence, as text ("30 s").
+        secs: String,
+        /// Tries made.
+        tries: u32,
+        /// What was kept for the next run to resume, as text ("" or "; ...").
+        kept: String,
+    },
+    /// The network failed, or the server answered with an error.
+    #[error("{what}: {reason}")]
+    Network {
+        /// What was being fetched.
+        what: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The Hub has no such repo, revision or file.
+    #[error("{what}: {detail}")]
+    NotFound {
+        /// What was being fetched.
+        what: String,
+        /// Which of them is missing.
+        detail: String,
+    },
+    /// The Hub refused access (401, 403).
+    #[error("{what}: the Hub refused access ({status}): the repository is private or gated; log in (vidi login, or HF_TOKEN) with an account that may read it")]
+    Denied {
+        /// What was being fetched.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// What came is not the file: a web page, or a size other than the Hub's.
+    #[error("{what}: {why}; nothing was cached")]
+    NotTheFile {
+        /// What was being fetched.
+        what: String,
+        /// What was wrong with it.
+        why: String,
+    },
+    /// The bytes that came do not have the sha256 the Hub names.
+    #[error("{what}: checksum mismatch: the Hub says sha256 {expected}, the bytes received have {actual}; the download was discarded")]
+    Checksum {
+        /// What was being fetched.
+        what: String,
+        /// The Hub's sha256.
+        expected: String,
+        /// The received bytes' sha256.
+        actual: String,
+    },
+    /// Another process downloads the same file into the cache.
+    #[error("{what}: another vidi is downloading this file ({path} is locked); wait for it to finish")]
+    Busy {
+        /// What was being fetched.
+        what: String,
+        /// The partial file it holds.
+        path: PathBuf,
+    },
+    /// A file name, revision or blob name that would leave the cache folder.
+    #[error("{what}: refusing the name '{name}': not a plain relative path")]
+    BadName {
+        /// What was being fetched.
+        what: String,
+        /// The name.
+        name: String,
+    },
+    /// Offline on purpose, and the cache does not have the file.
+    #[error("{what}: not in the cache")]
+    NotCached {
+        /// What was looked for.
+        what: String,
+    },
+    /// The network failed earlier in this operation, and the cache does not have the file.
+    #[error("{what}: not in the cache, and the Hub cannot be reached ({why})")]
+    Offline {
+        /// What was being fetched.
+        what: String,
+        /// The earlier failure.
+        why: String,
+    },
+    /// The download or extraction was cancelled; its partial files are removed.
+    #[error("cancelled; its partial files were removed")]
+    Cancelled,
+    /// A limit on silence that is not a positive number of seconds.
+    #[error("{0}")]
+    BadTimeout(String),
+    /// An archive that expands far past its own size.
+    #[error("{archive}: refusing to extract: it expands past {} ({ratio} times its {}, and at least {}), as an archive bomb does (nothing was extracted)", size_text(.limit), size_text(.size), size_text(.floor))]
+    TooLarge {
+        /// The archive.
+        archive: PathBuf,
+        /// The limit it passed, in bytes.
+        limit: u64,
+        /// [`ExpansionLimit::ratio`].
+        ratio: u64,
+        /// The archive's size, in bytes.
+        size: u64,
+        /// [`ExpansionLimit::floor_bytes`].
+        floor: u64,
+    },
     /// An archive entry would land outside the target folder.
     #[error("{archive}: refusing entry '{entry}': it points outside the target folder (nothing was extracted)")]
     UnsafeEntry {
@@ -109,6 +249,13 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl HubError {
+    /// Whether the repo simply lacks the file (or, offline, the cache does).
+    fn is_absent(&self) -> bool {
+        matches!(self, HubError::NotFound { .. } | HubError::NotCached { .. })
+    }
 }
 
 fn split_repo_id(id: &str) -> Result<(&str, &str), HubError> {
@@ -137,41 +284,121 @@ pub fn download_dataset_file_with(
     progress: Option<Progress>,
     hub: &HubSettings,
 ) -> Result<PathBuf, HubError> {
-    let (owner, name) = split_repo_id(repo_id)?;
-    let what = format!("downloading {filename} from dataset {repo_id}");
-    let client = hub.client(&what)?;
-    client
-        .dataset(owner, name)
-        .download_file()
-        .filename(filename)
-        .maybe_revision(revision.map(str::to_string))
-        .maybe_progress(progress)
-        .send()
-        .map_err(|source| HubError::Client { what, source })
+    let opts = DownloadOptions { progress, ..Default::default() };
+    download_dataset_file_opts(repo_id, filename, revision, hub, &opts)
 }
 
-/// Extracts a `.tar.gz` (or plain `.tar`) archive into `out`.
+/// [`download_dataset_file_with`] with a cancel flag and a limit on silence.
+pub fn download_dataset_file_opts(
+    repo_id: &str,
+    filename: &str,
+    revision: Option<&str>,
+    hub: &HubSettings,
+    opts: &DownloadOptions,
+) -> Result<PathBuf, HubError> {
+    split_repo_id(repo_id)?;
+    let what = format!("downloading {filename} from dataset {repo_id}");
+    Fetcher::new(hub, opts)?.file(RepoKind::Dataset, repo_id, filename, revision, &what)
+}
+
+/// How far an archive may expand before extraction refuses it: past
+/// `ratio` times its own size and past `floor_bytes` both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpansionLimit {
+    /// Times the archive's size.
+    pub ratio: u64,
+    /// Bytes any archive may expand to (a small archive of text compresses well).
+    pub floor_bytes: u64,
+}
+
+/// [`ExpansionLimit`]'s default ratio.
+pub const MAX_EXPANSION_RATIO: u64 = 100;
+/// [`ExpansionLimit`]'s default floor: 1 GiB.
+pub const EXPANSION_FLOOR_BYTES: u64 = 1 << 30;
+
+impl Default for ExpansionLimit {
+    fn default() -> Self {
+        ExpansionLimit { ratio: MAX_EXPANSION_RATIO, floor_bytes: EXPANSION_FLOOR_BYTES }
+    }
+}
+
+impl ExpansionLimit {
+    /// The most bytes an archive of `size` bytes may expand to.
+    pub fn bytes_for(&self, size: u64) -> u64 {
+        size.saturating_mul(self.ratio).max(self.floor_bytes)
+    }
+}
+
+/// Extracts a `.tar.gz` (or plain `.tar`) archive into `out`, within the
+/// default [`ExpansionLimit`].
 ///
 /// Every entry is checked before anything is written: absolute paths, `..`
-/// components and links pointing outside `out` are refused. Extraction goes
-/// to a staging folder inside `out` first and is moved into place only when
-/// complete, and never over an existing file. Returns the top-level paths created.
+/// components and links pointing outside `out` are refused, and so is an
+/// archive whose entries add up past the limit. Extraction goes to a staging
+/// folder inside `out` first and is moved into place only when complete, and
+/// never over an existing file. Returns the top-level paths created.
 pub fn extract_archive(
     archive: &Path,
     out: &Path,
     on_bytes: &mut dyn FnMut(u64, u64),
 ) -> Result<Vec<PathBuf>, HubError> {
+    extract_archive_with(archive, out, ExpansionLimit::default(), None, on_bytes)
+}
+
+/// Why a read of an archive was stopped.
+#[derive(Clone, Copy)]
+enum Stopped {
+    TooLarge,
+    Cancelled,
+}
+
+/// [`extract_archive`] within `limit`, stopping (and removing what it wrote)
+/// when `cancel` is set.
+pub fn extract_archive_with(
+    archive: &Path,
+    out: &Path,
+    limit: ExpansionLimit,
+    cancel: Option<&AtomicBool>,
+    on_bytes: &mut dyn FnMut(u64, u64),
+) -> Result<Vec<PathBuf>, HubError> {
+    let total = std::fs::metadata(archive).map_err(|source| HubError::Io { path: archive.into(), source })?.len();
+    let max = limit.bytes_for(total);
+    // The tar stream holds headers and padding besides the entries' bytes.
+    let stream_max = max.saturating_add(max / 8);
+    let too_large = || HubError::TooLarge {
+        archive: archive.into(),
+        limit: max,
+        ratio: limit.ratio,
+        size: total,
+        floor: limit.floor_bytes,
+    };
+    // The readers below say here why they stopped: the error they return
+    // comes back wrapped by the tar reader.
+    let stopped: Rc<Cell<Option<Stopped>>> = Rc::default();
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| HubError::Io { path, source }
+        let stopped = stopped.clone();
+        move |source| match stopped.get() {
+            Some(Stopped::TooLarge) => too_large(),
+            Some(Stopped::Cancelled) => HubError::Cancelled,
+            None => HubError::Io { path, source },
+        }
     };
-    let total = std::fs::metadata(archive).map_err(io(archive))?.len();
-    // Pass 1: validate every entry.
+    // Pass 1: validate every entry, and add up what they expand to.
     let tops = {
-        let mut ar = open_tar(archive)?;
+        let file = std::fs::File::open(archive).map_err(io(archive))?;
+        let mut ar = tar::Archive::new(Expansion::new(maybe_gz(file, archive)?, stream_max, cancel, &stopped));
         let mut tops = std::collections::BTreeSet::new();
+        let mut expanded = 0u64;
         for entry in ar.entries().map_err(io(archive))? {
             let entry = entry.map_err(io(archive))?;
+            let header = entry.header();
+            // A sparse file's holes take no room in the archive.
+            let real = header.as_gnu().filter(|_| header.entry_type().is_gnu_sparse()).and_then(|g| g.real_size().ok());
+            expanded = expanded.saturating_add(entry.size().max(real.unwrap_or(0)));
+            if expanded > max {
+                return Err(too_large());
+            }
             let path = entry.path().map_err(io(archive))?.into_owned();
             let shown = path.display().to_string();
             let unsafe_entry = || HubError::UnsafeEntry { archive: archive.into(), entry: shown.clone() };
@@ -209,7 +436,7 @@ pub fn extract_archive(
     let result = (|| {
         let file = std::fs::File::open(archive).map_err(io(archive))?;
         let counted = CountingReader { inner: file, read: 0, total, on_bytes };
-        let mut ar = tar::Archive::new(maybe_gz(counted, archive)?);
+        let mut ar = tar::Archive::new(Expansion::new(maybe_gz(counted, archive)?, stream_max, cancel, &stopped));
         ar.set_preserve_permissions(false);
         for entry in ar.entries().map_err(io(archive))? {
             let mut entry = entry.map_err(io(archive))?;
@@ -228,6 +455,17 @@ pub fn extract_archive(
     result
 }
 
+/// Bytes for people: "1.0 GiB", "12.3 MiB", "512 bytes".
+fn size_text(bytes: &u64) -> String {
+    let b = *bytes as f64;
+    match *bytes {
+        n if n >= 1 << 30 => format!("{:.1} GiB", b / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", b / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", b / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}
+
 /// `path` as a relative path with no `..` escaping its root; `None` if unsafe.
 fn safe_relative(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
@@ -244,6 +482,41 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// Reads an archive's expanded stream, stopping past `max` bytes (which
+/// bounds even the headers the tar reader keeps in memory) or once cancelled.
+struct Expansion<'a, R> {
+    inner: R,
+    read: u64,
+    max: u64,
+    cancel: Option<&'a AtomicBool>,
+    stopped: Rc<Cell<Option<Stopped>>>,
+}
+
+impl<'a, R> Expansion<'a, R> {
+    fn new(inner: R, max: u64, cancel: Option<&'a AtomicBool>, stopped: &Rc<Cell<Option<Stopped>>>) -> Self {
+        Expansion { inner, read: 0, max, cancel, stopped: stopped.clone() }
+    }
+}
+
+impl<R: Read> Read for Expansion<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let why = if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            Some(Stopped::Cancelled)
+        } else if self.read > self.max {
+            Some(Stopped::TooLarge)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.stopped.set(Some(why));
+            return Err(std::io::Error::other("extraction stopped"));
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 struct CountingReader<'a, R> {
@@ -270,11 +543,6 @@ fn is_gzip(path: &Path) -> Result<bool, HubError> {
 
 fn maybe_gz<'a, R: Read + 'a>(r: R, path: &Path) -> Result<Box<dyn Read + 'a>, HubError> {
     Ok(if is_gzip(path)? { Box::new(flate2::read::GzDecoder::new(r)) } else { Box::new(r) })
-}
-
-fn open_tar(path: &Path) -> Result<tar::Archive<Box<dyn Read>>, HubError> {
-    let f = std::fs::File::open(path).map_err(|source| HubError::Io { path: path.into(), source })?;
-    Ok(tar::Archive::new(maybe_gz(f, path)?))
 }
 
 #[cfg(test)]
@@ -355,12 +623,32 @@ impl HubSettings {
         Err(last)
     }
 
-    fn client(&self, what: &str) -> Result<HFClientSync, HubError> {
-        self.client_with(what, None)
+    /// The token for reading private repos: the one set here, else `HF_TOKEN`
+    /// or the saved one (unless `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set).
+    pub fn token(&self) -> Option<String> {
+        if self.token.is_some() {
+            return self.token.clone();
+        }
+        let set = |v: &str| std::env::var(v).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        if set("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some() {
+            return None;
+        }
+        let file = set("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_hub::hf_home().join("token"));
+        set("HF_TOKEN")
+            .or_else(|| std::fs::read_to_string(file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
     }
 
+    /// An hf-hub client (for listings) whose requests give up after the limit on silence.
     fn client_with(&self, what: &str, retries: Option<usize>) -> Result<HFClientSync, HubError> {
-        let mut b = hf_hub::HFClient::builder();
+        let silence = env_timeout()?;
+        let http = hf_hub::HFClient::builder();
+        let reqwest = reqwest::Client::builder()
+            .user_agent(format!("vidi/{}", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(silence)
+            .read_timeout(silence)
+            .build()
+            .map_err(|e| HubError::Network { what: what.to_string(), reason: e.to_string() })?;
+        let mut b = http.client(reqwest);
         if let Some(n) = retries {
             b = b.retry_max_attempts(n);
         }
@@ -409,7 +697,7 @@ fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>
         return ModelStatus::Local(PathBuf::from(spec));
     }
     let Ok((owner, name)) = split_repo_id(spec) else { return ModelStatus::NotAModel };
-    if let Ok(dir) = resolve(spec, None, None, true, hub) {
+    if let Ok(dir) = resolve(spec, None, true, hub, &DownloadOptions::default()) {
         return ModelStatus::Cached(dir);
     }
     if let Err(e) = online.get_or_insert_with(|| hub.reachable()) {
@@ -455,7 +743,7 @@ fn download_plan(files: &[String]) -> Vec<String> {
 /// (`owner/name`) downloaded into the hf-hub cache (or found there offline).
 /// Returns the folder holding `config.json` and the weights.
 pub fn resolve_model(spec: &str, revision: Option<&str>, progress: Option<Progress>) -> Result<PathBuf, HubError> {
-    resolve(spec, revision, progress, false, &HubSettings::default())
+    resolve(spec, revision, false, &HubSettings::default(), &DownloadOptions { progress, ..Default::default() })
 }
 
 /// [`resolve_model`] against the Hub and cache `hub` names.
@@ -465,40 +753,50 @@ pub fn resolve_model_with(
     progress: Option<Progress>,
     hub: &HubSettings,
 ) -> Result<PathBuf, HubError> {
-    resolve(spec, revision, progress, false, hub)
+    resolve(spec, revision, false, hub, &DownloadOptions { progress, ..Default::default() })
+}
+
+/// [`resolve_model_with`] with a cancel flag and a limit on silence.
+pub fn resolve_model_opts(
+    spec: &str,
+    revision: Option<&str>,
+    hub: &HubSettings,
+    opts: &DownloadOptions,
+) -> Result<PathBuf, HubError> {
+    resolve(spec, revision, false, hub, opts)
 }
 
 fn resolve(
     spec: &str,
     revision: Option<&str>,
-    progress: Option<Progress>,
     local_only: bool,
     hub: &HubSettings,
+    opts: &DownloadOptions,
 ) -> Result<PathBuf, HubError> {
     let local = Path::new(spec);
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
-    let (owner, name) = split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
-    let client = hub.client(&format!("model {spec}"))?;
-    let repo = client.model(owner, name);
-    let get = |file: &str| {
-        repo.download_file()
-            .filename(file)
-            .maybe_revision(revision.map(str::to_string))
-            .maybe_progress(progress.clone())
-            .local_files_only(local_only)
-            .send()
+    split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
+    let mut fetcher = Fetcher::new(hub, opts)?;
+    if local_only {
+        fetcher.offline();
+    }
+    let mut get = |file: &str, what: &str| fetcher.file(RepoKind::Model, spec, file, revision, what);
+    // Optional files: only their absence is passed over; a network failure ends it all.
+    let optional = |r: Result<PathBuf, HubError>| match r {
+        Err(e) if e.is_absent() => Ok(None),
+        r => r.map(Some),
     };
-    let config = get(MODEL_CONFIG_FILES[0])
-        .map_err(|source| HubError::Client { what: format!("downloading config.json of model {spec}"), source })?;
+    let config = get(MODEL_CONFIG_FILES[0], &format!("downloading config.json of model {spec}"))?;
     let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
     // The processor config is optional (defaults apply).
-    let _ = get(MODEL_CONFIG_FILES[1]);
-    if get("model.safetensors").is_ok() {
+    optional(get(MODEL_CONFIG_FILES[1], &format!("downloading preprocessor_config.json of model {spec}")))?;
+    if optional(get("model.safetensors", &format!("downloading model.safetensors of model {spec}")))?.is_some() {
         return Ok(dir);
     }
-    if let Ok(index) = get("model.safetensors.index.json") {
+    let index = "model.safetensors.index.json";
+    if let Some(index) = optional(get(index, &format!("downloading {index} of model {spec}")))? {
         let text = std::fs::read_to_string(&index).map_err(|source| HubError::Io { path: index.clone(), source })?;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let shards: std::collections::BTreeSet<String> = v["weight_map"]
@@ -506,11 +804,10 @@ fn resolve(
             .map(|m| m.values().filter_map(|s| s.as_str().map(String::from)).collect())
             .unwrap_or_default();
         for s in shards {
-            get(&s).map_err(|source| HubError::Client { what: format!("downloading {s} of model {spec}"), source })?;
+            get(&s, &format!("downloading {s} of model {spec}"))?;
         }
         return Ok(dir);
     }
-    get("pytorch_model.bin")
-        .map_err(|source| HubError::Client { what: format!("downloading the weights of model {spec}"), source })?;
+    get("pytorch_model.bin", &format!("downloading the weights of model {spec}"))?;
     Ok(dir)
 }

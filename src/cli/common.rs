@@ -20,6 +20,17 @@ pub struct ModelArgs {
     /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
+}
+
+/// `--timeout`, on the commands that may download from the Hub.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct TimeoutArg {
+    /// Seconds the Hub may stay silent before a try is dropped (three tries
+    /// in all; default: VIDI_TIMEOUT, else 30).
+    #[arg(long = "timeout", value_name = "SECONDS", value_parser = vidi::hub::parse_timeout)]
+    pub secs: Option<std::time::Duration>,
 }
 
 /// Pretty JSON and a newline on stdout.
@@ -65,9 +76,10 @@ pub fn hub_bar(what: &str) -> (ProgressBar, vidi::hub::Progress) {
 }
 
 /// A model folder for `spec` (a folder, or a Hub id downloaded with a byte bar).
-pub fn resolve_model(spec: &str, revision: Option<&str>) -> Result<PathBuf> {
+pub fn resolve_model(spec: &str, revision: Option<&str>, timeout: TimeoutArg) -> Result<PathBuf> {
     let (pb, progress) = hub_bar("downloading model");
-    let dir = vidi::hub::resolve_model(spec, revision, Some(progress));
+    let opts = vidi::hub::DownloadOptions { progress: Some(progress), timeout: timeout.secs, ..Default::default() };
+    let dir = vidi::hub::resolve_model_opts(spec, revision, &Default::default(), &opts);
     pb.finish_and_clear();
     Ok(dir?)
 }
@@ -103,7 +115,7 @@ pub fn load_model_with(
     a: &ModelArgs,
     opts: &vidi::model::LoadOptions,
 ) -> Result<(vidi::model::VideoModel, vidi::model::LoadReport)> {
-    let dir = resolve_model(&a.model, a.revision.as_deref())?;
+    let dir = resolve_model(&a.model, a.revision.as_deref(), a.timeout)?;
     let compute = compute(a.device)?;
     eprintln!("computing on {}", compute.description);
     Ok(vidi::model::VideoModel::load(&dir, opts, &compute.device)?)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::common::{byte_bar, hub_bar, resolve_model};
+use super::common::{byte_bar, hub_bar, resolve_model, TimeoutArg};
 
 /// `vidi download ...`.
 #[derive(Subcommand, Debug)]
@@ -28,6 +28,8 @@ pub struct DownloadModelArgs {
     /// Branch, tag or commit.
     #[arg(long)]
     pub revision: Option<String>,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
 }
 
 /// `vidi download dataset`.
@@ -48,18 +50,22 @@ pub struct DownloadDatasetArgs {
     /// Only download into the cache; do not extract.
     #[arg(long)]
     pub no_extract: bool,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
 }
 
 pub fn download_model(a: DownloadModelArgs) -> Result<()> {
-    let dir = resolve_model(&a.id, a.revision.as_deref())?;
+    let dir = resolve_model(&a.id, a.revision.as_deref(), a.timeout)?;
     println!("{}", dir.display());
     Ok(())
 }
 
 pub fn download_dataset(a: DownloadDatasetArgs) -> Result<()> {
     let (pb, progress) = hub_bar("downloading");
-    let path = vidi::hub::download_dataset_file(&a.id, &a.file, a.revision.as_deref(), Some(progress))?;
+    let opts = vidi::hub::DownloadOptions { progress: Some(progress), timeout: a.timeout.secs, ..Default::default() };
+    let path = vidi::hub::download_dataset_file_opts(&a.id, &a.file, a.revision.as_deref(), &Default::default(), &opts);
     pb.finish_and_clear();
+    let path = path?;
     println!("cached: {}", path.display());
     if a.no_extract {
         return Ok(());

@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 
 use vidi::train::{TrainConfig, TrainEvent};
 
-use super::common::{load_model, print_json, progress_bar, resolve_model, ModelArgs};
+use super::common::{load_model, print_json, progress_bar, resolve_model, ModelArgs, TimeoutArg};
 
 /// `vidi train`.
 #[derive(Args, Debug)]
@@ -29,6 +29,8 @@ pub struct TrainArgs {
     /// Branch, tag or commit of a Hub model.
     #[arg(long)]
     pub revision: Option<String>,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
     /// The run folder to create: config.json, metrics.jsonl, checkpoint-epoch-N/, best/.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
@@ -329,7 +331,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             };
             if !cfg.model.is_empty() && !std::path::Path::new(&cfg.model).is_dir() {
                 // A Hub id: fetch it with a progress bar before training starts.
-                resolve_model(&cfg.model, cfg.revision.as_deref())?;
+                resolve_model(&cfg.model, cfg.revision.as_deref(), a.timeout)?;
             }
             (Some(cfg), out)
         }

@@ -267,6 +267,42 @@ fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
 }
 
 #[test]
+fn cancel_stops_the_dataset_download_at_once_and_removes_its_part() {
+    // 1,000 bytes of the archive, then silence.
+    let hub = crate::net::server(|_, req, s| {
+        if req.method == "HEAD" {
+            return crate::net::head_ok(s, "00cc11dd", 50_000);
+        }
+        crate::net::send(s, "200 OK", &[("Content-Length", "50000".into())], &[0u8; 1000]);
+        crate::net::stall(s);
+    });
+    let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let settings = Settings { downloads: downloads.path().to_string_lossy().into_owned(), ..Default::default() };
+    let mut app = new_app(settings, Vec::new());
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(hub.url.clone()),
+        cache_dir: Some(cache.path().into()),
+        ..Default::default()
+    };
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label_contains("Download the UCF101 subset").click();
+    let part = cache.path().join("datasets--sayakpaul--ucf101-subset/blobs/00cc11dd.incomplete");
+    let t = Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 1000 {
+        assert!(t.elapsed() < Duration::from_secs(10), "the first bytes never came");
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h.get_by_label("Cancel").click();
+    let t = Instant::now();
+    wait_for(&mut h, "cancelled", 5);
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?} to stop", t.elapsed());
+    assert!(!h.state().busy());
+    assert!(!part.exists(), "the partial file stayed");
+}
+
+#[test]
 fn preview_shows_sampled_and_augmented_frames() {
     let f = fixture();
     let video = std::fs::read_dir(f.split.join("train/MovingDown")).unwrap().next().unwrap().unwrap().path();

@@ -9,6 +9,7 @@ mod gpu;
 mod hub;
 mod layout;
 mod models;
+mod net;
 mod refusals;
 mod share;
 mod train;

@@ -2,10 +2,11 @@
 //! dataset), see its classes and splits, split a flat one, and look at a video.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use eframe::egui;
 
-use super::command::{CommandSender, Setting};
+use super::command::{Command, CommandSender, Setting};
 use super::parts::VideoPlayer;
 use super::Env;
 use crate::app::jobs::{JobKey, Jobs};
@@ -53,19 +54,22 @@ impl Default for DatasetTab {
     }
 }
 
-/// Downloads the guide's dataset into `out` and extracts it (once); returns its folder.
+/// Downloads the guide's dataset into `out` and extracts it (once); returns
+/// its folder. Stops, removing what it wrote, when `cancel` is set.
 fn download_dataset(
     hub: &crate::hub::HubSettings,
     out: &Path,
     report: &(dyn Fn(&'static str, u64, u64) + Send + Sync),
     progress: crate::hub::Progress,
+    cancel: &AtomicBool,
 ) -> Result<PathBuf, String> {
-    let archive = crate::hub::download_dataset_file_with(
+    let opts = crate::hub::DownloadOptions { progress: Some(progress), cancel: Some(cancel), timeout: None };
+    let archive = crate::hub::download_dataset_file_opts(
         crate::hub::REFERENCE_DATASET,
         crate::hub::REFERENCE_DATASET_FILE,
         None,
-        Some(progress),
         hub,
+        &opts,
     )
     .map_err(|e| e.to_string())?;
     let name = crate::hub::REFERENCE_DATASET_FILE.trim_end_matches(".tar.gz").trim_end_matches(".tar");
@@ -75,8 +79,10 @@ fn download_dataset(
         return Ok(existing);
     }
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let tops = crate::hub::extract_archive(&archive, out, &mut |d, t| report("extracting", d, t))
-        .map_err(|e| e.to_string())?;
+    let limit = crate::hub::ExpansionLimit::default();
+    let tops =
+        crate::hub::extract_archive_with(&archive, out, limit, Some(cancel), &mut |d, t| report("extracting", d, t))
+            .map_err(|e| e.to_string())?;
     tops.into_iter().find(|p| p.is_dir()).ok_or_else(|| "the archive held no folder".to_string())
 }
 
@@ -92,10 +98,10 @@ impl DatasetTab {
     fn download(&mut self, hub: crate::hub::HubSettings, out: PathBuf, commands: &CommandSender) {
         self.error = None;
         self.download = Some(("downloading", 0, 0));
-        commands.start(self.download_job.start(move |report, _| {
+        commands.start(self.download_job.start(move |report, cancel| {
             let r = report.clone();
             let progress = crate::hub::progress(move |t| r.offer(("downloading", t.done, t.total)));
-            download_dataset(&hub, &out, &|what, d, t| report.send((what, d, t)), progress)
+            download_dataset(&hub, &out, &|what, d, t| report.send((what, d, t)), progress, cancel)
         }));
     }
 
@@ -152,7 +158,12 @@ impl DatasetTab {
         }
         if let Some((what, d, t)) = self.download {
             let mb = |b: u64| b as f64 / 1e6;
-            ui.add(egui::ProgressBar::new(fraction(d, t)).text(format!("{what} {:.1} of {:.1} MB", mb(d), mb(t))));
+            ui.horizontal(|ui| {
+                if ui.button("Cancel").clicked() {
+                    env.commands.send(Command::StopJob(self.download_job.name().to_string()));
+                }
+                ui.add(egui::ProgressBar::new(fraction(d, t)).text(format!("{what} {:.1} of {:.1} MB", mb(d), mb(t))));
+            });
         } else if !idle {
             let (d, t) = self.progress;
             ui.add(egui::ProgressBar::new(fraction(d as u64, t as u64)).text(format!("reading {d}/{t}")));

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use eframe::egui;
 
-use super::command::{CommandSender, Setting};
+use super::command::{Command, CommandSender, Setting};
 use super::Env;
 use crate::app::jobs::{JobKey, Jobs};
 use crate::app::widgets::model_picker::{self, Lookup, ModelPicker, PickerEvent};
@@ -56,12 +56,13 @@ impl ModelChooser {
                 PickerEvent::Choose(id) => env.commands.set(Setting::Model(id)),
                 PickerEvent::Download(id) => {
                     let hub = env.hub.clone();
-                    env.commands.start(self.download.start(move |report, _| {
+                    env.commands.start(self.download.start(move |report, cancel| {
                         let r = report.clone();
-                        let done = model_picker::download(&id, &hub, move |b| r.offer(b));
+                        let done = model_picker::download(&id, &hub, cancel, move |b| r.offer(b));
                         (id, done)
                     }));
                 }
+                PickerEvent::CancelDownload => env.commands.send(Command::StopJob(self.download.name().to_string())),
             }
         }
     }

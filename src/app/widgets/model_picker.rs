@@ -19,6 +19,8 @@ pub enum PickerEvent {
     Download(String),
     /// Make this the model.
     Choose(String),
+    /// Stop the download (it ends with [`ModelPicker::downloaded`]).
+    CancelDownload,
 }
 
 /// What a lookup found: the model's status and, when it is not usable,
@@ -46,10 +48,17 @@ pub fn look_up(spec: String, hub: &HubSettings) -> Lookup {
     Lookup { spec, status, offers }
 }
 
-/// Downloads the model `id` into the Hub cache (on a worker thread), telling `on_bytes` the bytes done.
-pub fn download(id: &str, hub: &HubSettings, on_bytes: impl Fn(u64) + Send + Sync + 'static) -> Result<(), String> {
+/// Downloads the model `id` into the Hub cache (on a worker thread), telling
+/// `on_bytes` the bytes done; stops, removing its partial file, once `cancel` is set.
+pub fn download(
+    id: &str,
+    hub: &HubSettings,
+    cancel: &std::sync::atomic::AtomicBool,
+    on_bytes: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<(), String> {
     let progress = crate::hub::progress(move |t| on_bytes(t.done));
-    crate::hub::resolve_model_with(id, None, Some(progress), hub).map(|_| ()).map_err(|e| e.to_string())
+    let opts = crate::hub::DownloadOptions { progress: Some(progress), cancel: Some(cancel), timeout: None };
+    crate::hub::resolve_model_opts(id, None, hub, &opts).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// One chooser's state.
@@ -131,11 +140,16 @@ impl ModelPicker {
             events.push(PickerEvent::Check(spec.clone()));
         }
         if let Some((id, total)) = &self.download {
-            ui.add(egui::ProgressBar::new(super::fraction(self.done_bytes, *total)).text(format!(
-                "downloading {id}: {} of {}",
-                mb(self.done_bytes),
-                mb(*total)
-            )));
+            ui.horizontal(|ui| {
+                if ui.button("Cancel").clicked() {
+                    events.push(PickerEvent::CancelDownload);
+                }
+                ui.add(egui::ProgressBar::new(super::fraction(self.done_bytes, *total)).text(format!(
+                    "downloading {id}: {} of {}",
+                    mb(self.done_bytes),
+                    mb(*total)
+                )));
+            });
             return events;
         }
         super::error_line(ui, &self.error);
