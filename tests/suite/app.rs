@@ -277,7 +277,11 @@ fn cancel_stops_the_dataset_download_at_once_and_removes_its_part() {
         crate::net::stall(s);
     });
     let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let settings = Settings { downloads: downloads.path().to_string_lossy().into_owned(), ..Default::default() };
+    let settings = Settings {
+        downloads: downloads.path().to_string_lossy().into_owned(),
+        tab: Tab::Dataset,
+        ..Default::default()
+    };
     let mut app = new_app(settings, Vec::new());
     app.hub = vidi::hub::HubSettings {
         endpoint: Some(hub.url.clone()),
