@@ -7,6 +7,7 @@
 //! the numbering PyAV's `container.decode(video=0)` and the transformers
 //! pipeline use.
 
+mod budget;
 mod decode;
 mod encode;
 pub mod indices;
@@ -17,7 +18,7 @@ use std::sync::Once;
 
 pub use decode::{
     decode_all, decode_count_only, decode_indices, decode_time_range, decode_time_range_subsampled, decode_uniform,
-    for_each_frame, DecodeOptions, TimedFrames,
+    for_each_frame, DecodeOptions, FrameBound, TimedFrames,
 };
 pub use encode::encode_rgb;
 pub use probe::{probe, VideoInfo};
