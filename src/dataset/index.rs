@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::DatasetError;
-use crate::video::{probe, VideoInfo};
+use crate::video::{probe, special_file_kind, VideoInfo};
 
 /// File endings taken as videos (case-insensitive).
 pub const VIDEO_EXTENSIONS: &[&str] =
@@ -191,6 +191,8 @@ pub fn index_folder_with_progress(
     let mut candidates: Vec<(Option<String>, String, PathBuf)> = Vec::new();
     let mut all_classes = BTreeSet::new();
     let mut ignored_files = 0;
+    // FIFOs and devices named like videos are reported, never opened (reading one could block forever).
+    let mut special = Vec::new();
     for (split, dir) in &class_dirs {
         let class = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         all_classes.insert(class.clone());
@@ -199,6 +201,8 @@ pub fn index_folder_with_progress(
                 candidates.push((split.clone(), class.clone(), f));
             } else if f.is_file() {
                 ignored_files += 1;
+            } else if let Some(kind) = special_file_kind(&f).filter(|_| is_video_file(&f)) {
+                special.push(Unreadable { path: f, reason: format!("not a regular file ({kind})") });
             }
         }
     }
@@ -212,7 +216,7 @@ pub fn index_folder_with_progress(
         candidates.iter().map(|_| Ok(None)).collect()
     };
 
-    let mut unreadable = Vec::new();
+    let mut unreadable = special;
     let mut kept = Vec::new();
     for ((split, class, path), info) in candidates.into_iter().zip(infos) {
         match info {
@@ -220,6 +224,7 @@ pub fn index_folder_with_progress(
             Err(reason) => unreadable.push(Unreadable { path, reason }),
         }
     }
+    unreadable.sort_by(|a, b| a.path.cmp(&b.path));
     let classes: Vec<String> = kept.iter().map(|k| k.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let empty_classes = all_classes.iter().filter(|c| !classes.contains(c)).cloned().collect();
 

@@ -7,6 +7,7 @@ use ff::format::context::Input;
 use ff::software::scaling;
 use ffmpeg_next as ff;
 
+use super::budget::{decoder_threads, DecoderPermit};
 use super::{open_input, RgbFrame, VideoError};
 
 /// How to decode.
@@ -21,11 +22,59 @@ pub struct DecodeOptions {
     /// command line does (PyAV does not; turn off for bit-exact PyAV parity on
     /// rotated phone videos).
     pub autorotate: bool,
+    /// Scale very large frames down right after decoding (see [`FrameBound`]);
+    /// `None` keeps every frame at its decoded size.
+    pub bound: Option<FrameBound>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { stream: None, threads: 0, autorotate: true }
+        DecodeOptions { stream: None, threads: 0, autorotate: true, bound: None }
+    }
+}
+
+/// How small frames may become right after decoding, for a consumer that
+/// resizes them afterwards so their short side is at most `short_side`:
+/// an 8000x8000 picture is 192 MB as RGB, and a clip of them does not fit
+/// in memory, while the model sees 224x224.
+///
+/// A frame is kept exactly as decoded when its long side is at most
+/// [`FrameBound::KEEP_LONG_SIDE`] (every video up to 1080p, in either
+/// orientation) or its short side is at most [`FrameBound::HEADROOM`] times
+/// `short_side`. Only larger frames are scaled, aspect ratio kept, so that
+/// their short side becomes `HEADROOM * short_side` (896 for a 224 model),
+/// by FFmpeg's area-averaging scaler in the decoder's own pixel format.
+///
+/// For those frames the result is an approximation: the later antialiased
+/// resize (the image processors', the val preset's) still averages at least
+/// four of these pixels per output pixel along each side, so its triangle
+/// filter is only widened by the quarter-pixel box before it; on a 4000x4000
+/// test pattern the image processor's output moved by 0.3 grey levels on
+/// average from resizing the full picture (`tests/suite/memory.rs` allows 1). Resizes without
+/// antialiasing (the train preset's short-side scale) sample an
+/// area-averaged picture instead of the full-size one, so they alias less.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameBound {
+    /// The largest short side the frames are resized to afterwards.
+    pub short_side: u32,
+}
+
+impl FrameBound {
+    /// Frames whose long side is at most this are never scaled.
+    pub const KEEP_LONG_SIDE: u32 = 1920;
+    /// Scaled frames keep this many pixels per output pixel along the short side.
+    pub const HEADROOM: u32 = 4;
+
+    /// The size a `w x h` frame is scaled to, or `None` when it is kept as decoded.
+    pub fn reduced_size(&self, w: u32, h: u32) -> Option<(u32, u32)> {
+        let (short, long) = (w.min(h), w.max(h));
+        let target = self.short_side.max(1).saturating_mul(Self::HEADROOM);
+        if long <= Self::KEEP_LONG_SIDE || short <= target {
+            return None;
+        }
+        let scale = f64::from(target) / f64::from(short);
+        let side = |v: u32| ((f64::from(v) * scale).round() as u32).clamp(1, v);
+        Some((side(w), side(h)))
     }
 }
 
@@ -47,6 +96,9 @@ pub(crate) struct StreamReader {
     rotation: i32,
     autorotate: bool,
     scaler: Option<(scaling::Context, ff::format::Pixel, u32, u32)>,
+    bound: Option<FrameBound>,
+    /// Scales frames over `bound` down, keyed by input format and size.
+    shrinker: Option<(scaling::Context, ff::format::Pixel, u32, u32)>,
     eof_sent: bool,
     /// When set (single-threaded decoding only), packets whose timestamp is
     /// not in the set are decoded with `skip_frame = NONREF`: frames nothing
@@ -55,6 +107,9 @@ pub(crate) struct StreamReader {
     threads: usize,
     /// The first non-EOF read error, when the file stopped early.
     pub read_error: Option<String>,
+    /// This decoder's share of the decoders' memory budget; declared last, so
+    /// it is released after the decoder has freed its pictures.
+    _permit: DecoderPermit,
 }
 
 impl StreamReader {
@@ -73,6 +128,7 @@ impl StreamReader {
         };
         let mut reader = StreamReader::open_stream(path, input, index, opts.threads)?;
         reader.autorotate = opts.autorotate;
+        reader.bound = opts.bound;
         Ok(reader)
     }
 
@@ -84,14 +140,20 @@ impl StreamReader {
         let rotation = super::stream_rotation(&stream);
         let params = stream.parameters();
         let codec_id = params.id();
+        // SAFETY: codecpar is valid for the stream's lifetime; width/height are plain ints.
+        let (w, h) = unsafe {
+            let p = params.as_ptr();
+            ((*p).width.max(0) as u32, (*p).height.max(0) as u32)
+        };
         let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|source| VideoError::Ffmpeg {
             path: path.into(),
             context: "reading codec parameters",
             source,
         })?;
+        let count = decoder_threads(threads, w, h);
         ctx.set_threading(ff::codec::threading::Config {
             kind: ff::codec::threading::Type::Frame,
-            count: threads,
+            count,
             ..Default::default()
         });
         if ff::decoder::find(codec_id).is_none() {
@@ -100,6 +162,7 @@ impl StreamReader {
                 codec: format!("{codec_id:?}").to_lowercase(),
             });
         }
+        let permit = DecoderPermit::acquire(w, h, count);
         let decoder = ctx.decoder().video().map_err(|source| VideoError::Ffmpeg {
             path: path.into(),
             context: "opening the decoder",
@@ -116,10 +179,13 @@ impl StreamReader {
             rotation,
             autorotate: true,
             scaler: None,
+            bound: None,
+            shrinker: None,
             eof_sent: false,
             keep_pts: None,
             threads,
             read_error: None,
+            _permit: permit,
         })
     }
 
@@ -155,6 +221,7 @@ impl StreamReader {
                     // best_effort_timestamp is monotonic where packet pts are not (xvid AVI
                     // with B-frames labels frames 1,2,4,3,...); fall back to pts.
                     let pts = frame.timestamp().or_else(|| frame.pts());
+                    let frame = self.shrink(frame)?;
                     return Ok(Some(RawFrame { frame, pts }));
                 }
                 Err(ff::Error::Eof) => return Ok(None),
@@ -172,6 +239,30 @@ impl StreamReader {
             }
             self.feed()?;
         }
+    }
+
+    /// Scales a frame larger than [`StreamReader::bound`] allows down to its
+    /// [`FrameBound::reduced_size`], in its own pixel format where swscale can
+    /// write it (else RGB24); other frames pass through untouched.
+    fn shrink(&mut self, frame: ff::frame::Video) -> Result<ff::frame::Video, VideoError> {
+        let (w, h, fmt) = (frame.width(), frame.height(), frame.format());
+        let Some((nw, nh)) = self.bound.and_then(|b| b.reduced_size(w, h)) else { return Ok(frame) };
+        let stale = !matches!(&self.shrinker, Some((_, pf, pw, ph)) if *pf == fmt && *pw == w && *ph == h);
+        if stale {
+            let out = if scaling::support::output(fmt) { fmt } else { ff::format::Pixel::RGB24 };
+            let ctx = scaling::Context::get(fmt, w, h, out, nw, nh, scaling::Flags::AREA).map_err(|source| {
+                VideoError::Ffmpeg { path: self.path.clone(), context: "setting up downscaling", source }
+            })?;
+            self.shrinker = Some((ctx, fmt, w, h));
+        }
+        let Some((shrinker, ..)) = self.shrinker.as_mut() else { unreachable!("shrinker set above") };
+        let mut small = ff::frame::Video::empty();
+        shrinker.run(&frame, &mut small).map_err(|source| VideoError::Ffmpeg {
+            path: self.path.clone(),
+            context: "downscaling",
+            source,
+        })?;
+        Ok(small)
     }
 
     /// Sends the next packet of our stream to the decoder (or EOF).
@@ -356,6 +447,26 @@ pub(crate) fn count_frames(reader: &mut StreamReader) -> Result<Counted, VideoEr
     })
 }
 
+/// The frames of `got` in the order of `keys`, each moved out at its last
+/// use: only repeated keys are cloned, so the result never costs twice the frames.
+fn take_in_order<K: Ord + Copy>(mut got: BTreeMap<K, RgbFrame>, keys: &[K]) -> Vec<RgbFrame> {
+    let mut uses: BTreeMap<K, usize> = BTreeMap::new();
+    for k in keys {
+        *uses.entry(*k).or_default() += 1;
+    }
+    keys.iter()
+        .filter_map(|k| {
+            let left = uses.get_mut(k)?;
+            *left -= 1;
+            if *left == 0 {
+                got.remove(k)
+            } else {
+                got.get(k).cloned()
+            }
+        })
+        .collect()
+}
+
 /// Below this first index, decoding from the start beats building a seek index.
 const SEEK_MIN_INDEX: usize = 48;
 
@@ -396,7 +507,7 @@ pub fn decode_indices(path: &Path, indices: &[usize], opts: &DecodeOptions) -> R
                     }
                 }
                 if exact && wanted.iter().all(|i| got.contains_key(i)) {
-                    return Ok(indices.iter().map(|i| got[i].clone()).collect());
+                    return Ok(take_in_order(got, indices));
                 }
                 // Timestamps did not line up with packet order: decode from the start instead.
                 got.clear();
@@ -422,7 +533,7 @@ pub fn decode_indices(path: &Path, indices: &[usize], opts: &DecodeOptions) -> R
         let readable = if got.contains_key(&idx) { idx + 1 } else { idx };
         return Err(VideoError::Truncated { path: path.into(), wanted: *missing.max(&last), readable });
     }
-    Ok(indices.iter().map(|i| got[i].clone()).collect())
+    Ok(take_in_order(got, indices))
 }
 
 /// Frames of a time range.
@@ -544,7 +655,7 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
                 }
             }
             if wanted.iter().all(|p| by_pts.contains_key(p)) && reader.read_error.is_none() {
-                return Ok((wanted.iter().map(|p| by_pts[p].clone()).collect(), all_pts.len()));
+                return Ok((take_in_order(by_pts, &wanted), all_pts.len()));
             }
             // Timestamps did not line up: decode everything instead.
             reader.keep_pts = None;
@@ -571,8 +682,9 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
     }
     let indices = super::indices::whole_video_indices(total, n);
     if indices.iter().all(|i| got.contains_key(i)) {
-        return Ok((indices.iter().map(|i| got[i].clone()).collect(), total));
+        return Ok((take_in_order(got, &indices), total));
     }
+    drop(reader); // decode_indices opens its own
     Ok((decode_indices(path, &indices, opts)?, total))
 }
 
@@ -580,4 +692,22 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
 pub fn decode_count_only(path: &Path, opts: &DecodeOptions) -> Result<usize, VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
     Ok(count_frames(&mut reader)?.frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_frames_larger_than_any_ordinary_video_are_scaled() {
+        let b = FrameBound { short_side: 224 };
+        // 1080p either way, and anything with a short side within 4 x 224: untouched.
+        for (w, h) in [(1920, 1080), (1080, 1920), (1920, 1920), (320, 240), (6000, 896), (897, 1920)] {
+            assert_eq!(b.reduced_size(w, h), None, "{w}x{h}");
+        }
+        assert_eq!(b.reduced_size(4000, 4000), Some((896, 896)));
+        assert_eq!(b.reduced_size(2560, 1440), Some((1593, 896)));
+        assert_eq!(b.reduced_size(1440, 2560), Some((896, 1593)));
+        assert_eq!(FrameBound { short_side: 320 }.reduced_size(8000, 8000), Some((1280, 1280)));
+    }
 }

@@ -7,6 +7,7 @@
 //! the numbering PyAV's `container.decode(video=0)` and the transformers
 //! pipeline use.
 
+mod budget;
 mod decode;
 mod encode;
 pub mod indices;
@@ -17,7 +18,7 @@ use std::sync::Once;
 
 pub use decode::{
     decode_all, decode_count_only, decode_indices, decode_time_range, decode_time_range_subsampled, decode_uniform,
-    for_each_frame, DecodeOptions, TimedFrames,
+    for_each_frame, DecodeOptions, FrameBound, TimedFrames,
 };
 pub use encode::encode_rgb;
 pub use probe::{probe, VideoInfo};
@@ -30,6 +31,15 @@ pub enum VideoError {
     NotFound {
         /// The path that was asked for.
         path: PathBuf,
+    },
+    /// The path names a FIFO, a device or a socket, not a video file: opening
+    /// a FIFO nobody writes to would wait forever.
+    #[error("{path}: not a regular file ({kind})")]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead, e.g. "a FIFO".
+        kind: &'static str,
     },
     /// The file exists but FFmpeg cannot read it as a media container.
     #[error("{path}: not a video FFmpeg can read ({source})")]
@@ -155,7 +165,28 @@ pub(crate) fn init() {
     });
 }
 
-/// Opens a container, mapping failures to typed errors.
+/// What `path` is when it is neither a regular file nor a directory (after
+/// following links): "a FIFO", "a character device", "a block device", "a
+/// socket". `None` for files, folders and paths that cannot be read.
+pub fn special_file_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    }
+}
+
+/// Opens a container, mapping failures to typed errors. Only regular files
+/// are opened: FFmpeg would block on a FIFO nobody writes to, and a device
+/// (`/dev/zero`) or a socket is no video file.
 pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::Input, VideoError> {
     init();
     if !path.exists() {
@@ -163,6 +194,9 @@ pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::In
     }
     if path.is_dir() {
         return Err(VideoError::NotAVideo { path: path.to_path_buf(), source: ffmpeg_next::Error::InvalidData });
+    }
+    if let Some(kind) = special_file_kind(path) {
+        return Err(VideoError::NotRegularFile { path: path.to_path_buf(), kind });
     }
     ffmpeg_next::format::input(path).map_err(|source| VideoError::NotAVideo { path: path.to_path_buf(), source })
 }

@@ -142,3 +142,64 @@ fn closed_or_full_stdout_ends_quietly() {
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].starts_with("error: ") && lines[0].contains("No space left"), "{err}");
 }
+
+/// A FIFO or a device is refused before anything opens it: without a writer
+/// a FIFO would block the command forever. Each run is killed (and the test
+/// fails) if it has not ended within 20 s.
+#[test]
+fn fifos_and_devices_are_refused_instead_of_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("clip.mp4");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo: {}", std::io::Error::last_os_error());
+    let fifo = fifo.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidi"));
+        cmd.args(args).env("VIDI_DEVICE", "cpu");
+        crate::run_measured(&mut cmd, std::time::Duration::from_secs(20))
+    };
+    let one_line = |args: &[&str], want: &str| {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_eq!(o.stderr, format!("error: {want}\n"), "{args:?}");
+    };
+    let gif = dir.path().join("p.gif");
+    let gif = gif.to_str().unwrap();
+    one_line(&["probe", fifo], &format!("{fifo}: not a regular file (a FIFO)"));
+    one_line(&["probe", "/dev/zero"], "/dev/zero: not a regular file (a character device)");
+    one_line(&["preview", fifo, "--out", gif], &format!("{fifo}: not a regular file (a FIFO)"));
+    one_line(&["preview", "/dev/zero", "--out", gif], "/dev/zero: not a regular file (a character device)");
+    assert!(!std::path::Path::new(gif).exists());
+
+    // classify: the FIFO's row says why; the real clip beside it is classified.
+    let model = crate::fixtures().join("models/videomae_cls");
+    let real = crate::clip("short_1s_32frames_part_0.mp4");
+    let o = run(&["classify", "--json", "--model", model.to_str().unwrap(), fifo, "/dev/zero", real.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v[0]["error"], format!("{fifo}: not a regular file (a FIFO)"), "{v}");
+    assert_eq!(v[1]["error"], "/dev/zero: not a regular file (a character device)", "{v}");
+    assert!(v[2]["predictions"].is_array(), "{v}");
+
+    // A dataset with a FIFO named like a video: reported, never opened.
+    let data = dir.path().join("data");
+    for class in ["A", "B"] {
+        crate::dataset::make_clip(&data.join(class).join("v_x_g01_c01.mp4"), 1, 0.5);
+    }
+    let named = data.join("A/v_x_g02_c01.mp4");
+    std::fs::rename(fifo, &named).unwrap();
+    let o = run(&["dataset", "inspect", "--json", data.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let unreadable = v["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1, "{v}");
+    assert_eq!(unreadable[0]["path"], named.to_str().unwrap());
+    assert_eq!(unreadable[0]["reason"], "not a regular file (a FIFO)");
+    assert_eq!(v["counts"]["all"]["A"], 1, "{v}");
+    // Splitting it places the two real clips and leaves the FIFO alone.
+    let out = dir.path().join("split");
+    let o = run(&["dataset", "split", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--copy"]);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(!out.join("train/A/v_x_g02_c01.mp4").exists() && !out.join("val/A/v_x_g02_c01.mp4").exists());
+}

@@ -98,3 +98,90 @@ pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.len().max(1) as f64
 }
+
+/// A child process that ran to its end.
+pub struct Finished {
+    /// How it ended.
+    pub status: std::process::ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+    /// Its peak resident memory in bytes (see [`run_measured`]).
+    pub peak_rss_bytes: u64,
+}
+
+/// `VmHWM` (peak resident set) of a running process (`self` or a pid), in bytes.
+fn vm_hwm_bytes(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs `cmd` to its end and measures its own peak resident memory. A run
+/// longer than `limit` is killed and fails the test (instead of hanging it).
+///
+/// `ru_maxrss` from `wait4` alone would not do: Linux folds into it the peak
+/// of the memory image a process replaces on `exec`, which for a child
+/// spawned from this test binary is the whole test process (and
+/// `RUSAGE_CHILDREN` covers every test's children). So the child's own
+/// `VmHWM`, a high-water mark, is read while it runs; and when `ru_maxrss`
+/// exceeds this process's own peak, it can only be the child's, and is exact.
+pub fn run_measured(cmd: &mut Command, limit: std::time::Duration) -> Finished {
+    use std::io::{Read, Seek};
+    use std::os::unix::process::ExitStatusExt;
+    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+    // spawn returns once the child has exec'd: from then on /proc shows its own image.
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let ours = vm_hwm_bytes("self").unwrap_or(u64::MAX);
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    let mut peak = 0u64;
+    // SAFETY: rusage is plain data, filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        if let Some(hwm) = vm_hwm_bytes(&pid.to_string()) {
+            peak = peak.max(hwm);
+        }
+        // SAFETY: pid is our own unreaped child; status and usage are valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        assert!(r == 0, "{cmd:?}: waitpid failed: {}", std::io::Error::last_os_error());
+        if start.elapsed() > limit {
+            // SAFETY: the child is not reaped yet, so pid still names it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{cmd:?} was still running after {limit:?} (killed)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(child);
+    // Linux reports ru_maxrss in KiB.
+    let max_rss = usage.ru_maxrss.max(0) as u64 * 1024;
+    if max_rss > ours {
+        peak = peak.max(max_rss);
+    }
+    let read = |f: &mut std::fs::File| {
+        let mut s = String::new();
+        f.rewind().unwrap();
+        f.read_to_string(&mut s).unwrap();
+        s
+    };
+    Finished {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+        peak_rss_bytes: peak,
+    }
+}
