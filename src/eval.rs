@@ -194,7 +194,8 @@ pub fn video_views(item: &Item, model: &VideoModel, opts: &EvalOptions) -> Resul
         clips_per_video: opts.clips.max(1),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let dec = DecodeOptions { threads: 1, ..Default::default() };
+    let bound = Preset::Val(val.clone()).frame_bound();
+    let dec = DecodeOptions { threads: 1, bound: Some(bound), ..Default::default() };
     let mut views = Vec::new();
     for w in sampler.clips(duration, &mut rng) {
         let frames = decode_time_range_subsampled(&item.path, w.start_secs, w.end_secs, cfg.num_frames, &dec)
@@ -208,13 +209,11 @@ pub fn video_views(item: &Item, model: &VideoModel, opts: &EvalOptions) -> Resul
             continue;
         }
         let picked: Vec<_> =
-            preset.frame_selection(frames.frames.len()).into_iter().map(|i| frames.frames[i].clone()).collect();
-        let clip = Clip::from_frames(&picked, 1.0)
-            .map_err(|e| e.to_string())?
-            .rescale(1.0 / 255.0, 0.0)
-            .normalize(&val.mean, &val.std)
-            .short_side_scale(size)
-            .map_err(|e| e.to_string())?;
+            preset.frame_selection(frames.frames.len()).into_iter().map(|i| &frames.frames[i]).collect();
+        let clip = Clip::from_frames_each(&picked, 1.0, |one| {
+            one.rescale(1.0 / 255.0, 0.0).normalize(&val.mean, &val.std).short_side_scale(size)
+        })
+        .map_err(|e| e.to_string())?;
         let n = opts.crops;
         for i in 0..n {
             let (top, left) =

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
 use crate::video::indices::{pipeline_indices, whole_video_indices};
-use crate::video::{decode_indices, decode_uniform, probe, DecodeOptions, VideoError};
+use crate::video::{decode_indices, decode_uniform, probe, DecodeOptions, RgbFrame, VideoError};
 
 /// How frames are chosen from a video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -96,46 +96,47 @@ fn clip_indices(start: usize, n: usize, rate: usize) -> Vec<usize> {
 }
 
 /// Decodes and preprocesses the clips of one video: (clips, T, 3, H, W) values.
+///
+/// Each clip is preprocessed as soon as it is decoded, and very large frames
+/// are scaled down as they are decoded (see [`crate::video::FrameBound`]), so
+/// memory does not grow with the resolution or with `--clips`.
 pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Result<Vec<HostTensor>, VideoError> {
     let n = model.config.num_frames;
-    let dec = DecodeOptions { threads: 1, ..Default::default() };
-    let frame_sets = match opts.sampling {
+    let dec = DecodeOptions { threads: 1, bound: model.processor.frame_bound(), ..Default::default() };
+    let process = |frames: Vec<RgbFrame>| -> Result<HostTensor, VideoError> {
+        let clip = model.processor.apply(&frames).map_err(|_| VideoError::NoFrames { path: video.to_path_buf() })?;
+        Ok(HostTensor::new(vec![clip.t, clip.c, clip.h, clip.w], clip.data))
+    };
+    match opts.sampling {
         Sampling::Pipeline => {
             let idx = clip_indices(0, n, opts.frame_sampling_rate.max(1));
             match decode_indices(video, &idx, &dec) {
-                Ok(f) => vec![f],
+                Ok(f) => Ok(vec![process(f)?]),
                 // Shorter than the window: spread over what is there (the pipeline itself would fail).
                 Err(VideoError::Truncated { readable, .. }) if readable > 0 => {
-                    vec![decode_indices(video, &whole_video_indices(readable, n), &dec)?]
+                    Ok(vec![process(decode_indices(video, &whole_video_indices(readable, n), &dec)?)?])
                 }
-                Err(e) => return Err(e),
+                Err(e) => Err(e),
             }
         }
-        Sampling::Uniform => vec![decode_uniform(video, n, &dec)?.0],
+        Sampling::Uniform => Ok(vec![process(decode_uniform(video, n, &dec)?.0)?]),
         Sampling::Multi => {
             let total = probe(video)?.frames;
             let span = n * opts.frame_sampling_rate.max(1);
             let k = opts.clips.max(1);
             let max_start = total.saturating_sub(span);
-            let mut sets = Vec::with_capacity(k);
+            let mut clips = Vec::with_capacity(k);
             for c in 0..k {
                 let start = if k == 1 { max_start / 2 } else { max_start * c / (k - 1) };
                 let idx: Vec<usize> = clip_indices(start, n, opts.frame_sampling_rate.max(1))
                     .into_iter()
                     .map(|i| i.min(total.saturating_sub(1)))
                     .collect();
-                sets.push(decode_indices(video, &idx, &dec)?);
+                clips.push(process(decode_indices(video, &idx, &dec)?)?);
             }
-            sets
+            Ok(clips)
         }
-    };
-    frame_sets
-        .iter()
-        .map(|frames| {
-            let clip = model.processor.apply(frames).map_err(|_| VideoError::NoFrames { path: video.to_path_buf() })?;
-            Ok(HostTensor::new(vec![clip.t, clip.c, clip.h, clip.w], clip.data))
-        })
-        .collect()
+    }
 }
 
 /// Softmax of one row of logits.

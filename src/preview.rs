@@ -70,20 +70,22 @@ pub fn preview_clip(video: &Path, preset: &Preset, seed: u64) -> Result<PreviewC
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let duration = info.sampling_duration_s();
     let window = preset.clip_sampler().clips(duration, &mut rng)[0];
-    let frames = decode_time_range_subsampled(
-        video,
-        window.start_secs,
-        window.end_secs,
-        preset.num_frames(),
-        &DecodeOptions::default(),
-    )?
-    .frames;
+    // Very large frames are scaled down as they are decoded (FrameBound): a
+    // clip of 8000x8000 frames would not fit in memory.
+    let opts = DecodeOptions { bound: Some(preset.frame_bound()), ..Default::default() };
+    let frames =
+        decode_time_range_subsampled(video, window.start_secs, window.end_secs, preset.num_frames(), &opts)?.frames;
     if frames.is_empty() {
         return Err(PreviewError::EmptyWindow { path: video.into(), start: window.start_secs, end: window.end_secs });
     }
-    let original: Vec<RgbFrame> = preset.frame_selection(frames.len()).into_iter().map(|i| frames[i].clone()).collect();
     let tensor =
         preset.apply(&frames, &mut rng).map_err(|source| PreviewError::Transform { path: video.into(), source })?;
+    let selection = preset.frame_selection(frames.len());
+    let original: Vec<RgbFrame> = if selection.iter().copied().eq(0..frames.len()) {
+        frames
+    } else {
+        selection.into_iter().map(|i| frames[i].clone()).collect()
+    };
     let (mean, std) = preset.mean_std();
     let augmented = tensor.clone().denormalize(&mean, &std).to_rgb_frames();
     Ok(PreviewClip { window, duration_s: duration, original, augmented, tensor })

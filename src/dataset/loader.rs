@@ -121,7 +121,7 @@ pub fn load_item(item: &Item, preset: &Preset, seed: u64) -> JobResult {
         Some(d) => d,
         None => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
     };
-    let opts = DecodeOptions { threads: 1, ..Default::default() };
+    let opts = DecodeOptions { threads: 1, bound: Some(preset.frame_bound()), ..Default::default() };
     let mut clips = Vec::new();
     for window in preset.clip_sampler().clips(duration, &mut rng) {
         let frames =

@@ -8,7 +8,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::video::RgbFrame;
+use crate::video::{FrameBound, RgbFrame};
 
 /// A transform could not be applied to this clip.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -63,16 +63,48 @@ impl Clip {
             if f.width as usize != w || f.height as usize != h {
                 return Err(TransformError::MixedSizes);
             }
-            let base = ti * 3 * plane;
-            let (r, rest) = data[base..base + 3 * plane].split_at_mut(plane);
-            let (g, b) = rest.split_at_mut(plane);
-            for (i, px) in f.data.chunks_exact(3).enumerate() {
-                r[i] = px[0] as f32 * scale;
-                g[i] = px[1] as f32 * scale;
-                b[i] = px[2] as f32 * scale;
-            }
+            fill_planes(f, scale, &mut data[ti * 3 * plane..(ti + 1) * 3 * plane]);
         }
         Ok(Clip { t: frames.len(), c: 3, h, w, data })
+    }
+
+    /// Builds a clip one frame at a time: each frame becomes a one-frame clip
+    /// (as [`Clip::from_frames`] with `scale`), `each` transforms it, and the
+    /// results are stacked. For transforms that treat frames alike (any
+    /// random choice drawn once, before), this gives what transforming the
+    /// whole clip gives, value for value, while only one frame is ever held
+    /// as floats at its decoded size.
+    pub fn from_frames_each(
+        frames: &[&RgbFrame],
+        scale: f32,
+        mut each: impl FnMut(Clip) -> Result<Clip, TransformError>,
+    ) -> Result<Clip, TransformError> {
+        let first = frames.first().ok_or(TransformError::Empty)?;
+        let (h, w) = (first.height as usize, first.width as usize);
+        if frames.iter().any(|f| f.width as usize != w || f.height as usize != h) {
+            return Err(TransformError::MixedSizes);
+        }
+        let mut out: Option<Clip> = None;
+        for f in frames {
+            let mut one = Clip { t: 1, c: 3, h, w, data: vec![0f32; 3 * h * w] };
+            fill_planes(f, scale, &mut one.data);
+            let done = each(one)?;
+            match &mut out {
+                None => {
+                    let mut data = Vec::with_capacity(done.data.len() * frames.len());
+                    data.extend_from_slice(&done.data);
+                    out = Some(Clip { t: done.t, data, ..done });
+                }
+                Some(o) => {
+                    if (o.c, o.h, o.w) != (done.c, done.h, done.w) {
+                        return Err(TransformError::MixedSizes);
+                    }
+                    o.t += done.t;
+                    o.data.extend_from_slice(&done.data);
+                }
+            }
+        }
+        out.ok_or(TransformError::Empty)
     }
 
     /// The (H, W) plane of frame `t`, channel `c`.
@@ -183,11 +215,7 @@ impl Clip {
     /// PyTorchVideo `ShortSideScale(size)`: the short side becomes `size`,
     /// the long side `floor(long / short * size)`; bilinear, no antialias.
     pub fn short_side_scale(&self, size: usize) -> Result<Clip, TransformError> {
-        let (nh, nw) = if self.w < self.h {
-            (((self.h as f64 / self.w as f64) * size as f64).floor() as usize, size)
-        } else {
-            (size, ((self.w as f64 / self.h as f64) * size as f64).floor() as usize)
-        };
+        let (nh, nw) = short_side_size(self.h, self.w, size);
         self.resize(nh, nw, false)
     }
 
@@ -273,6 +301,28 @@ impl Clip {
                 RgbFrame { width: self.w as u32, height: self.h as u32, data, time_secs: None }
             })
             .collect()
+    }
+}
+
+/// One RGB frame's three planes, each byte times `scale`, into `out` (`3 * w * h` values).
+fn fill_planes(f: &RgbFrame, scale: f32, out: &mut [f32]) {
+    let plane = f.width as usize * f.height as usize;
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in f.data.chunks_exact(3).enumerate() {
+        r[i] = px[0] as f32 * scale;
+        g[i] = px[1] as f32 * scale;
+        b[i] = px[2] as f32 * scale;
+    }
+}
+
+/// PyTorchVideo `ShortSideScale`'s output (height, width) for an `h x w`
+/// picture: the short side becomes `size`, the long side `floor(long / short * size)`.
+pub fn short_side_size(h: usize, w: usize, size: usize) -> (usize, usize) {
+    if w < h {
+        (((h as f64 / w as f64) * size as f64).floor() as usize, size)
+    } else {
+        (size, ((w as f64 / h as f64) * size as f64).floor() as usize)
     }
 }
 
@@ -571,6 +621,21 @@ impl ImageProcessor {
             clip = clip.normalize(&self.image_mean, &self.image_std);
         }
         Ok(clip)
+    }
+
+    /// How far frames may be scaled down right after decoding without
+    /// changing what this processor makes of them beyond
+    /// [`FrameBound`]'s approximation; `None` when it does not resize (its
+    /// centre crop then needs the decoded pixels).
+    pub fn frame_bound(&self) -> Option<FrameBound> {
+        if !self.do_resize {
+            return None;
+        }
+        let side = match self.size {
+            ProcessorSize::ShortestEdge { shortest_edge } => shortest_edge,
+            ProcessorSize::HeightWidth { height, width } => height.max(width),
+        };
+        Some(FrameBound { short_side: u32::try_from(side).unwrap_or(u32::MAX) })
     }
 
     /// Output size of the resize step, as `get_resize_output_image_size`:

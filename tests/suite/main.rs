@@ -8,6 +8,7 @@ mod dataset;
 mod gpu;
 mod hub;
 mod layout;
+mod memory;
 mod models;
 mod net;
 mod refusals;

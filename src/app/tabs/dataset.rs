@@ -13,7 +13,7 @@ use crate::app::jobs::{JobKey, Jobs};
 use crate::app::widgets::files::{path_field, Pick};
 use crate::app::widgets::{error_line, fraction, frames, small};
 use crate::dataset::{DatasetIndex, IndexOptions, Layout};
-use crate::video::RgbFrame;
+use crate::video::{DecodeOptions, FrameBound, RgbFrame};
 
 /// The Dataset tab.
 pub struct DatasetTab {
@@ -128,7 +128,8 @@ impl DatasetTab {
         self.selected = Some(video.clone());
         self.strip.clear();
         commands.restart(self.strip_job.start(move |_, _| {
-            let r = crate::video::decode_uniform(&video, 8, &Default::default())
+            let opts = DecodeOptions { bound: Some(FrameBound { short_side: 120 }), ..Default::default() };
+            let r = crate::video::decode_uniform(&video, 8, &opts)
                 .map(|(f, _)| f.into_iter().map(|f| small(&f, 120)).collect())
                 .map_err(|e| e.to_string());
             (video, r)

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use eframe::egui;
 
-use crate::video::RgbFrame;
+use crate::video::{DecodeOptions, FrameBound, RgbFrame};
 
 /// Display height frames are scaled to.
 const HEIGHT: u32 = 270;
@@ -23,7 +23,9 @@ const BUDGET_BYTES: usize = 384 << 20;
 pub fn decode(path: &Path, on_frame: &dyn Fn(RgbFrame), cancel: &AtomicBool) -> Result<bool, String> {
     let mut bytes = 0usize;
     let mut truncated = false;
-    crate::video::for_each_frame(path, &Default::default(), &mut |f| {
+    // Frames far larger than the screen are scaled down as they are decoded.
+    let opts = DecodeOptions { bound: Some(FrameBound { short_side: HEIGHT }), ..Default::default() };
+    crate::video::for_each_frame(path, &opts, &mut |f| {
         let f = super::small(&f, HEIGHT);
         bytes += f.data.len();
         truncated = bytes > BUDGET_BYTES;
