@@ -235,6 +235,27 @@ fn first_run_with_the_hub_downloads_a_model_with_its_size_then_classifies() {
     }
 }
 
+/// The app on the Dataset tab, with the Hub at `url`, an empty Hub cache and
+/// an empty downloads folder, after a click on "Download the UCF101 subset".
+fn ucf101_download_clicked(url: &str) -> (Harness<'static, VidiApp>, tempfile::TempDir, tempfile::TempDir) {
+    let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let settings = Settings {
+        downloads: downloads.path().to_string_lossy().into_owned(),
+        tab: Tab::Dataset,
+        ..Default::default()
+    };
+    let mut app = new_app(settings, Vec::new());
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(url.to_string()),
+        cache_dir: Some(cache.path().into()),
+        ..Default::default()
+    };
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label_contains("Download the UCF101 subset").click();
+    (h, cache, downloads)
+}
+
 #[test]
 fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
     let f = fixture();
@@ -244,21 +265,7 @@ fn the_ucf101_button_downloads_extracts_and_opens_the_dataset() {
     let archive = b.into_inner().unwrap().finish().unwrap();
     let url = format!("/datasets/{}/resolve/main/{}", vidi::hub::REFERENCE_DATASET, vidi::hub::REFERENCE_DATASET_FILE);
     let hub = crate::hub::serve([(url, archive)].into_iter().collect());
-    let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let settings = Settings {
-        downloads: downloads.path().to_string_lossy().into_owned(),
-        tab: Tab::Dataset,
-        ..Default::default()
-    };
-    let mut app = new_app(settings, Vec::new());
-    app.hub = vidi::hub::HubSettings {
-        endpoint: Some(hub.url.clone()),
-        cache_dir: Some(cache.path().into()),
-        ..Default::default()
-    };
-    let mut h = harness(app);
-    h.step();
-    h.get_by_label_contains("Download the UCF101 subset").click();
+    let (mut h, _cache, downloads) = ucf101_download_clicked(&hub.url);
     settle(&mut h, 60);
     let root = downloads.path().join("UCF101_subset");
     assert_eq!(h.state().settings.data_dir, root.to_string_lossy());
@@ -276,21 +283,7 @@ fn cancel_stops_the_dataset_download_at_once_and_removes_its_part() {
         crate::net::send(s, "200 OK", &[("Content-Length", "50000".into())], &[0u8; 1000]);
         crate::net::stall(s);
     });
-    let (cache, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let settings = Settings {
-        downloads: downloads.path().to_string_lossy().into_owned(),
-        tab: Tab::Dataset,
-        ..Default::default()
-    };
-    let mut app = new_app(settings, Vec::new());
-    app.hub = vidi::hub::HubSettings {
-        endpoint: Some(hub.url.clone()),
-        cache_dir: Some(cache.path().into()),
-        ..Default::default()
-    };
-    let mut h = harness(app);
-    h.step();
-    h.get_by_label_contains("Download the UCF101 subset").click();
+    let (mut h, cache, _downloads) = ucf101_download_clicked(&hub.url);
     let part = cache.path().join("datasets--sayakpaul--ucf101-subset/blobs/00cc11dd.incomplete");
     let t = Instant::now();
     while std::fs::metadata(&part).map_or(0, |m| m.len()) < 1000 {
