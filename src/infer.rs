@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
 use crate::video::indices::{pipeline_indices, whole_video_indices};
-use crate::video::{decode_indices, decode_uniform, probe, DecodeOptions, RgbFrame, VideoError};
+use crate::video::{decode_indices, decode_uniform, probe_stream, DecodeOptions, RgbFrame, VideoError};
 
 /// How frames are chosen from a video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -46,6 +46,8 @@ pub struct ClassifyOptions {
     pub batch_size: usize,
     /// Decoding / preprocessing threads.
     pub workers: usize,
+    /// The video stream to read (its index in the container); the first video stream when `None`.
+    pub stream: Option<usize>,
 }
 
 impl Default for ClassifyOptions {
@@ -57,6 +59,7 @@ impl Default for ClassifyOptions {
             clips: 3,
             batch_size: 4,
             workers: 2,
+            stream: None,
         }
     }
 }
@@ -102,7 +105,8 @@ fn clip_indices(start: usize, n: usize, rate: usize) -> Vec<usize> {
 /// memory does not grow with the resolution or with `--clips`.
 pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Result<Vec<HostTensor>, VideoError> {
     let n = model.config.num_frames;
-    let dec = DecodeOptions { threads: 1, bound: model.processor.frame_bound(), ..Default::default() };
+    let dec =
+        DecodeOptions { threads: 1, bound: model.processor.frame_bound(), stream: opts.stream, ..Default::default() };
     let process = |frames: Vec<RgbFrame>| -> Result<HostTensor, VideoError> {
         let clip = model.processor.apply(&frames).map_err(|_| VideoError::NoFrames { path: video.to_path_buf() })?;
         Ok(HostTensor::new(vec![clip.t, clip.c, clip.h, clip.w], clip.data))
@@ -121,7 +125,7 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
         }
         Sampling::Uniform => Ok(vec![process(decode_uniform(video, n, &dec)?.0)?]),
         Sampling::Multi => {
-            let total = probe(video)?.frames;
+            let total = probe_stream(video, opts.stream)?.frames;
             let span = n * opts.frame_sampling_rate.max(1);
             let k = opts.clips.max(1);
             let max_start = total.saturating_sub(span);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::dataset::presets::Preset;
 use crate::dataset::transforms::{pil_resize_bilinear, Clip, TransformError};
 use crate::dataset::ClipWindow;
-use crate::video::{decode_time_range_subsampled, probe, DecodeOptions, RgbFrame, VideoError};
+use crate::video::{decode_time_range_subsampled, probe_stream, DecodeOptions, RgbFrame, VideoError};
 
 /// Why a preview could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +66,23 @@ pub struct PreviewClip {
 
 /// Samples one clip of `video` with `preset`'s sampler and transforms it; `seed` fixes every random choice.
 pub fn preview_clip(video: &Path, preset: &Preset, seed: u64) -> Result<PreviewClip, PreviewError> {
-    let info = probe(video)?;
+    preview_clip_of_stream(video, None, preset, seed)
+}
+
+/// [`preview_clip`] of video stream `stream` (its index in the container; the first when `None`).
+pub fn preview_clip_of_stream(
+    video: &Path,
+    stream: Option<usize>,
+    preset: &Preset,
+    seed: u64,
+) -> Result<PreviewClip, PreviewError> {
+    let info = probe_stream(video, stream)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let duration = info.sampling_duration_s();
     let window = preset.clip_sampler().clips(duration, &mut rng)[0];
     // Very large frames are scaled down as they are decoded (FrameBound): a
     // clip of 8000x8000 frames would not fit in memory.
-    let opts = DecodeOptions { bound: Some(preset.frame_bound()), ..Default::default() };
+    let opts = DecodeOptions { bound: Some(preset.frame_bound()), stream, ..Default::default() };
     let frames =
         decode_time_range_subsampled(video, window.start_secs, window.end_secs, preset.num_frames(), &opts)?.frames;
     if frames.is_empty() {

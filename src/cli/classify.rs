@@ -47,6 +47,10 @@ pub struct ClassifyArgs {
     /// Print JSON: [{"video", "predictions": [{"label", "score"}]} | {"video", "error"}].
     #[arg(long)]
     pub json: bool,
+    /// Read video stream N of each file (its index in the container, as `vidi probe` and
+    /// ffprobe number them) instead of the first video stream.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<usize>,
     /// Video files.
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
@@ -99,7 +103,22 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
         clips: a.clips.max(1),
         batch_size: a.batch_size.max(1),
         workers: 2,
+        stream: a.stream,
     };
+    // Say which stream is read where there is a choice (unreadable files are reported below).
+    for v in &a.videos {
+        if let Ok((used, all)) = vidi::video::stream_choice(v, a.stream) {
+            if all.len() > 1 {
+                let list = all.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+                eprintln!(
+                    "warning: {}: {} video streams ({list}); stream {used} is read{}",
+                    v.display(),
+                    all.len(),
+                    if a.stream.is_none() { " (the first; --stream N reads another)" } else { "" }
+                );
+            }
+        }
+    }
     let pb = progress_bar(a.videos.len() as u64, "classifying");
     let json = a.json;
     let results = vidi::infer::classify(&model, &a.videos, &opts, &mut |_, r| {
@@ -112,7 +131,10 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
                         println!("  {:>6.3}  {}", p.score, p.label);
                     }
                 }
-                vidi::infer::VideoResult::Err { video, error } => eprintln!("error: {}: {error}", video.display()),
+                vidi::infer::VideoResult::Err { video, error } => {
+                    // The error names its file already, unless it is about something else.
+                    eprintln!("error: {}: {}", video.display(), vidi::video::without_path(error, video))
+                }
             });
         }
     });

@@ -15,9 +15,14 @@ pub struct ProbeArgs {
     /// Video files.
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
-    /// Print JSON: a list of {path, width, height, fps, frames, duration_s, codec, ...} or {path, error}.
+    /// Print JSON: a list of {path, stream_index, video_streams, width, height, fps, frames,
+    /// duration_s, codec, warnings, ...} or {path, error}.
     #[arg(long)]
     pub json: bool,
+    /// Read video stream N (its index in the container, as `vidi probe` and ffprobe number
+    /// them) instead of the first video stream.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<usize>,
 }
 
 /// Which transform preset.
@@ -64,19 +69,24 @@ pub struct PreviewArgs {
     /// Also write a PNG strip: sampled frames above, augmented frames below.
     #[arg(long)]
     pub strip: Option<PathBuf>,
+    /// Read video stream N (its index in the container, as `vidi probe` and ffprobe number
+    /// them) instead of the first video stream.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<usize>,
 }
 
 pub fn probe(a: ProbeArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut failed = 0;
     for path in &a.videos {
-        match vidi::video::probe(path) {
+        match vidi::video::probe_stream(path, a.stream) {
             Ok(info) => {
                 if !a.json {
                     println!(
-                        "{}: {} {} {}x{}{} {:.3} fps ({}/{}), {:.2} s, {} frames{}",
+                        "{}: {} stream {}: {} {}x{}{} {:.3} fps ({}/{}), {:.2} s, {} frames{}",
                         path.display(),
                         info.container,
+                        info.stream_index,
                         info.codec,
                         info.width,
                         info.height,
@@ -137,7 +147,7 @@ pub fn preview(a: PreviewArgs) -> Result<()> {
             ..Default::default()
         }),
     };
-    let clip = vidi::preview::preview_clip(&a.video, &preset, a.seed)?;
+    let clip = vidi::preview::preview_clip_of_stream(&a.video, a.stream, &preset, a.seed)?;
     vidi::preview::write_gif(&clip.augmented, 250, &a.out)?;
     println!(
         "clip {:.2}s..{:.2}s of {:.2}s, {} frames -> {}",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::DatasetError;
-use crate::video::{probe, special_file_kind, VideoInfo};
+use crate::video::{probe, VideoInfo};
 
 /// File endings taken as videos (case-insensitive).
 pub const VIDEO_EXTENSIONS: &[&str] =
@@ -191,7 +191,8 @@ pub fn index_folder_with_progress(
     let mut candidates: Vec<(Option<String>, String, PathBuf)> = Vec::new();
     let mut all_classes = BTreeSet::new();
     let mut ignored_files = 0;
-    // FIFOs and devices named like videos are reported, never opened (reading one could block forever).
+    // FIFOs, devices, folders and broken links named like videos are reported, never
+    // opened (reading a FIFO could block forever).
     let mut special = Vec::new();
     for (split, dir) in &class_dirs {
         let class = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -201,8 +202,11 @@ pub fn index_folder_with_progress(
                 candidates.push((split.clone(), class.clone(), f));
             } else if f.is_file() {
                 ignored_files += 1;
-            } else if let Some(kind) = special_file_kind(&f).filter(|_| is_video_file(&f)) {
-                special.push(Unreadable { path: f, reason: format!("not a regular file ({kind})") });
+            } else if is_video_file(&f) {
+                // Named like a video but not a file: listed, never opened.
+                if let Some(reason) = crate::video::not_a_file_reason(&f) {
+                    special.push(Unreadable { path: f, reason });
+                }
             }
         }
     }
@@ -291,7 +295,7 @@ fn probe_all(
                 .spawn_scoped(scope, move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = paths.get(i) else { break };
-                    let r = probe(p).map(Some).map_err(|e| short_reason(&e.to_string(), p));
+                    let r = probe(p).map(Some).map_err(|e| crate::video::without_path(&e.to_string(), p));
                     if tx.send((i, r)).is_err() {
                         break;
                     }
@@ -307,12 +311,6 @@ fn probe_all(
         }
     });
     out.into_iter().map(|r| r.unwrap_or_else(|| Err("not checked".into()))).collect()
-}
-
-/// The error text without the leading "<path>: " (the report names the path already).
-fn short_reason(msg: &str, path: &Path) -> String {
-    let prefix = format!("{}: ", path.display());
-    msg.strip_prefix(&prefix).unwrap_or(msg).to_string()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::{open_input, RgbFrame, VideoError};
 /// How to decode.
 #[derive(Clone, Debug)]
 pub struct DecodeOptions {
-    /// Read this stream index instead of the best video stream.
+    /// Read this stream (its index in the container) instead of the first video stream.
     pub stream: Option<usize>,
     /// Decoder threads; 0 lets FFmpeg choose. Loaders that decode several
     /// videos at once use 1 per worker.
@@ -116,16 +116,7 @@ impl StreamReader {
     /// Opens `path` and its chosen video stream.
     pub fn open(path: &Path, opts: &DecodeOptions) -> Result<StreamReader, VideoError> {
         let input = open_input(path)?;
-        let index = match opts.stream {
-            Some(i) => {
-                let ok = input.stream(i).is_some_and(|s| s.parameters().medium() == ff::media::Type::Video);
-                if !ok {
-                    return Err(VideoError::BadStream { path: path.into(), index: i });
-                }
-                i
-            }
-            None => super::best_video_stream(&input).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?,
-        };
+        let index = super::choose_video_stream(&input, path, opts.stream)?;
         let mut reader = StreamReader::open_stream(path, input, index, opts.threads)?;
         reader.autorotate = opts.autorotate;
         reader.bound = opts.bound;

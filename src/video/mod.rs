@@ -21,7 +21,7 @@ pub use decode::{
     for_each_frame, DecodeOptions, FrameBound, TimedFrames,
 };
 pub use encode::encode_rgb;
-pub use probe::{probe, VideoInfo};
+pub use probe::{probe, probe_stream, VideoInfo};
 
 /// Something went wrong reading a video. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +57,14 @@ pub enum VideoError {
         path: PathBuf,
     },
     /// The requested stream index does not exist or is not video.
-    #[error("{path}: stream {index} is not a video stream")]
+    #[error("{path}: stream {index} is not a video stream (its video streams: {video_streams})")]
     BadStream {
         /// The file.
         path: PathBuf,
         /// The stream index asked for.
         index: usize,
+        /// The file's video stream indices, e.g. "0, 3" ("none" when there are none).
+        video_streams: String,
     },
     /// This FFmpeg build has no decoder for the stream's codec.
     #[error("{path}: no decoder for codec '{codec}' in this FFmpeg")]
@@ -184,6 +186,31 @@ pub fn special_file_kind(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// Why an entry named like a video cannot be one, when it cannot: a FIFO or
+/// device (see [`special_file_kind`]), a folder, a symbolic link to nothing or
+/// a link loop. `None` for a regular file (which may still fail to decode).
+pub fn not_a_file_reason(path: &Path) -> Option<String> {
+    if let Some(kind) = special_file_kind(path) {
+        return Some(format!("not a regular file ({kind})"));
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some("a folder, not a video file".into()),
+        Ok(_) => Some("not a regular file".into()),
+        Err(e) => {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            Some(match (link, e.raw_os_error()) {
+                (true, Some(libc::ELOOP)) => "a symbolic link that loops back on itself".into(),
+                (true, _) => match std::fs::read_link(path) {
+                    Ok(t) => format!("a symbolic link to {}, which does not exist", t.display()),
+                    Err(_) => "a broken symbolic link".into(),
+                },
+                (false, _) => e.to_string(),
+            })
+        }
+    }
+}
+
 /// Opens a container, mapping failures to typed errors. Only regular files
 /// are opened: FFmpeg would block on a FIFO nobody writes to, and a device
 /// (`/dev/zero`) or a socket is no video file.
@@ -201,34 +228,53 @@ pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::In
     ffmpeg_next::format::input(path).map_err(|source| VideoError::NotAVideo { path: path.to_path_buf(), source })
 }
 
-/// Picks the video stream to read: the one with the most pixels, as the
-/// ffmpeg command line does, skipping attached pictures (cover art); ties go
-/// to the stream marked default, then to the lowest index.
-pub(crate) fn best_video_stream(input: &ffmpeg_next::format::context::Input) -> Option<usize> {
+/// `msg` without a leading "PATH: " (errors name their file; a line that
+/// already names it, or a field beside the path, need not repeat it).
+pub fn without_path(msg: &str, path: &Path) -> String {
+    let prefix = format!("{}: ", path.display());
+    msg.strip_prefix(&prefix).unwrap_or(msg).to_string()
+}
+
+/// Which video stream of `path` is read for `wanted` (see [`probe_stream`]),
+/// and all its video streams, from the container's header alone (nothing is decoded).
+pub fn stream_choice(path: &Path, wanted: Option<usize>) -> Result<(usize, Vec<usize>), VideoError> {
+    let input = open_input(path)?;
+    Ok((choose_video_stream(&input, path, wanted)?, video_streams(&input)))
+}
+
+/// The video streams of a container, in container order (attached pictures,
+/// such as cover art, excluded).
+pub(crate) fn video_streams(input: &ffmpeg_next::format::context::Input) -> Vec<usize> {
     use ffmpeg_next::format::stream::Disposition;
-    let mut best: Option<(u64, bool, usize)> = None;
-    for stream in input.streams() {
-        let params = stream.parameters();
-        if params.medium() != ffmpeg_next::media::Type::Video
-            || stream.disposition().contains(Disposition::ATTACHED_PIC)
-        {
-            continue;
-        }
-        // SAFETY: codecpar is valid for the stream's lifetime; width/height are plain ints.
-        let (w, h) = unsafe {
-            let p = params.as_ptr();
-            ((*p).width.max(0) as u64, (*p).height.max(0) as u64)
-        };
-        let key = (w * h, stream.disposition().contains(Disposition::DEFAULT), stream.index());
-        let better = match best {
-            None => true,
-            Some((px, def, _)) => key.0 > px || (key.0 == px && key.1 && !def),
-        };
-        if better {
-            best = Some(key);
-        }
+    input
+        .streams()
+        .filter(|s| {
+            s.parameters().medium() == ffmpeg_next::media::Type::Video
+                && !s.disposition().contains(Disposition::ATTACHED_PIC)
+        })
+        .map(|s| s.index())
+        .collect()
+}
+
+/// The stream to read: `wanted` when given (it must be one of the video
+/// streams), else the first video stream, the one PyAV's `streams.video[0]`
+/// and ffprobe's `v:0` read.
+pub(crate) fn choose_video_stream(
+    input: &ffmpeg_next::format::context::Input,
+    path: &Path,
+    wanted: Option<usize>,
+) -> Result<usize, VideoError> {
+    let streams = video_streams(input);
+    match wanted {
+        None => streams.first().copied().ok_or_else(|| VideoError::NoVideoStream { path: path.into() }),
+        Some(i) if streams.contains(&i) => Ok(i),
+        Some(_) if streams.is_empty() => Err(VideoError::NoVideoStream { path: path.into() }),
+        Some(i) => Err(VideoError::BadStream {
+            path: path.into(),
+            index: i,
+            video_streams: streams.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+        }),
     }
-    best.map(|b| b.2)
 }
 
 /// Reads the display-matrix rotation of a stream, in degrees clockwise as

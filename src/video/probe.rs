@@ -16,7 +16,7 @@ pub struct VideoInfo {
     pub container: String,
     /// Codec short name (e.g. `mpeg4`, `h264`, `vp9`).
     pub codec: String,
-    /// Index of the chosen video stream in the container.
+    /// Index in the container of the video stream read: the first video stream unless one was asked for.
     pub stream_index: usize,
     /// How many video streams the container has (attached pictures excluded).
     pub video_streams: usize,
@@ -76,17 +76,18 @@ impl VideoInfo {
 /// The frame count is exact (the decoder's yield); a file that stops early
 /// still probes, with a warning naming how far it got.
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
+    probe_stream(path, None)
+}
+
+/// [`probe`] of stream `stream` (its index in the container), or of the first
+/// video stream when `None`. A file with several video streams gets a warning
+/// that names them and the one read.
+pub fn probe_stream(path: &Path, wanted: Option<usize>) -> Result<VideoInfo, VideoError> {
     let input = open_input(path)?;
     let container = input.format().name().to_string();
-    let stream_index =
-        super::best_video_stream(&input).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
-    let video_streams = input
-        .streams()
-        .filter(|s| {
-            s.parameters().medium() == ffmpeg_next::media::Type::Video
-                && !s.disposition().contains(ffmpeg_next::format::stream::Disposition::ATTACHED_PIC)
-        })
-        .count();
+    let stream_index = super::choose_video_stream(&input, path, wanted)?;
+    let all_video = super::video_streams(&input);
+    let video_streams = all_video.len();
     let stream = input.stream(stream_index).ok_or_else(|| VideoError::NoVideoStream { path: path.into() })?;
     let tb = stream.time_base();
     let rotation = super::stream_rotation(&stream);
@@ -118,6 +119,13 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
         return Err(VideoError::NoFrames { path: path.into() });
     }
     let mut warnings = Vec::new();
+    if video_streams > 1 {
+        let list = all_video.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        warnings.push(format!(
+            "{video_streams} video streams ({list}); stream {stream_index} was read{}",
+            if wanted.is_none() { " (the first; --stream N reads another)" } else { "" }
+        ));
+    }
     if let Some(err) = &counted.read_error {
         warnings.push(format!("reading stopped early after {} frames: {err}", counted.frames));
     }

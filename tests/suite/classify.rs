@@ -80,6 +80,36 @@ fn classify_reports_bad_videos_and_still_classifies_the_rest() {
     }
 }
 
+/// With two video streams, classify reads the first (transformers reads
+/// PyAV's `streams.video[0]`): the same scores as the file with that stream
+/// alone (remuxed by the ffmpeg CLI, no re-encoding); `--stream 3` the other.
+#[test]
+fn classify_reads_the_first_video_stream_and_says_there_was_a_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = crate::clip("nasa_13013_2video_2audio_2subs.mp4");
+    let (first, second) = (dir.path().join("first.mp4"), dir.path().join("second.mp4"));
+    crate::ffmpeg(&["-i", both.to_str().unwrap(), "-map", "0:0", "-c", "copy", first.to_str().unwrap()]);
+    crate::ffmpeg(&["-i", both.to_str().unwrap(), "-map", "0:3", "-c", "copy", second.to_str().unwrap()]);
+    let model = fixtures().join("models/videomae_meanpool");
+    let scores = |args: &[&str]| -> (Vec<serde_json::Value>, String) {
+        let mut a = vec!["classify", "--json", "--model", model.to_str().unwrap()];
+        a.extend(args);
+        let o = vidi(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            v.as_array().unwrap().iter().map(|r| r["predictions"].clone()).collect(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
+    };
+    let (got, warn) = scores(&[both.to_str().unwrap()]);
+    assert!(warn.contains("2 video streams (0, 3); stream 0 is read"), "{warn}");
+    assert_eq!(got, scores(&[first.to_str().unwrap()]).0);
+    let (other, _) = scores(&["--stream", "3", both.to_str().unwrap()]);
+    assert_eq!(other, scores(&[second.to_str().unwrap()]).0);
+    assert_ne!(other, got, "the two streams hold different pictures");
+}
+
 #[test]
 fn forward_writes_the_logits_transformers_computed() {
     let dir = tempfile::tempdir().unwrap();

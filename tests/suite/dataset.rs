@@ -88,6 +88,46 @@ fn index_reports_labels_counts_and_problems() {
     assert!(s.group.as_deref().unwrap().starts_with("mango_g0"));
 }
 
+/// Entries named like videos that are no files are listed with the reason,
+/// never dropped in silence: a link to nothing, a link loop, a folder.
+#[test]
+fn index_lists_broken_links_link_loops_and_folders_named_like_videos() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    for class in ["A", "B"] {
+        make_clip(&root.join(class).join("v_x_g01_c01.mp4"), 1, 0.4);
+    }
+    let a = root.join("A");
+    std::os::unix::fs::symlink("gone.mp4", a.join("dangling.mp4")).unwrap();
+    std::os::unix::fs::symlink("loop.mp4", a.join("loop.mp4")).unwrap();
+    std::fs::create_dir(a.join("folder.mp4")).unwrap();
+    // A link to a real clip is a video like any other.
+    std::os::unix::fs::symlink(root.join("B/v_x_g01_c01.mp4"), a.join("v_y_g02_c01.mp4")).unwrap();
+    let idx = index_folder(&root, &IndexOptions::default()).unwrap();
+    assert_eq!(idx.counts["all"]["A"], 2, "{:?}", idx.counts);
+    let listed: Vec<(String, &str)> = idx
+        .unreadable
+        .iter()
+        .map(|u| (u.path.file_name().unwrap().to_string_lossy().into_owned(), u.reason.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("dangling.mp4".to_string(), "a symbolic link to gone.mp4, which does not exist"),
+            ("folder.mp4".to_string(), "a folder, not a video file"),
+            ("loop.mp4".to_string(), "a symbolic link that loops back on itself"),
+        ]
+    );
+    // The CLI's report names them too.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .args(["dataset", "inspect"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("dangling.mp4") && out.contains("loops back"), "{out}");
+}
+
 #[test]
 fn split_keeps_groups_whole_and_leaves_the_source_untouched() {
     let dir = tempfile::tempdir().unwrap();

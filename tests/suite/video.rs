@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vidi::video::{decode_all, decode_indices, decode_time_range, probe, DecodeOptions, VideoError};
+use vidi::video::{decode_all, decode_indices, decode_time_range, probe, probe_stream, DecodeOptions, VideoError};
 
 use crate::{clip, ffmpeg, ffmpeg_frame_rgb, ffprobe_count, fixtures, mean_abs_diff, read_tensor};
 
@@ -34,20 +34,48 @@ fn committed_clips_match_ffprobe() {
     }
 }
 
+/// The first video stream is read, as transformers (through PyAV's
+/// `streams.video[0]`) and ffprobe's `v:0` read it; the file says it has a
+/// choice, and `--stream N` reads another.
 #[test]
-fn multi_stream_file_picks_the_largest_stream_like_the_ffmpeg_cli() {
+fn multi_stream_file_reads_the_first_video_stream_like_pyav_and_ffprobe() {
     let path = clip("nasa_13013_2video_2audio_2subs.mp4");
     let info = probe(&path).unwrap();
-    assert_eq!(info.video_streams, 2);
-    assert_eq!((info.width, info.height, info.frames), (480, 270, 390));
-    assert_eq!(info.fps_rational, [30000, 1001]);
-    // Stream 0 can still be chosen explicitly.
-    let f = decode_indices(&path, &[0], &DecodeOptions { stream: Some(0), ..Default::default() }).unwrap();
-    assert_eq!((f[0].width, f[0].height), (320, 180));
-    assert!(matches!(
-        decode_indices(&path, &[0], &DecodeOptions { stream: Some(1), ..Default::default() }),
-        Err(VideoError::BadStream { .. })
-    ));
+    assert_eq!((info.video_streams, info.stream_index), (2, 0));
+    let (frames0, w0, h0, codec0) = ffprobe_count(&path, "v:0");
+    assert_eq!((info.frames, info.width, info.height, info.codec.as_str()), (frames0, w0, h0, codec0.as_str()));
+    // Its pictures are the ffmpeg CLI's `0:v:0` (the CLI upsamples chroma
+    // bicubically, vidi bilinearly as PyAV does: a mean difference near 1.5).
+    let ours = decode_indices(&path, &[100], &DecodeOptions::default()).unwrap();
+    let mean = mean_abs_diff(&ours[0].data, &ffmpeg_frame_rgb(&path, 100, &[]));
+    assert!(mean < 2.5, "frame 100 differs from the ffmpeg CLI's v:0 by {mean} on average");
+    assert!(
+        info.warnings.iter().any(|w| w.contains("2 video streams (0, 3)") && w.contains("--stream")),
+        "{:?}",
+        info.warnings
+    );
+    // The second video stream, by its container index, is ffprobe's v:1.
+    let other = probe_stream(&path, Some(3)).unwrap();
+    let (frames, w, h, codec) = ffprobe_count(&path, "v:1");
+    assert_eq!((other.stream_index, other.frames, other.width, other.height), (3, frames, w, h));
+    assert_eq!(other.codec, codec);
+    let f = decode_indices(&path, &[0], &DecodeOptions { stream: Some(3), ..Default::default() }).unwrap();
+    assert_eq!((f[0].width, f[0].height), (w, h));
+    // An audio stream is refused, naming the video streams.
+    for bad in [1, 9] {
+        let e = decode_indices(&path, &[0], &DecodeOptions { stream: Some(bad), ..Default::default() }).unwrap_err();
+        assert!(matches!(e, VideoError::BadStream { .. }), "{e}");
+        assert!(e.to_string().contains("its video streams: 0, 3"), "{e}");
+    }
+    // The CLI: probe says which stream it read; classify reads the same one.
+    let bin = env!("CARGO_BIN_EXE_vidi");
+    let o = std::process::Command::new(bin).args(["probe", "--json", "--stream", "3"]).arg(&path).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v[0]["stream_index"].as_u64(), v[0]["frames"].as_u64()), (Some(3), Some(frames as u64)));
+    let o = std::process::Command::new(bin).args(["probe", "--stream", "1"]).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().count() == 1 && err.contains("stream 1 is not a video stream"), "{err}");
 }
 
 #[test]
