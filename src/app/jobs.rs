@@ -20,9 +20,28 @@ use poll_promise::Promise;
 /// Progress messages a job may have in flight before its sends wait for the UI.
 const QUEUE: usize = 256;
 
-/// A job that ended without its result (it panicked; the panic went to stderr).
+/// A job that ended without its result: it panicked (the panic also went to
+/// stderr). Holds the panic's message.
 #[derive(Debug)]
-pub struct Crashed;
+pub struct Crashed(pub String);
+
+impl std::fmt::Display for Crashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped unexpectedly: {}", self.0)
+    }
+}
+
+impl Crashed {
+    fn from_panic(payload: &(dyn Any + Send)) -> Crashed {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an internal error".into());
+        // One line: the first, which names the fault.
+        Crashed(msg.lines().next().unwrap_or_default().trim().to_string())
+    }
+}
 
 /// How a job sends progress messages to the UI (which repaints for each).
 pub struct Reporter<P> {
@@ -121,7 +140,7 @@ impl<P: Send + 'static, R: Send + 'static> JobKey<P, R> {
                     drop(reporter);
                     crate::backend::release_memory();
                     repaint.request_repaint_after(std::time::Duration::from_millis(10));
-                    out.map(|r| Box::new(r) as Box<dyn Any + Send>).map_err(|_| Crashed)
+                    out.map(|r| Box::new(r) as Box<dyn Any + Send>).map_err(|p| Crashed::from_panic(&*p))
                 });
                 Running { promise, messages: Box::new(rx), cancel, busy, ctx: ctx.clone() }
             }),
@@ -206,9 +225,11 @@ impl Jobs {
         if ended {
             if let Some(job) = self.running.remove(&key.name) {
                 polled.end = Some(match job.promise.try_take() {
-                    Ok(Ok(any)) => any.downcast::<R>().map(|r| *r).map_err(|_| Crashed),
+                    Ok(Ok(any)) => {
+                        any.downcast::<R>().map(|r| *r).map_err(|_| Crashed("a result of the wrong type".into()))
+                    }
                     Ok(Err(c)) => Err(c),
-                    Err(_) => Err(Crashed),
+                    Err(_) => Err(Crashed("its result was taken already".into())),
                 });
             }
         }
@@ -279,8 +300,9 @@ mod tests {
     fn a_job_that_panics_ends_crashed() {
         let (ctx, mut jobs) = (egui::Context::default(), Jobs::default());
         let key: JobKey<(), ()> = JobKey::new("vidi-test-panic");
-        jobs.start(&ctx, key.start(|_, _| panic!("on purpose"))).unwrap();
-        assert!(wait(&mut jobs, &key).1.is_err());
+        jobs.start(&ctx, key.start(|_, _| panic!("on purpose {}", 7))).unwrap();
+        let crashed = wait(&mut jobs, &key).1.unwrap_err();
+        assert_eq!(crashed.to_string(), "stopped unexpectedly: on purpose 7");
         // The name is free again.
         jobs.start(&ctx, key.start(|_, _| ())).unwrap();
         assert!(wait(&mut jobs, &key).1.is_ok());

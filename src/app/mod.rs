@@ -146,6 +146,11 @@ impl VidiApp {
             Command::RunDemo => self.tabs.run_demo(&self.settings, &self.compute, &self.commands),
             Command::StopJob(name) => self.jobs.stop(&name),
             Command::DropJob(name) => self.jobs.abandon(&name),
+            Command::GpuLost(when) => {
+                let mut cpu = crate::backend::cpu();
+                cpu.description = format!("{} (the GPU was lost {when})", cpu.description);
+                self.compute = cpu;
+            }
         }
     }
 
@@ -282,7 +287,11 @@ pub fn compute_for(
         return c;
     }
     match crate::backend::on_wgpu_device(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
-        Ok(c) => c,
+        Ok(c) => {
+            // The window's frames share the queue: models' work goes in paced.
+            crate::backend::ops::pace_for_window(true);
+            c
+        }
         Err(e) => {
             let mut c = crate::backend::cpu();
             c.description = format!("{} (the GPU could not be shared: {e})", c.description);

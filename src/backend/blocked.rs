@@ -121,6 +121,7 @@ impl Backward<Cube, 3> for BlockedAttention {
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let Saved { tensors, scale } = ops.state;
         let d_out = Tensor::<3>::from_primitive::<Cube>(grads.consume::<Cube>(&ops.node));
+        super::ops::pace(&d_out.device());
         let heads = wrap(tensors[0].clone()).dims()[1];
         let (dq, dk, dv) = backward_split(tensors.map(wrap), split(d_out, heads), scale);
         for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {

@@ -19,6 +19,8 @@
 //! loops) or at least [`MIN_GEMM_SEQUENCE`] (gemm), and Burn's attention in
 //! between, where its materialised path is fast.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use burn::nn::Linear;
 use burn::tensor::{activation, Device, Tensor};
 
@@ -47,6 +49,28 @@ pub fn route(device: &Device) -> Route {
         Route::CpuAutodiff
     } else {
         Route::CpuKernel
+    }
+}
+
+/// Whether the models' GPU is the window's own (see [`pace_for_window`]).
+static PACED: AtomicBool = AtomicBool::new(false);
+
+/// Makes GPU work wait, on a device the window shares, at each attention
+/// layer (forward and backward) and every few optimizer updates until the
+/// work queued before it has finished. The window's frames go on the same
+/// queue: without this, a frame would wait for a whole training step queued
+/// ahead of it (hundreds of ms on a software adapter); with it, for about one
+/// layer's kernels. The app sets it when its models compute on the window's
+/// device; the CLI never does.
+pub fn pace_for_window(on: bool) {
+    PACED.store(on, Ordering::Relaxed);
+}
+
+/// Waits for `device`'s queued work when [`pace_for_window`] is on (off the CPU).
+pub(crate) fn pace(device: &Device) {
+    if PACED.load(Ordering::Relaxed) && route(device) == Route::Generic {
+        // A failed wait (a lost device) surfaces at the next read of a result.
+        let _ = device.sync();
     }
 }
 
@@ -195,6 +219,7 @@ pub fn self_attention(
     }
     // Token 0's row for Groups::Frames: `o` of a zero attention output.
     let device = x.device();
+    pace(&device);
     let first = || linear(o, Tensor::zeros([b, 1, d], &device));
     let out = by_sequences(x, groups, &first, &|x| {
         let (q, k, v) = project(x);
@@ -275,6 +300,11 @@ pub fn adamw(
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
     if route(&p.device()) == Route::CpuKernel {
         return kernels::adamw(p, g, moments, k);
+    }
+    // Every 8th parameter: an optimizer step queues a few kernels for each.
+    static UPDATES: AtomicUsize = AtomicUsize::new(0);
+    if UPDATES.fetch_add(1, Ordering::Relaxed) % 8 == 0 {
+        pace(&p.device());
     }
     let g = g.mul_scalar(k.clip);
     let p = if k.decay != 1.0 { p.mul_scalar(k.decay) } else { p };

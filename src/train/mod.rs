@@ -20,7 +20,7 @@ pub mod lock;
 pub mod optim;
 mod run;
 
-pub use run::train_on;
+pub use run::{latest_checkpoint, train_on};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -264,6 +264,20 @@ pub enum TrainError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// The GPU was lost during the run (a driver reset, a GPU gone).
+    #[error(
+        "the GPU was lost ({reason}); {}",
+        match .kept {
+            Some((dir, step)) => format!("the last checkpoint, {} (step {step}), is kept: resuming goes on from it", dir.display()),
+            None => "no checkpoint had been written yet".to_string(),
+        }
+    )]
+    GpuLost {
+        /// What the device said.
+        reason: String,
+        /// The last checkpoint in the run folder and its step, if any.
+        kept: Option<(PathBuf, u64)>,
     },
 }
 

@@ -41,9 +41,27 @@ pub fn train_on(
         Some(c) => c.clone(),
         None => backend::select(backend::choice_from(Some(plan.cfg.device))?)?,
     };
-    let (run, model, opt, state) = Run::start(plan, out, resume_from, compute, events, cancel)?;
-    let (model, opt, state, stopped) = run.epochs(model, opt, state)?;
-    run.finish(model, opt, state, stopped, t0)
+    let (device, is_gpu) = (compute.device.clone(), compute.is_gpu);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (run, model, opt, state) = Run::start(plan, out, resume_from, compute, events, cancel)?;
+        let (model, opt, state, stopped) = run.epochs(model, opt, state)?;
+        run.finish(model, opt, state, stopped, t0)
+    }));
+    // A lost GPU fails the first read of a result after it, as an error or a
+    // panic deep in the backend: the device, asked, says it is lost.
+    let lost = || if is_gpu { device.sync().err().map(|e| e.to_string()) } else { None };
+    let gpu_lost = |reason: String| TrainError::GpuLost {
+        reason: reason.lines().next().unwrap_or_default().to_string(),
+        kept: latest_checkpoint(out).map(|(dir, state)| (dir, state.global_step)),
+    };
+    match outcome {
+        Ok(Err(e)) => Err(lost().map_or(e, gpu_lost)),
+        Ok(done) => done,
+        Err(panic) => match lost() {
+            Some(reason) => Err(gpu_lost(reason)),
+            None => std::panic::resume_unwind(panic),
+        },
+    }
 }
 
 /// The settings of the run in `out`: `cfg` for a new one (`out` must not hold
@@ -377,7 +395,8 @@ impl<'a> Run<'a> {
     }
 }
 
-fn latest_checkpoint(run: &Path) -> Option<(PathBuf, TrainerState)> {
+/// The run folder's checkpoint with the most steps, and where it stands.
+pub fn latest_checkpoint(run: &Path) -> Option<(PathBuf, TrainerState)> {
     let mut best: Option<(PathBuf, TrainerState)> = None;
     for e in std::fs::read_dir(run).ok()?.flatten() {
         let p = e.path();

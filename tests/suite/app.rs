@@ -628,6 +628,60 @@ fn models_compute_on_the_windows_own_wgpu_device() {
     }
 }
 
+/// A GPU lost in the middle of a training run (its wgpu device destroyed,
+/// as a driver reset leaves it) ends the job with a message that says so and
+/// names the checkpoint kept; the models move to the CPU, the window keeps
+/// drawing, and Resume goes on from that checkpoint.
+#[test]
+fn a_lost_gpu_ends_training_with_a_clear_message_and_keeps_the_checkpoint() {
+    use egui_kittest::kittest::NodeT;
+    use vidi::backend::DeviceChoice;
+    let f = fixture();
+    let window = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    // The models' device: a second device on the adapter, so that losing it leaves the window's.
+    let gpu = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    let compute = vidi::backend::on_wgpu_device(&gpu.instance, &gpu.adapter, &gpu.device, &gpu.queue).unwrap();
+    let run = f.root.join("gui-run-lost");
+    let settings = Settings {
+        data_dir: f.split.to_string_lossy().into_owned(),
+        model: f.model.to_string_lossy().into_owned(),
+        run_dir: run.to_string_lossy().into_owned(),
+        epochs: 200,
+        batch_size: 4,
+        tab: Tab::Train,
+        ..Default::default()
+    };
+    let mut app = new_app(settings, Vec::new());
+    app.compute = compute;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 720.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(window))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    h.step();
+    h.get_by_label("Start").click();
+    wait_for(&mut h, "saved", 300);
+    gpu.device.destroy();
+    let t = Instant::now();
+    while h.state().busy() {
+        assert!(t.elapsed() < Duration::from_secs(120), "the training did not end after its GPU was lost");
+        std::thread::sleep(Duration::from_millis(30));
+        h.step();
+    }
+    h.step();
+    let msg =
+        h.get_by_label_contains("Training stopped: the GPU was lost").accesskit_node().value().unwrap_or_default();
+    assert!(msg.contains("the last checkpoint, ") && msg.contains("checkpoint-epoch-1 (step "), "{msg}");
+    assert!(run.join("checkpoint-epoch-1/model.safetensors").is_file(), "the checkpoint named is whole");
+    h.render().expect("the window still draws");
+    let status = h.get_by_label_contains("Compute: CPU").accesskit_node().value().unwrap_or_default();
+    assert!(status.contains("the GPU was lost during training"), "{status}");
+    // Resume goes on from the checkpoint, on the CPU.
+    h.get_by_label("Resume").click();
+    wait_for(&mut h, "training on CPU", 60);
+    h.get_by_label("Stop").click();
+    settle(&mut h, 120);
+}
+
 /// Screens whose content does not depend on the machine (no temporary paths,
 /// no timings) are compared with committed image snapshots (tests/snapshots/,
 /// rendered through wgpu: lavapipe without a GPU). `UPDATE_SNAPSHOTS=1` rewrites them.

@@ -179,7 +179,8 @@ impl AugmentTab {
                 self.saved = Some(format!("frames, sizes and mean/std of {spec}"));
             }
             Some(Ok(Err(e))) => self.error = Some(e),
-            _ => {}
+            Some(Err(crashed)) => self.error = Some(crashed.to_string()),
+            None => {}
         }
         match jobs.poll(&self.job).end {
             Some(Ok(Ok(c))) => {
@@ -189,7 +190,8 @@ impl AugmentTab {
                 self.clip = Some(c);
             }
             Some(Ok(Err(e))) => self.error = Some(e),
-            _ => {}
+            Some(Err(crashed)) => self.error = Some(crashed.to_string()),
+            None => {}
         }
     }
 }

@@ -181,7 +181,8 @@ impl ClassifyTab {
                 }
             }
             Some(Ok(Err(e))) => self.error = Some(e),
-            _ => {}
+            Some(Err(crashed)) => self.error = Some(crashed.to_string()),
+            None => {}
         }
     }
 }

@@ -276,7 +276,8 @@ impl DatasetTab {
                 self.strip.clear();
             }
             Some(Ok(Err(e))) => self.error = Some(e),
-            _ => {}
+            Some(Err(crashed)) => self.error = Some(crashed.to_string()),
+            None => {}
         }
         let download = jobs.poll(&self.download_job);
         if let Some(&d) = download.messages.last() {

@@ -141,7 +141,8 @@ impl EvaluateTab {
         match jobs.poll(&self.job).end {
             Some(Ok(Ok(rep))) => self.report = Some(rep),
             Some(Ok(Err(e))) => self.error = Some(e),
-            _ => {}
+            Some(Err(crashed)) => self.error = Some(crashed.to_string()),
+            None => {}
         }
     }
 }

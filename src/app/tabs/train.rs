@@ -14,6 +14,9 @@ use crate::app::widgets::{error_line, number, plots};
 use crate::app::Settings;
 use crate::train::TrainEvent;
 
+/// How a run's error begins when its GPU was lost ([`crate::train::TrainError::GpuLost`]).
+const GPU_LOST: &str = "the GPU was lost";
+
 /// The Train tab.
 pub struct TrainTab {
     model: ModelChooser,
@@ -28,6 +31,8 @@ pub struct TrainTab {
     error: Option<String>,
     /// The last finished run's outcome, in words.
     result: Option<String>,
+    /// The run folder of the last run started.
+    out: PathBuf,
 }
 
 impl Default for TrainTab {
@@ -44,6 +49,7 @@ impl Default for TrainTab {
             rate: (0.0, 0.0),
             error: None,
             result: None,
+            out: PathBuf::new(),
         }
     }
 }
@@ -84,6 +90,7 @@ impl TrainTab {
         commands: &CommandSender,
     ) {
         let out = out.to_path_buf();
+        self.out = out.clone();
         let compute = compute.clone();
         // A fresh run: its curves, log and share box start empty.
         (self.loss, self.lr, self.val, self.log) = Default::default();
@@ -219,8 +226,31 @@ impl TrainTab {
         for e in polled.messages {
             self.event(e);
         }
-        if let Some(Ok(Err(e))) = polled.end {
-            self.error = Some(e);
+        match polled.end {
+            Some(Ok(Err(e))) => {
+                if e.starts_with(GPU_LOST) {
+                    commands.send(Command::GpuLost("during training".into()));
+                    self.error =
+                        Some(format!("Training stopped: {e}. Models use the CPU from now on: Resume continues there."));
+                } else {
+                    self.error = Some(e);
+                }
+            }
+            Some(Err(crashed)) => self.error = Some(self.crash_message(&crashed.0)),
+            _ => {}
+        }
+    }
+
+    /// What a run that ended without its result leaves the user with, in words.
+    fn crash_message(&self, why: &str) -> String {
+        let what = format!("Training stopped unexpectedly: {why}.");
+        match crate::train::latest_checkpoint(&self.out) {
+            Some((dir, state)) => format!(
+                "{what} The last checkpoint, {} (step {}), is kept: Resume goes on from it.",
+                dir.display(),
+                state.global_step
+            ),
+            None => format!("{what} No checkpoint was written yet: Start begins the run again."),
         }
     }
 
