@@ -20,9 +20,7 @@ fn main() -> std::process::ExitCode {
             if e.chain().any(is_broken_pipe) {
                 end_by_sigpipe();
             }
-            // One line: the error and its causes, no backtrace.
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -81,6 +79,24 @@ fn quiet_output_failures() {
         }
         std::process::exit(1);
     }));
+}
+
+/// One line: the error and its causes, no backtrace; a cause its error's
+/// message already ends with (`PATH: No space left on device` over the OS
+/// error) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if msg.ends_with(&s) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&s);
+    }
+    msg
 }
 
 /// Whether an error is a write to a pipe whose reader went away.

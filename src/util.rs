@@ -3,6 +3,17 @@
 use std::io::Write;
 use std::path::Path;
 
+/// Bytes for people: "1.0 GiB", "12.3 MiB", "512 bytes".
+pub fn size_text(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        n if n >= 1 << 30 => format!("{:.1} GiB", b / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", b / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", b / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}
+
 /// Writes `data` to `path` atomically: a temporary file in the same folder,
 /// flushed to disk, then renamed over the target. A crash or a full disk
 /// leaves the old file (or none), never a half-written one.

@@ -76,10 +76,14 @@ pub enum Command {
     /// Evaluates on val/ and checkpoints after each epoch; keeps the best model (val
     /// accuracy) in RUN_DIR/best/ in the transformers layout. Ctrl-C stops after the
     /// current step and saves; --resume goes on exactly where the run stopped.
+    /// Before the run and each epoch, RUN_DIR's disk must hold the checkpoints still to
+    /// come (each epoch's is kept) and a new best/, plus VIDI_MIN_FREE_BYTES (default
+    /// 64 MiB) left free.
     ///
     /// Example: vidi train --data UCF101_subset --model MCG-NJU/videomae-base --out run1
     /// Example (CPU, effective batch 8): vidi train --data d --model m --out r --batch-size 2 --grad-accum 4
     /// Example: vidi train --resume run1
+    /// Example (one epoch more for a finished 4-epoch run): vidi train --resume run1 --epochs 5
     Train(train::TrainArgs),
     /// Evaluate a model on a split: accuracy, top-5, per-class precision/recall/F1,
     /// the confusion matrix, and the misclassified videos with their top-3.

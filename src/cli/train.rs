@@ -16,7 +16,8 @@ use super::common::{load_model, print_json, progress_bar, resolve_model, ModelAr
 /// `vidi train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Continue the run in this folder from its latest checkpoint (every other option comes from its config.json).
+    /// Continue the run in this folder from its latest checkpoint. Its settings come from its
+    /// config.json; only --epochs and --max-unreadable may change them (and are saved there).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["data", "model", "out"])]
     pub resume: Option<PathBuf>,
     /// Dataset folder with train/ and val/ (and test/) holding one folder per class.
@@ -34,9 +35,13 @@ pub struct TrainArgs {
     /// The run folder to create: config.json, metrics.jsonl, checkpoint-epoch-N/, best/.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
-    /// Passes over the train split.
-    #[arg(long, default_value_t = 4)]
-    pub epochs: usize,
+    /// Passes over the train split [default: 4]. With --resume, a new length for the run (at
+    /// least the epochs begun): the steps done keep their learning rates, the rest follow the
+    /// warm-up and linear decay over the new total, as the transformers Trainer does when
+    /// resumed with more epochs (so a run extended from 2 to 3 epochs differs from one started
+    /// with 3; resumed with its own length, a run repeats the uninterrupted one exactly).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Clips per forward pass. With --grad-accum N, one step sees batch-size x N clips.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
@@ -91,6 +96,11 @@ pub struct TrainArgs {
     /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
+    /// The largest share of a split's videos (train, val or test) that may be unreadable: each
+    /// one is reported and left out, and more stops the run before it starts [default: 0.1,
+    /// more than 1 in 10]. Works with --resume.
+    #[arg(long, value_name = "SHARE")]
+    pub max_unreadable: Option<f64>,
     /// Print the progress events as JSON lines instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -219,15 +229,26 @@ impl EventView {
                 start_step,
                 train_videos,
                 val_videos,
+                unreadable,
+                extended_from_epochs,
                 labels,
                 device,
                 load_report,
                 ..
             } => {
+                let left_out = match unreadable {
+                    0 => String::new(),
+                    n => format!(" ({n} unreadable left out)"),
+                };
                 eprintln!(
-                    "training on {device}: {train_videos} train / {val_videos} val videos, {} labels, {total_steps} steps",
+                    "training on {device}: {train_videos} train / {val_videos} val videos{left_out}, {} labels, {total_steps} steps",
                     labels.len()
                 );
+                if let Some(from) = extended_from_epochs {
+                    eprintln!(
+                        "the run's length changed (it had {from} epoch(s)): the steps from here follow the learning-rate schedule over {total_steps} steps"
+                    );
+                }
                 if let Some(r) = load_report {
                     if !r.newly_initialized.is_empty() {
                         eprintln!("newly initialised: {}", r.newly_initialized.join(", "));
@@ -293,7 +314,12 @@ fn with_events<T: Send>(
 pub fn train(a: TrainArgs) -> Result<()> {
     let cancel = ctrl_c_token();
     let (cfg, out) = match &a.resume {
-        Some(dir) => (None, dir.clone()),
+        Some(dir) => {
+            let opts = vidi::train::ResumeOptions { epochs: a.epochs, max_unreadable: a.max_unreadable };
+            let mode = if a.json { View::JsonLines } else { View::Human };
+            let summary = with_events(mode, |tx| vidi::train::resume(dir, &opts, tx, &cancel))??;
+            return print_summary(&summary, a.json);
+        }
         None => {
             let (Some(data), Some(model), Some(out)) = (a.data.clone(), a.model.clone(), a.out.clone()) else {
                 bail!("--data, --model and --out are needed (or --resume RUN_DIR)");
@@ -307,7 +333,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 data,
                 model,
                 revision: a.revision.clone(),
-                epochs: a.epochs,
+                epochs: a.epochs.unwrap_or(TrainConfig::default().epochs),
                 batch_size: a.batch_size,
                 grad_accum: a.grad_accum,
                 lr: a.lr,
@@ -328,17 +354,22 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 short_side,
                 flip_p: a.flip_p,
                 device: vidi::backend::choice_from(a.device)?,
+                max_unreadable: a.max_unreadable.unwrap_or(vidi::train::DEFAULT_MAX_UNREADABLE),
             };
             if !cfg.model.is_empty() && !std::path::Path::new(&cfg.model).is_dir() {
                 // A Hub id: fetch it with a progress bar before training starts.
                 resolve_model(&cfg.model, cfg.revision.as_deref(), a.timeout)?;
             }
-            (Some(cfg), out)
+            (cfg, out)
         }
     };
     let mode = if a.json { View::JsonLines } else { View::Human };
-    let summary = with_events(mode, |tx| vidi::train::train(cfg.as_ref(), &out, tx, &cancel))??;
-    if a.json {
+    let summary = with_events(mode, |tx| vidi::train::train(Some(&cfg), &out, tx, &cancel))??;
+    print_summary(&summary, a.json)
+}
+
+fn print_summary(summary: &vidi::train::TrainSummary, json: bool) -> Result<()> {
+    if json {
         return Ok(());
     }
     if let Some(b) = summary.best_accuracy {
@@ -371,7 +402,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let cancel = ctrl_c_token();
     let report = vidi::eval::evaluate(&model, &items, &opts, &mut |d, _| pb.set_position(d as u64), &cancel)?;
     pb.finish_and_clear();
-    for u in &index.unreadable {
+    // Only the split evaluated: the others' unreadable files do not concern this report.
+    for u in index.unreadable_in(&a.split) {
         eprintln!("unreadable, not counted: {}: {}", u.path.display(), u.reason);
     }
     if let Some(out) = &a.out {

@@ -57,6 +57,9 @@ pub struct Unreadable {
     pub path: PathBuf,
     /// Why, in one line.
     pub reason: String,
+    /// `train`, `val` or `test`; `None` in a flat folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
 }
 
 /// A UCF101 group found in more than one split.
@@ -101,6 +104,11 @@ impl DatasetIndex {
     /// The readable samples of one split (`None` = a flat folder's samples).
     pub fn split(&self, split: &str) -> Vec<&Sample> {
         self.samples.iter().filter(|s| s.split.as_deref() == Some(split)).collect()
+    }
+
+    /// The unreadable files of one split.
+    pub fn unreadable_in<'a>(&'a self, split: &'a str) -> impl Iterator<Item = &'a Unreadable> + 'a {
+        self.unreadable.iter().filter(move |u| u.split.as_deref() == Some(split))
     }
 }
 
@@ -205,7 +213,7 @@ pub fn index_folder_with_progress(
             } else if is_video_file(&f) {
                 // Named like a video but not a file: listed, never opened.
                 if let Some(reason) = crate::video::not_a_file_reason(&f) {
-                    special.push(Unreadable { path: f, reason });
+                    special.push(Unreadable { path: f, reason, split: split.clone() });
                 }
             }
         }
@@ -225,7 +233,7 @@ pub fn index_folder_with_progress(
     for ((split, class, path), info) in candidates.into_iter().zip(infos) {
         match info {
             Ok(info) => kept.push((split, class, path, info)),
-            Err(reason) => unreadable.push(Unreadable { path, reason }),
+            Err(reason) => unreadable.push(Unreadable { path, reason, split }),
         }
     }
     unreadable.sort_by(|a, b| a.path.cmp(&b.path));

@@ -12,6 +12,9 @@
 //! - `.lock`: while a run is under way, its process id and command ([`lock`]):
 //!   a second `vidi train` on the folder is refused.
 //!
+//! Before a run starts and before each epoch, the run folder's disk must have
+//! room for the checkpoints still to come and a new `best/` ([`space`]).
+//!
 //! Every random choice derives from (seed, epoch, position), and a checkpoint
 //! holds the weights and AdamW moments exactly, so a resumed run repeats the
 //! uninterrupted one.
@@ -19,8 +22,9 @@
 pub mod lock;
 pub mod optim;
 mod run;
+pub mod space;
 
-pub use run::{latest_checkpoint, train_on};
+pub use run::{latest_checkpoint, resume_on, train_on};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -32,6 +36,7 @@ use burn::tensor::{activation, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceChoice;
+use crate::dataset::index::Unreadable;
 use crate::dataset::loader::Item;
 use crate::dataset::presets::TrainPreset;
 use crate::dataset::{index_folder, IndexOptions, Layout};
@@ -78,6 +83,29 @@ pub struct TrainConfig {
     pub flip_p: f64,
     /// Where to compute.
     pub device: DeviceChoice,
+    /// The largest share of a split's files (train, val or test) that may be
+    /// unreadable; more stops the run before it starts. Each one is reported.
+    #[serde(default = "default_max_unreadable")]
+    pub max_unreadable: f64,
+}
+
+/// [`TrainConfig::max_unreadable`]'s default: more than 1 file in 10 unreadable stops a run.
+pub const DEFAULT_MAX_UNREADABLE: f64 = 0.1;
+
+fn default_max_unreadable() -> f64 {
+    DEFAULT_MAX_UNREADABLE
+}
+
+/// What `--resume` may change in a run's settings (saved back into its `config.json`).
+#[derive(Clone, Debug, Default)]
+pub struct ResumeOptions {
+    /// A new number of epochs: the steps already done stay as they were, the
+    /// rest follow the learning-rate schedule over the new total (as the
+    /// transformers Trainer does when resumed with another `num_train_epochs`).
+    /// At least the epochs already (partly) done.
+    pub epochs: Option<usize>,
+    /// A new [`TrainConfig::max_unreadable`].
+    pub max_unreadable: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -101,6 +129,7 @@ impl Default for TrainConfig {
             short_side: None,
             flip_p: 0.5,
             device: DeviceChoice::Auto,
+            max_unreadable: DEFAULT_MAX_UNREADABLE,
         }
     }
 }
@@ -136,6 +165,10 @@ pub enum TrainEvent {
         train_videos: usize,
         /// Val videos.
         val_videos: usize,
+        /// Unreadable files left out (each one reported by a `Skipped` event before this one).
+        unreadable: usize,
+        /// The epochs the run had before `--resume --epochs` changed them.
+        extended_from_epochs: Option<usize>,
         /// Labels.
         labels: Vec<String>,
         /// The compute device.
@@ -193,7 +226,9 @@ pub enum TrainEvent {
         /// Its folder.
         path: PathBuf,
     },
-    /// A video could not be used and was skipped.
+    /// A video could not be used and was skipped: a file of the dataset that
+    /// cannot be read (reported before `Started`), or one whose clip failed to
+    /// decode during an epoch.
     Skipped {
         /// The file.
         path: PathBuf,
@@ -256,6 +291,39 @@ pub enum TrainError {
         /// The process holding it, when its lock file says.
         pid: Option<u32>,
     },
+    /// More of a split's files are unreadable than [`TrainConfig::max_unreadable`] allows.
+    #[error("{}", unreadable_text(.data, .split, *.bad, *.total, *.max, .first))]
+    TooManyUnreadable {
+        /// The dataset folder.
+        data: PathBuf,
+        /// `train`, `val` or `test`.
+        split: String,
+        /// Unreadable files in the split.
+        bad: usize,
+        /// Files in the split, readable or not.
+        total: usize,
+        /// The share allowed.
+        max: f64,
+        /// The first few unreadable files.
+        first: Vec<PathBuf>,
+    },
+    /// The run folder's disk has no room for what the run still writes.
+    #[error(
+        "{}: not enough free space: {} free, the run needs about {} ({}); {}",
+        .dir.display(), crate::util::size_text(*.free), crate::util::size_text(*.need), .what, .hint
+    )]
+    NoSpace {
+        /// The run folder.
+        dir: PathBuf,
+        /// Bytes free there.
+        free: u64,
+        /// Bytes needed.
+        need: u64,
+        /// What they are for.
+        what: String,
+        /// What to do.
+        hint: String,
+    },
     /// Writing the run folder failed (nothing before the failing write is lost).
     #[error("{path}: {source}")]
     Io {
@@ -281,6 +349,29 @@ pub enum TrainError {
     },
 }
 
+/// A share as a percentage for people: 0.1 -> "10%", 2/13 -> "15.4%".
+fn percent(share: f64) -> String {
+    let s = format!("{:.1}", share * 100.0);
+    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+}
+
+fn unreadable_text(data: &Path, split: &str, bad: usize, total: usize, max: f64, first: &[PathBuf]) -> String {
+    let mut names: Vec<String> =
+        first.iter().map(|p| p.strip_prefix(data).unwrap_or(p).display().to_string()).collect();
+    if bad > first.len() {
+        names.push(format!("and {} more", bad - first.len()));
+    }
+    format!(
+        "{}: {bad} of {total} {split} videos cannot be read ({}, more than the {} --max-unreadable allows): {}; \
+         fix or remove them (vidi dataset inspect {} lists them all) or allow more with --max-unreadable",
+        data.display(),
+        percent(bad as f64 / total.max(1) as f64),
+        percent(max),
+        names.join(", "),
+        data.display()
+    )
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.into(), source }
 }
@@ -288,11 +379,53 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 /// A stop request shared with the UI (Ctrl-C, the GUI's Stop button).
 pub type CancelToken = Arc<AtomicBool>;
 
-/// The train and val items of a split-layout dataset, and its labels.
-pub fn dataset_items(
-    data: &Path,
-    workers: usize,
-) -> Result<(Vec<String>, Vec<Item>, Vec<Item>, Vec<Item>), TrainError> {
+/// A split-layout dataset as a run uses it.
+#[derive(Clone, Debug)]
+pub struct DatasetItems {
+    /// The labels (class folder names, sorted).
+    pub labels: Vec<String>,
+    /// The readable train videos.
+    pub train: Vec<Item>,
+    /// The readable val videos.
+    pub val: Vec<Item>,
+    /// The readable test videos.
+    pub test: Vec<Item>,
+    /// The files of the three splits that cannot be read, by path.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl DatasetItems {
+    /// The readable videos of `split`.
+    pub fn split(&self, split: &str) -> &[Item] {
+        match split {
+            "train" => &self.train,
+            "val" => &self.val,
+            _ => &self.test,
+        }
+    }
+
+    /// Refuses a split with more than `max` of its files unreadable.
+    pub fn check_unreadable(&self, data: &Path, max: f64) -> Result<(), TrainError> {
+        for split in crate::dataset::index::SPLITS {
+            let bad: Vec<&Unreadable> = self.unreadable.iter().filter(|u| u.split.as_deref() == Some(split)).collect();
+            let total = bad.len() + self.split(split).len();
+            if !bad.is_empty() && bad.len() as f64 > max * total as f64 {
+                return Err(TrainError::TooManyUnreadable {
+                    data: data.to_path_buf(),
+                    split: split.to_string(),
+                    bad: bad.len(),
+                    total,
+                    max,
+                    first: bad.iter().take(3).map(|u| u.path.clone()).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The train, val and test items of a split-layout dataset, its labels and its unreadable files.
+pub fn dataset_items(data: &Path, workers: usize) -> Result<DatasetItems, TrainError> {
     let index = index_folder(data, &IndexOptions { check_readable: true, threads: workers.max(1) })?;
     if index.layout != Layout::Split {
         return Err(TrainError::Config(format!(
@@ -304,7 +437,13 @@ pub fn dataset_items(
     let items = |split: &str| -> Vec<Item> {
         index.samples.iter().filter(|s| s.split.as_deref() == Some(split) && s.info.is_some()).map(Item::from).collect()
     };
-    Ok((index.classes.clone(), items("train"), items("val"), items("test")))
+    Ok(DatasetItems {
+        labels: index.classes.clone(),
+        train: items("train"),
+        val: items("val"),
+        test: items("test"),
+        unreadable: index.unreadable.clone(),
+    })
 }
 
 /// The guide's train preset for a model: its frames, mean/std and size
@@ -405,4 +544,15 @@ pub fn train(
     cancel: &AtomicBool,
 ) -> Result<TrainSummary, TrainError> {
     train_on(cfg, out, events, cancel, None)
+}
+
+/// Goes on with the run in `out` from its latest checkpoint, with `opts`
+/// changing its settings ([`train`] with no `cfg` changes none).
+pub fn resume(
+    out: &Path,
+    opts: &ResumeOptions,
+    events: &SyncSender<TrainEvent>,
+    cancel: &AtomicBool,
+) -> Result<TrainSummary, TrainError> {
+    resume_on(out, opts, events, cancel, None)
 }

@@ -5,17 +5,20 @@
 //! [`Run::finish`] (a stopped run's checkpoint, the test evaluation, the summary),
 //! all under the run folder's [`RunLock`].
 
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
+use burn::module::Module;
+
 use super::lock::RunLock;
 use super::optim::{self, AdamW, GradAccumulator};
 use super::{
-    accumulate, apply_step, dataset_items, inference_copy, io_err, train_preset, TrainConfig, TrainError, TrainEvent,
-    TrainSummary, TrainerState,
+    accumulate, apply_step, dataset_items, inference_copy, io_err, space, train_preset, ResumeOptions, TrainConfig,
+    TrainError, TrainEvent, TrainSummary, TrainerState,
 };
 use crate::backend;
 use crate::dataset::loader::{Item, Loader, LoaderOptions};
@@ -32,18 +35,67 @@ pub fn train_on(
     cancel: &AtomicBool,
     compute: Option<&backend::Compute>,
 ) -> Result<TrainSummary, TrainError> {
+    run(cfg, &ResumeOptions::default(), out, events, cancel, compute)
+}
+
+/// [`super::resume`] on a device the caller already has (see [`train_on`]).
+pub fn resume_on(
+    out: &Path,
+    opts: &ResumeOptions,
+    events: &SyncSender<TrainEvent>,
+    cancel: &AtomicBool,
+    compute: Option<&backend::Compute>,
+) -> Result<TrainSummary, TrainError> {
+    run(None, opts, out, events, cancel, compute)
+}
+
+fn run(
+    cfg: Option<&TrainConfig>,
+    opts: &ResumeOptions,
+    out: &Path,
+    events: &SyncSender<TrainEvent>,
+    cancel: &AtomicBool,
+    compute: Option<&backend::Compute>,
+) -> Result<TrainSummary, TrainError> {
     let t0 = Instant::now();
     // Before anything in `out` is read: the run's settings and checkpoints are this process's alone.
     let _lock = RunLock::acquire(out, cfg.is_some())?;
     let (cfg, resume_from) = settings(cfg, out)?;
-    let plan = Plan::new(cfg)?;
+    let mut changed = cfg.clone();
+    if let Some(m) = opts.max_unreadable {
+        changed.max_unreadable = m;
+    }
+    let mut extended_from = None;
+    if let Some(epochs) = opts.epochs.filter(|e| *e != cfg.epochs) {
+        if let Some(m) = cfg.max_steps {
+            return Err(TrainError::Config(format!(
+                "{}: this run ends at --max-steps {m}, which --epochs does not change",
+                out.display()
+            )));
+        }
+        changed.epochs = epochs;
+        extended_from = Some(cfg.epochs);
+    }
+    let plan = Plan::new(changed, events)?;
+    if let Some((_, state)) = resume_from.as_ref().filter(|(_, s)| s.global_step > plan.total_steps) {
+        let done = state.global_step.div_ceil(plan.steps_per_epoch);
+        return Err(TrainError::Config(format!(
+            "{}: the run has done {} steps, which take {done} epoch(s) of {}; --epochs must be at least {done}",
+            out.display(),
+            state.global_step,
+            plan.steps_per_epoch
+        )));
+    }
     let compute = match compute {
         Some(c) => c.clone(),
         None => backend::select(backend::choice_from(Some(plan.cfg.device))?)?,
     };
+    // A resumed run whose settings changed keeps them for its later resumes.
+    let save_config = resume_from.is_none() || serde_json::to_value(&plan.cfg).ok() != serde_json::to_value(&cfg).ok();
+    let start = Start { resume_from, save_config, extended_from };
     let (device, is_gpu) = (compute.device.clone(), compute.is_gpu);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let (run, model, opt, state) = Run::start(plan, out, resume_from, compute, events, cancel)?;
+        let (run, model, opt, state) = Run::start(plan, out, start, compute, events, cancel)?;
         let (model, opt, state, stopped) = run.epochs(model, opt, state)?;
         run.finish(model, opt, state, stopped, t0)
     }));
@@ -62,6 +114,14 @@ pub fn train_on(
             None => std::panic::resume_unwind(panic),
         },
     }
+}
+
+/// How a run starts: from its latest checkpoint or anew, and whether its
+/// `config.json` is (re)written.
+struct Start {
+    resume_from: Option<(PathBuf, TrainerState)>,
+    save_config: bool,
+    extended_from: Option<usize>,
 }
 
 /// The settings of the run in `out`: `cfg` for a new one (`out` must not hold
@@ -99,6 +159,8 @@ struct Plan {
     train_items: Vec<Item>,
     val_items: Vec<Item>,
     test_items: Vec<Item>,
+    /// Unreadable files left out of the splits.
+    unreadable: usize,
     /// Clips per optimizer step (batch size x gradient accumulation).
     effective: usize,
     steps_per_epoch: u64,
@@ -107,15 +169,28 @@ struct Plan {
 }
 
 impl Plan {
-    /// Checks the settings and the data, and counts the steps.
-    fn new(cfg: TrainConfig) -> Result<Plan, TrainError> {
+    /// Checks the settings and the data (each unreadable file is reported as
+    /// a `Skipped` event), and counts the steps.
+    fn new(cfg: TrainConfig, events: &SyncSender<TrainEvent>) -> Result<Plan, TrainError> {
         if cfg.batch_size == 0 || cfg.grad_accum == 0 || cfg.epochs == 0 {
             return Err(TrainError::Config("batch size, gradient accumulation and epochs must be at least 1".into()));
         }
         if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
             return Err(TrainError::Config(format!("learning rate must be positive, got {}", cfg.lr)));
         }
-        let (labels, train_items, val_items, test_items) = dataset_items(&cfg.data, cfg.workers)?;
+        if !(0.0..=1.0).contains(&cfg.max_unreadable) {
+            return Err(TrainError::Config(format!(
+                "--max-unreadable takes a share from 0 to 1, got {}",
+                cfg.max_unreadable
+            )));
+        }
+        let data = dataset_items(&cfg.data, cfg.workers)?;
+        for u in &data.unreadable {
+            let _ = events.send(TrainEvent::Skipped { path: u.path.clone(), reason: u.reason.clone() });
+        }
+        data.check_unreadable(&cfg.data, cfg.max_unreadable)?;
+        let unreadable = data.unreadable.len();
+        let (labels, train_items, val_items, test_items) = (data.labels, data.train, data.val, data.test);
         if train_items.is_empty() {
             return Err(TrainError::Config(format!("{}: no readable videos in train/", cfg.data.display())));
         }
@@ -129,7 +204,18 @@ impl Plan {
         }
         let total_steps = cfg.max_steps.unwrap_or(steps_per_epoch * cfg.epochs as u64);
         let warmup = optim::warmup_steps(total_steps, cfg.warmup_ratio);
-        Ok(Plan { cfg, labels, train_items, val_items, test_items, effective, steps_per_epoch, total_steps, warmup })
+        Ok(Plan {
+            cfg,
+            labels,
+            train_items,
+            val_items,
+            test_items,
+            unreadable,
+            effective,
+            steps_per_epoch,
+            total_steps,
+            warmup,
+        })
     }
 }
 
@@ -145,6 +231,27 @@ struct Run<'a> {
     resume_from: Option<(PathBuf, TrainerState)>,
     preset: Preset,
     eval_opts: EvalOptions,
+    space: Space,
+}
+
+/// What the run's writes take on its disk: estimated from the model's size
+/// until a checkpoint and `best/` are written, then their real sizes.
+struct Space {
+    checkpoint: Cell<u64>,
+    best: Cell<u64>,
+    /// Bytes left free beyond them.
+    reserve: u64,
+}
+
+/// When a space check is made, for the advice of its error.
+#[derive(Clone, Copy, PartialEq)]
+enum Moment {
+    /// Before a new run writes anything.
+    New,
+    /// Before a resumed run, or an epoch of a run, trains.
+    Before,
+    /// At the end of an epoch, before its checkpoint is written.
+    EpochEnd,
 }
 
 impl<'a> Run<'a> {
@@ -155,15 +262,17 @@ impl<'a> Run<'a> {
     fn start(
         plan: Plan,
         out: &'a Path,
-        resume_from: Option<(PathBuf, TrainerState)>,
+        start: Start,
         compute: backend::Compute,
         events: &'a SyncSender<TrainEvent>,
         cancel: &'a AtomicBool,
     ) -> Result<(Run<'a>, VideoModel, AdamW, TrainerState), TrainError> {
+        let Start { resume_from, save_config, extended_from } = start;
         let ad = compute.device.clone().autodiff();
         std::fs::create_dir_all(out).map_err(io_err(out))?;
         let metrics = Metrics { path: out.join("metrics.jsonl") };
         let cfg = &plan.cfg;
+        let reserve = space::reserve()?;
         let (model, opt, state, load_report): (_, _, _, Option<LoadReport>) = match &resume_from {
             Some((dir, state)) => {
                 let (m, _) = VideoModel::load(dir, &LoadOptions::default(), &ad)?;
@@ -174,20 +283,42 @@ impl<'a> Run<'a> {
                     )));
                 }
                 let opt = AdamW::load(cfg.adamw.clone(), state.global_step, &dir.join("optimizer.safetensors"), &ad)?;
-                metrics.truncate_after(state.global_step)?;
                 (m, opt, state.clone(), None)
             }
             None => {
                 let dir = crate::hub::resolve_model(&cfg.model, cfg.revision.as_deref(), None)?;
                 let opts = LoadOptions { labels: Some(plan.labels.clone()), seed: cfg.seed };
                 let (m, report) = VideoModel::load(&dir, &opts, &ad)?;
-                let json = serde_json::to_string_pretty(cfg).unwrap_or_default();
-                let config_path = out.join("config.json");
-                crate::util::write_atomic(&config_path, json.as_bytes()).map_err(io_err(&config_path))?;
-                let _ = std::fs::remove_file(&metrics.path);
                 (m, AdamW::new(cfg.adamw.clone()), TrainerState::default(), Some(report))
             }
         };
+        let params = model.net.num_params() as u64;
+        let measured = |dir: &Path| Some(space::dir_size(dir)).filter(|s| *s > 0);
+        let best_dir = out.join("best");
+        let space = Space {
+            checkpoint: Cell::new(
+                resume_from
+                    .as_ref()
+                    .and_then(|(d, _)| measured(d))
+                    .unwrap_or_else(|| space::checkpoint_estimate(params)),
+            ),
+            best: Cell::new(measured(&best_dir).unwrap_or_else(|| space::model_estimate(params))),
+            reserve,
+        };
+        // Nothing is written before the disk is known to have room for the run.
+        let moment = if resume_from.is_some() { Moment::Before } else { Moment::New };
+        check_space(out, &space, checkpoints_left(&plan, &state), moment)?;
+        if save_config {
+            let json = serde_json::to_string_pretty(cfg).unwrap_or_default();
+            let config_path = out.join("config.json");
+            crate::util::write_atomic(&config_path, json.as_bytes()).map_err(io_err(&config_path))?;
+        }
+        match &resume_from {
+            Some(_) => metrics.truncate_after(state.global_step)?,
+            None => {
+                let _ = std::fs::remove_file(&metrics.path);
+            }
+        }
         let preset = Preset::Train(train_preset(&model, cfg));
         let eval_opts = EvalOptions {
             clips: 1,
@@ -203,11 +334,13 @@ impl<'a> Run<'a> {
             start_step: state.global_step,
             train_videos: plan.train_items.len(),
             val_videos: plan.val_items.len(),
+            unreadable: plan.unreadable,
+            extended_from_epochs: extended_from,
             labels: plan.labels.clone(),
             device: compute.description.clone(),
             load_report,
         });
-        let run = Run { plan, out, metrics, events, cancel, compute, resume_from, preset, eval_opts };
+        let run = Run { plan, out, metrics, events, cancel, compute, resume_from, preset, eval_opts, space };
         Ok((run, model, opt, state))
     }
 
@@ -227,7 +360,12 @@ impl<'a> Run<'a> {
         let (mut log_loss, mut log_n) = (0f64, 0u64);
         let (mut clips_done, t_train) = (0usize, Instant::now());
         let start_step = state.global_step;
+        let mut first = true;
         while state.global_step < p.total_steps {
+            if !std::mem::take(&mut first) {
+                // The disk may have filled since: stop before an epoch whose checkpoint would not fit.
+                check_space(self.out, &self.space, checkpoints_left(p, &state), Moment::Before)?;
+            }
             let loader = Loader::new(
                 p.train_items.clone(),
                 self.preset.clone(),
@@ -311,6 +449,7 @@ impl<'a> Run<'a> {
     /// model, and write the epoch's checkpoint.
     fn end_epoch(&self, model: &VideoModel, opt: &AdamW, state: &mut TrainerState) -> Result<(), TrainError> {
         let epoch_done = state.epoch + 1;
+        check_space(self.out, &self.space, 1, Moment::EpochEnd)?;
         let eval_model = inference_copy(model);
         let best_dir = self.best_dir();
         if !self.plan.val_items.is_empty() {
@@ -332,16 +471,19 @@ impl<'a> Run<'a> {
                 state.best_accuracy = Some(r.accuracy);
                 state.best_step = Some(state.global_step);
                 write_dir_atomically(&best_dir, |d| Ok(eval_model.export(d)?))?;
+                self.space.best.set(space::dir_size(&best_dir));
             }
         } else {
             // No val split: the latest model is the one kept.
             state.best_step = Some(state.global_step);
             write_dir_atomically(&best_dir, |d| Ok(eval_model.export(d)?))?;
+            self.space.best.set(space::dir_size(&best_dir));
         }
         state.epoch = epoch_done;
         state.step_in_epoch = 0;
         let ckpt = self.out.join(format!("checkpoint-epoch-{epoch_done}"));
         save_checkpoint(&ckpt, &eval_model, opt, state)?;
+        self.space.checkpoint.set(space::dir_size(&ckpt));
         let _ = self.events.send(TrainEvent::Checkpoint { path: ckpt });
         Ok(())
     }
@@ -385,7 +527,8 @@ impl<'a> Run<'a> {
     fn test(&self, best_dir: &Path, step: u64) -> Result<EvalReport, TrainError> {
         let (best, _) = VideoModel::load(best_dir, &LoadOptions::default(), &self.compute.device)?;
         let r = evaluate(&best, &self.plan.test_items, &self.eval_opts, &mut |_, _| {}, self.cancel)?;
-        self.metrics.append(&serde_json::json!({
+        // Resuming a finished run evaluates its best model again: the row replaces the one of the same step.
+        self.metrics.replace_test_row(&serde_json::json!({
             "step": step, "test_accuracy": r.accuracy, "test_top5_accuracy": r.top5_accuracy,
             "test_loss": r.loss, "test_videos": r.videos,
         }))?;
@@ -393,6 +536,45 @@ impl<'a> Run<'a> {
         crate::eval::write_report(&r, &dir).map_err(io_err(&dir))?;
         Ok(r)
     }
+}
+
+/// The epoch checkpoints a run at `state` still writes (the one of the epoch under way counted).
+fn checkpoints_left(plan: &Plan, state: &TrainerState) -> u64 {
+    if state.global_step >= plan.total_steps {
+        return 0;
+    }
+    (plan.total_steps - state.global_step + state.step_in_epoch).div_ceil(plan.steps_per_epoch)
+}
+
+/// Refuses to go on when the disk of `out` has no room for `checkpoints` more
+/// checkpoints and a new `best/` (written beside the old one) and the reserve.
+fn check_space(out: &Path, space: &Space, checkpoints: u64, moment: Moment) -> Result<(), TrainError> {
+    if checkpoints == 0 {
+        return Ok(());
+    }
+    let Some(free) = space::free_bytes(out) else { return Ok(()) };
+    let (ckpt, best) = (space.checkpoint.get(), space.best.get());
+    let need = checkpoints.saturating_mul(ckpt).saturating_add(best).saturating_add(space.reserve);
+    if free >= need {
+        return Ok(());
+    }
+    let size = crate::util::size_text;
+    let mut what = match checkpoints {
+        1 => format!("a checkpoint of {} and best/ of {}", size(ckpt), size(best)),
+        n => format!("{n} checkpoints of {} and best/ of {}", size(ckpt), size(best)),
+    };
+    if space.reserve > 0 {
+        what += &format!(", with {} left free ({})", size(space.reserve), space::RESERVE_ENV);
+    }
+    let resume = format!("vidi train --resume {}", out.display());
+    let hint = match moment {
+        Moment::New => "free some space or pick another --out (nothing was written)".to_string(),
+        Moment::Before => format!("free some space, then continue with: {resume}"),
+        Moment::EpochEnd => {
+            format!("this epoch's steps are not saved; free some space, then continue from the last checkpoint with: {resume}")
+        }
+    };
+    Err(TrainError::NoSpace { dir: out.to_path_buf(), free, need, what, hint })
 }
 
 /// The run folder's checkpoint with the most steps, and where it stands.
@@ -413,22 +595,33 @@ pub fn latest_checkpoint(run: &Path) -> Option<(PathBuf, TrainerState)> {
     best
 }
 
-/// Writes a folder aside (`NAME.tmp`) and renames it into place, replacing an older one.
+/// Writes a folder aside (`NAME.tmp`) and renames it into place, replacing an
+/// older one. When that fails (a full disk), the half-written folder is
+/// removed and the older one stays.
 fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), TrainError>) -> Result<(), TrainError> {
     let tmp = dir.with_extension("tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    fill(&tmp)?;
     let old = dir.with_extension("old");
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    let placed = (|| {
+        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        fill(&tmp)?;
+        if dir.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+            }
+            std::fs::rename(dir, &old).map_err(io_err(dir))?;
         }
-        std::fs::rename(dir, &old).map_err(io_err(dir))?;
+        std::fs::rename(&tmp, dir).map_err(io_err(dir))
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !dir.exists() && old.exists() {
+            let _ = std::fs::rename(&old, dir);
+        }
+        return Err(e);
     }
-    std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
     if old.exists() {
         let _ = std::fs::remove_dir_all(&old);
     }
@@ -444,6 +637,26 @@ impl Metrics {
         let mut f =
             std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io_err(&self.path))?;
         writeln!(f, "{line}").map_err(io_err(&self.path))
+    }
+
+    /// Appends a test evaluation's row, in place of one of the same step.
+    fn replace_test_row(&self, line: &serde_json::Value) -> Result<(), TrainError> {
+        let step = line.get("step").and_then(|s| s.as_u64());
+        let raw = match std::fs::read_to_string(&self.path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_err(&self.path)(e)),
+        };
+        let mut kept: String = raw
+            .lines()
+            .filter(|l| {
+                let v = serde_json::from_str::<serde_json::Value>(l).ok();
+                !v.is_some_and(|v| v.get("test_accuracy").is_some() && v.get("step").and_then(|s| s.as_u64()) == step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        kept += &format!("{line}\n");
+        crate::util::write_atomic(&self.path, kept.as_bytes()).map_err(io_err(&self.path))
     }
 
     /// Keeps only the lines up to `step` (resuming repeats what came after).
@@ -471,4 +684,30 @@ fn save_checkpoint(dir: &Path, model: &VideoModel, opt: &AdamW, state: &TrainerS
         let p = d.join("trainer_state.json");
         crate::util::write_atomic(&p, json.as_bytes()).map_err(io_err(&p))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder whose writing fails part-way (here with the real "no space
+    /// left" error of a write to /dev/full) leaves no `NAME.tmp` behind, and
+    /// the older folder stays as it was.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_folder_write_leaves_the_older_folder_and_no_tmp() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("checkpoint-epoch-1");
+        write_dir_atomically(&dir, |d| std::fs::write(d.join("a"), b"old").map_err(io_err(d))).expect("first write");
+        let full = Path::new("/dev/full");
+        let e = write_dir_atomically(&dir, |d| {
+            std::fs::write(d.join("a"), b"new, half written").map_err(io_err(d))?;
+            std::fs::write(full, vec![0u8; 1 << 16]).map_err(io_err(full))
+        })
+        .expect_err("a write to /dev/full succeeded");
+        assert!(matches!(&e, TrainError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC)), "{e}");
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["checkpoint-epoch-1"]);
+        assert_eq!(std::fs::read(dir.join("a")).expect("older folder"), b"old");
+    }
 }

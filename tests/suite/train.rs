@@ -14,6 +14,8 @@ use vidi::train::{TrainConfig, TrainEvent};
 
 use crate::{fixtures, read_tensor};
 
+mod guards;
+
 fn ad_cpu() -> burn::tensor::Device {
     vidi::backend::cpu().device.autodiff()
 }
@@ -452,10 +454,12 @@ fn a_run_folder_in_use_is_refused_to_a_second_process() {
     }
     assert!(!out.join(".lock").exists());
     // Free again: a later process takes the folder (the run is complete, so
-    // resuming it only evaluates the best model on test once more).
+    // resuming it only evaluates the best model on test once more, in place
+    // of that step's row).
     let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
         .args(["train", "--json", "--resume", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(guards::rows_with(&out, "test_accuracy"), [total]);
 }
