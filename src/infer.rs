@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
 use crate::video::indices::{pipeline_indices, whole_video_indices};
-use crate::video::{decode_indices, decode_uniform, probe_stream, DecodeOptions, RgbFrame, VideoError};
+use crate::video::{decode_indices, decode_uniform, probe_stream, without_path, DecodeOptions, RgbFrame, VideoError};
 
 /// How frames are chosen from a video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -29,6 +29,10 @@ pub enum Sampling {
     /// Several clips spread over the video (`--clips`), softmax scores averaged: the
     /// multi-view protocol of the VideoMAE paper; most accurate, `--clips` times slower.
     Multi,
+    /// The view `vidi eval` scores (the guide's validation transform): the first of
+    /// the uniform clip windows of `num_frames x 4 / 30` s, resized to the model's
+    /// size. The same scores as evaluation gives the video.
+    Eval,
 }
 
 /// Options for [`classify`].
@@ -124,6 +128,12 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
             }
         }
         Sampling::Uniform => Ok(vec![process(decode_uniform(video, n, &dec)?.0)?]),
+        Sampling::Eval => {
+            let item = crate::dataset::loader::Item { path: video.to_path_buf(), label: 0, duration_s: None };
+            let views = crate::eval::video_views(&item, model, &Default::default())
+                .map_err(|e| VideoError::Clip { path: video.to_path_buf(), message: without_path(&e, video) })?;
+            Ok(views.into_iter().map(|c| HostTensor::new(vec![c.t, c.c, c.h, c.w], c.data)).collect())
+        }
         Sampling::Multi => {
             let total = probe_stream(video, opts.stream)?.frames;
             let span = n * opts.frame_sampling_rate.max(1);

@@ -135,6 +135,7 @@ impl<P: Send + 'static, R: Send + 'static> JobKey<P, R> {
                 let reporter = Reporter { tx, ctx: ctx.clone() };
                 let (stop, repaint) = (cancel.clone(), ctx.clone());
                 let promise = Promise::spawn_thread(thread, move || {
+                    yield_to_the_window();
                     let out = std::panic::catch_unwind(AssertUnwindSafe(|| work(&reporter, &stop)));
                     // The channel closes here: see the repaint in `Jobs::poll`.
                     drop(reporter);
@@ -145,6 +146,20 @@ impl<P: Send + 'static, R: Send + 'static> JobKey<P, R> {
                 Running { promise, messages: Box::new(rx), cancel, busy, ctx: ctx.clone() }
             }),
         }
+    }
+}
+
+/// Lowers the calling job thread's CPU priority (nice 10; the threads it
+/// starts inherit it), so that on a busy machine the window's thread, which
+/// lays out and submits every frame, gets the cores first. A job loses
+/// nothing on an idle machine.
+fn yield_to_the_window() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take plain integers; on Linux a thread id
+    // names that one thread for setpriority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 

@@ -35,7 +35,8 @@ pub struct ClassifyArgs {
     #[arg(long, default_value_t = 1)]
     pub frame_sampling_rate: usize,
     /// pipeline: frames from the start, exactly as transformers; uniform: spread over the
-    /// whole video (better for long clips); multi: --clips clips averaged (best, slower).
+    /// whole video (better for long clips); multi: --clips clips averaged (best, slower);
+    /// eval: the view `vidi eval` scores (its scores for the video; the app's default).
     #[arg(long, value_enum, default_value_t = vidi::infer::Sampling::Pipeline)]
     pub sampling: vidi::infer::Sampling,
     /// Clips per video for --sampling multi.

@@ -103,6 +103,14 @@ pub enum VideoError {
         #[source]
         source: ffmpeg_next::Error,
     },
+    /// A clip could not be made from what was decoded.
+    #[error("{path}: {message}")]
+    Clip {
+        /// The file.
+        path: PathBuf,
+        /// Why, without the path.
+        message: String,
+    },
 }
 
 /// One decoded picture, RGB24, rows packed with no padding (`data.len() == width * height * 3`).

@@ -425,8 +425,28 @@ fn classify_a_queued_clip_shows_its_labels() {
     h.get_by_label(&video.display().to_string());
     h.get_by_label("Run classification").click();
     settle(&mut h, 60);
-    for c in &vidi::demo::MOTIONS[..3] {
-        h.get_by_label_contains(&format!("{c}  0."));
+    h.get_by_label("Frames of these results: as Evaluate");
+    // By default the scores are the ones evaluation gives the video.
+    let cpu = vidi::backend::cpu();
+    let (m, _) = vidi::model::VideoModel::load(&f.model, &Default::default(), &cpu.device).unwrap();
+    let label = m.labels.iter().position(|l| l == "MovingLeft").unwrap();
+    let item = vidi::dataset::loader::Item { path: video.clone(), label, duration_s: None };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = vidi::eval::evaluate(&m, &[item], &Default::default(), &mut |_, _| {}, &stop).unwrap();
+    assert_eq!(report.outcomes[0].top3.len(), 3);
+    for p in &report.outcomes[0].top3 {
+        h.get_by_label(&format!("{}  {:.3}", p.label, p.score));
+    }
+    // The pipeline's frames, when chosen, and said so.
+    h.get_by_label("first frames").click();
+    h.get_by_label("Run classification").click();
+    settle(&mut h, 60);
+    h.get_by_label("Frames of these results: first frames");
+    let opts = vidi::infer::ClassifyOptions { sampling: vidi::infer::Sampling::Pipeline, ..Default::default() };
+    let want = vidi::infer::classify(&m, &[video], &opts, &mut |_, _| {});
+    let vidi::infer::VideoResult::Ok { predictions, .. } = &want[0] else { panic!("{:?}", want[0]) };
+    for p in predictions {
+        h.get_by_label(&format!("{}  {:.3}", p.label, p.score));
     }
 }
 
@@ -621,7 +641,9 @@ fn models_compute_on_the_windows_own_wgpu_device() {
 
     let cpu = vidi::backend::cpu();
     let (m, _) = vidi::model::VideoModel::load(&f.model, &Default::default(), &cpu.device).unwrap();
-    let want = vidi::infer::classify(&m, &[video], &Default::default(), &mut |_, _| {});
+    // The app's default frames: the view Evaluate scores.
+    let opts = vidi::infer::ClassifyOptions { sampling: vidi::infer::Sampling::Eval, ..Default::default() };
+    let want = vidi::infer::classify(&m, &[video], &opts, &mut |_, _| {});
     let vidi::infer::VideoResult::Ok { predictions, .. } = &want[0] else { panic!("{:?}", want[0]) };
     for p in predictions {
         h.get_by_label(&format!("{}  {:.3}", p.label, p.score));

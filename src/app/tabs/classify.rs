@@ -11,7 +11,20 @@ use super::Env;
 use crate::app::jobs::{JobKey, Jobs};
 use crate::app::widgets::files::{browse, save_button, save_text, Pick};
 use crate::app::widgets::{error_line, error_text, labelled_text};
-use crate::infer::VideoResult;
+use crate::infer::{Sampling, VideoResult};
+
+/// The frame choices offered, with their names and what each means, in a line.
+const SAMPLINGS: [(Sampling, &str, &str); 4] = [
+    (Sampling::Eval, "as Evaluate", "the view Evaluate scores: the same scores as Evaluate gives the video"),
+    (Sampling::Uniform, "whole video", "frames spread over the whole video"),
+    (Sampling::Multi, "3 clips", "three clips spread over the video, scores averaged (slower)"),
+    (Sampling::Pipeline, "first frames", "the first frames only, exactly as the transformers pipeline reads them"),
+];
+
+/// A frame choice's name and its line.
+fn sampling_words(s: Sampling) -> (&'static str, &'static str) {
+    SAMPLINGS.iter().find(|(x, ..)| *x == s).map_or(("", ""), |(_, name, line)| (*name, *line))
+}
 
 /// The Classify tab.
 pub struct ClassifyTab {
@@ -23,6 +36,10 @@ pub struct ClassifyTab {
     add: String,
     job: JobKey<(), Result<Vec<VideoResult>, String>>,
     results: Vec<VideoResult>,
+    /// How the frames of the next run are chosen.
+    sampling: Sampling,
+    /// How the frames of the results shown were chosen.
+    used: Sampling,
     error: Option<String>,
     copied: Option<String>,
 }
@@ -37,6 +54,8 @@ impl Default for ClassifyTab {
             add: String::new(),
             job: JobKey::new("vidi-classify"),
             results: Vec::new(),
+            sampling: Sampling::Eval,
+            used: Sampling::Eval,
             error: None,
             copied: None,
         }
@@ -94,17 +113,26 @@ impl ClassifyTab {
         for f in &self.files {
             ui.label(f.display().to_string());
         }
+        ui.horizontal(|ui| {
+            ui.label("Frames:");
+            for (choice, name, _) in SAMPLINGS {
+                ui.radio_value(&mut self.sampling, choice, name);
+            }
+        });
+        ui.weak(sampling_words(self.sampling).1);
         let running = env.jobs.is_running(&self.job);
         let can = !running && !self.files.is_empty() && !self.model.downloading();
         if ui.add_enabled(can, egui::Button::new("Run classification")).clicked() {
             let (model, files, device) = (s.model.clone(), self.files.clone(), env.compute.device.clone());
             self.error = None;
+            self.used = self.sampling;
+            let opts = crate::infer::ClassifyOptions { sampling: self.sampling, ..Default::default() };
             let hub = env.hub.clone();
             env.commands.start(self.job.start(move |_, _| {
                 let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
                 let (m, _) =
                     crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
-                Ok(crate::infer::classify(&m, &files, &Default::default(), &mut |_, _| {}))
+                Ok(crate::infer::classify(&m, &files, &opts, &mut |_, _| {}))
             }));
         }
         if running {
@@ -130,6 +158,9 @@ impl ClassifyTab {
             if let Some(c) = &self.copied {
                 ui.label(c);
             }
+        }
+        if !self.results.is_empty() {
+            ui.label(format!("Frames of these results: {}", sampling_words(self.used).0));
         }
         let mut play = self.pending_play.take();
         let playing = self.player.path().map(Path::to_path_buf);
