@@ -678,6 +678,8 @@ pub enum ModelStatus {
     Unreachable(String),
     /// Neither a folder nor a Hub id.
     NotAModel,
+    /// A folder that holds no model vidi can load, and why (one line).
+    NotUsable(String),
 }
 
 /// Looks `spec` up: a folder, the cache, then (one listing request) the Hub.
@@ -694,7 +696,10 @@ pub fn model_statuses(specs: &[&str], hub: &HubSettings) -> Vec<ModelStatus> {
 fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>) -> ModelStatus {
     let spec = spec.trim();
     if Path::new(spec).is_dir() {
-        return ModelStatus::Local(PathBuf::from(spec));
+        return match crate::model::check_folder(Path::new(spec)) {
+            Ok(_) => ModelStatus::Local(PathBuf::from(spec)),
+            Err(e) => ModelStatus::NotUsable(e.to_string()),
+        };
     }
     let Ok((owner, name)) = split_repo_id(spec) else { return ModelStatus::NotAModel };
     if let Ok(dir) = resolve(spec, None, true, hub, &DownloadOptions::default()) {

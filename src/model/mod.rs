@@ -204,6 +204,18 @@ pub struct LoadOptions {
     pub seed: u64,
 }
 
+/// Whether `dir` holds a model vidi can load, read without its weights: a
+/// `config.json` of a supported architecture, with its values of the right
+/// types, and a weights file. Its config, or why not in one line.
+pub fn check_folder(dir: &Path) -> Result<ModelConfig, ModelError> {
+    let config = ModelConfig::from_dir(dir)?;
+    let weights = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"];
+    if !weights.iter().any(|w| dir.join(w).is_file()) {
+        return Err(ModelError::NoWeights { path: dir.to_path_buf() });
+    }
+    Ok(config)
+}
+
 impl VideoModel {
     /// Loads a model folder in the transformers layout.
     pub fn load(dir: &Path, opts: &LoadOptions, device: &Device) -> Result<(VideoModel, LoadReport), ModelError> {

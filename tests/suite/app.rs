@@ -184,6 +184,39 @@ fn first_run_without_network_says_what_to_do() {
     assert!(h.query_by_label_contains("cannot be reached").is_none());
 }
 
+/// "Ready" only for a folder that holds a model: an empty folder, a junk
+/// `config.json` and a config without weights each say what is wrong.
+#[test]
+fn a_folder_is_ready_only_when_it_holds_a_model() {
+    use egui_kittest::kittest::NodeT;
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    let junk = tmp.path().join("junk");
+    let no_weights = tmp.path().join("no-weights");
+    for d in [&empty, &junk, &no_weights] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(junk.join("config.json"), r#"{"model_type": "bert", "hidden_size": 8}"#).unwrap();
+    std::fs::copy(fixture().model.join("config.json"), no_weights.join("config.json")).unwrap();
+    let settings = Settings { tab: Tab::Classify, ..Default::default() };
+    let mut h = harness(new_app(settings, Vec::new()));
+    for (dir, why) in [
+        (&empty, "config.json: No such file"),
+        (&junk, "bert"),
+        (&no_weights, "no model.safetensors, model.safetensors.index.json or pytorch_model.bin"),
+    ] {
+        h.state_mut().settings.model = dir.to_string_lossy().into_owned();
+        let expected = format!("Not a model folder: {}", dir.display());
+        wait_for(&mut h, &expected, 30);
+        let shown = h.get_by_label_contains(&expected).accesskit_node().value().unwrap_or_default();
+        assert!(shown.contains(why), "{}: {shown}", dir.display());
+        assert!(h.query_by_label("Ready: a model folder.").is_none(), "{}", dir.display());
+    }
+    h.state_mut().settings.model = fixture().model.to_string_lossy().into_owned();
+    wait_for(&mut h, "Ready: a model folder.", 30);
+    assert!(h.query_by_label_contains("Not a model folder").is_none());
+}
+
 #[test]
 fn first_run_with_the_hub_downloads_a_model_with_its_size_then_classifies() {
     use egui_kittest::kittest::NodeT;

@@ -166,6 +166,13 @@ impl ModelPicker {
             ModelStatus::Local(_) => {
                 ui.label("Ready: a model folder.");
             }
+            ModelStatus::NotUsable(why) => {
+                super::error_text(ui, &format!("Not a model folder: {why}"));
+                ui.label(
+                    "A model folder holds config.json (a VideoMAE, TimeSformer or ViViT model) and \
+                     model.safetensors or pytorch_model.bin: a run's best/ folder, or a model downloaded from the Hub.",
+                );
+            }
             ModelStatus::Cached(_) => {
                 ui.label("Ready: downloaded (in the Hugging Face cache; works offline).");
             }
