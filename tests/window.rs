@@ -12,14 +12,22 @@ use egui_kittest::Harness;
 use vidi::app::{Settings, Tab, VidiApp};
 use vidi::backend::DeviceChoice;
 
-/// The window's size in pixels in these tests. Rasterising on the software
-/// adapter costs time in proportion to the pixels (tens of ns a pixel on 2
-/// cores): at this size an idle frame takes a few ms, so what the frames
-/// measure is the wait behind the model's GPU work. The whole Train tab is
-/// laid out (1100 x 720 points) and drawn at [`PIXELS_PER_POINT`].
-const SIZE: [u32; 2] = [550, 360];
-/// Pixels per point of the test window.
-const PIXELS_PER_POINT: f32 = 0.5;
+/// The window in these tests: the whole Train tab laid out at 1100 x 720
+/// points and drawn at [`pixels_per_point`]. Rasterising on the software
+/// adapter costs time in proportion to the pixels (an idle frame of the full
+/// 1100 x 720 takes about 70 ms on 2 cores): at 0.3 (330 x 216 pixels) an
+/// idle frame takes under 10 ms, so what the frames measure is the wait
+/// behind the model's GPU work. `VIDI_TEST_PIXELS_PER_POINT` changes it.
+const POINTS: [f32; 2] = [1100.0, 720.0];
+
+fn pixels_per_point() -> f32 {
+    std::env::var("VIDI_TEST_PIXELS_PER_POINT").ok().and_then(|v| v.parse().ok()).unwrap_or(0.3)
+}
+
+/// The window's size in pixels.
+fn size() -> [u32; 2] {
+    POINTS.map(|p| (p * pixels_per_point()).round() as u32)
+}
 
 /// The step the Train tab's progress bar shows ("step N/M ...").
 fn step_shown(h: &Harness<'static, VidiApp>) -> u64 {
@@ -42,7 +50,7 @@ fn draw_frame(rs: &RenderState, target: &wgpu::TextureView, h: &Harness<'static,
         }
     }
     let shapes = h.ctx.tessellate(output.shapes.clone(), ppp);
-    let screen = eframe::egui_wgpu::ScreenDescriptor { size_in_pixels: SIZE, pixels_per_point: ppp };
+    let screen = eframe::egui_wgpu::ScreenDescriptor { size_in_pixels: size(), pixels_per_point: ppp };
     let mut encoder = rs.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
     let user = renderer.update_buffers(&rs.device, &rs.queue, &mut encoder, &shapes, &screen);
     {
@@ -75,15 +83,20 @@ fn draw_frame(rs: &RenderState, target: &wgpu::TextureView, h: &Harness<'static,
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Frames at 60 Hz for `secs`: each one laid out, drawn and waited for. Times in ms, sorted.
+/// Frames at 60 Hz for `secs`: each one laid out, drawn and waited for.
+/// Times in ms, sorted. `VIDI_FRAMES_LOG=1` prints each slow frame's parts.
 fn frames_for(h: &mut Harness<'static, VidiApp>, rs: &RenderState, target: &wgpu::TextureView, secs: f64) -> Vec<f64> {
     let mut frames = Vec::new();
     let t = Instant::now();
     while t.elapsed().as_secs_f64() < secs {
         let f = Instant::now();
         h.step();
-        draw_frame(rs, target, h);
+        let ui = f.elapsed().as_secs_f64() * 1000.0;
+        let wait = draw_frame(rs, target, h);
         frames.push(f.elapsed().as_secs_f64() * 1000.0);
+        if std::env::var_os("VIDI_FRAMES_LOG").is_some() && frames[frames.len() - 1] > 33.0 {
+            eprintln!("slow frame {:.1} ms: ui {ui:.1}, gpu wait {wait:.1}", frames[frames.len() - 1]);
+        }
         std::thread::sleep(Duration::from_millis(16).saturating_sub(f.elapsed()));
     }
     frames.sort_by(f64::total_cmp);
@@ -131,15 +144,15 @@ fn the_window_keeps_drawing_while_training_on_its_own_device() {
         ..Default::default()
     };
     let mut h = Harness::builder()
-        .with_size(egui::vec2(SIZE[0] as f32, SIZE[1] as f32) / PIXELS_PER_POINT)
-        .with_pixels_per_point(PIXELS_PER_POINT)
+        .with_size(egui::vec2(POINTS[0], POINTS[1]))
+        .with_pixels_per_point(pixels_per_point())
         .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs.clone()))
         .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
     let target = rs
         .device
         .create_texture(&wgpu::TextureDescriptor {
             label: Some("window"),
-            size: wgpu::Extent3d { width: SIZE[0], height: SIZE[1], depth_or_array_layers: 1 },
+            size: wgpu::Extent3d { width: size()[0], height: size()[1], depth_or_array_layers: 1 },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -165,8 +178,8 @@ fn the_window_keeps_drawing_while_training_on_its_own_device() {
     eprintln!(
         "frames of a {}x{} window on the shared device: idle median {:.1} ms, p99 {:.1} ms; \
          training (steps {first} -> {last}): {} frames, median {:.1} ms, p99 {:.1} ms, worst {:.1} ms",
-        SIZE[0],
-        SIZE[1],
+        size()[0],
+        size()[1],
         percentile(&idle, 50),
         percentile(&idle, 99),
         busy.len(),

@@ -124,6 +124,7 @@ impl Backward<Cube, 3> for BlockedAttention {
         super::ops::pace(&d_out.device());
         let heads = wrap(tensors[0].clone()).dims()[1];
         let (dq, dk, dv) = backward_split(tensors.map(wrap), split(d_out, heads), scale);
+        super::ops::pace(&dq.device());
         for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
             if let Some(node) = parent {
                 grads.register::<Cube>(node.id, primitive(merge(g)));
@@ -163,6 +164,40 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tens
             OpsKind::UnTracked(prep) => prep.finish(result),
         };
     Tensor::from_primitive::<Autodiff<Cube>>(result)
+}
+
+/// A point in the computation where GPU work on a device shared with the
+/// window waits for the work queued before it (see [`super::ops::pace`]), in
+/// the forward pass and, under autodiff, in the backward pass too. The
+/// tensor passes unchanged, and so does its gradient.
+#[derive(Debug)]
+struct PacePoint;
+
+impl Backward<Cube, 1> for PacePoint {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = grads.consume::<Cube>(&ops.node);
+        super::ops::pace(&Tensor::<3>::from_primitive::<Cube>(g.clone()).device());
+        if let Some(node) = &ops.parents[0] {
+            grads.register::<Cube>(node.id, g);
+        }
+    }
+}
+
+/// `x`, after a pace (see [`PacePoint`]).
+pub fn pace_point(x: Tensor<3>) -> Tensor<3> {
+    super::ops::pace(&x.device());
+    if !x.device().is_autodiff() {
+        return x;
+    }
+    let Ok(xa) = x.clone().try_into_primitive::<Autodiff<Cube>>() else { return x };
+    let same = xa.primitive().clone();
+    let out = match PacePoint.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((), same),
+        OpsKind::UnTracked(prep) => prep.finish(same),
+    };
+    Tensor::from_primitive::<Autodiff<Cube>>(out)
 }
 
 #[cfg(test)]

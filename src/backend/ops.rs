@@ -56,8 +56,9 @@ pub fn route(device: &Device) -> Route {
 static PACED: AtomicBool = AtomicBool::new(false);
 
 /// Makes GPU work wait, on a device the window shares, at each attention
-/// layer (forward and backward) and every few optimizer updates until the
-/// work queued before it has finished. The window's frames go on the same
+/// layer and each MLP (forward and backward), every few gradients of the
+/// gradient norm and every other optimizer update, until the work queued
+/// before it has finished. The window's frames go on the same
 /// queue: without this, a frame would wait for a whole training step queued
 /// ahead of it (hundreds of ms on a software adapter); with it, for about one
 /// layer's kernels. The app sets it when its models compute on the window's
@@ -67,7 +68,7 @@ pub fn pace_for_window(on: bool) {
 }
 
 /// Waits for `device`'s queued work when [`pace_for_window`] is on (off the CPU).
-pub(crate) fn pace(device: &Device) {
+pub fn pace(device: &Device) {
     if PACED.load(Ordering::Relaxed) && route(device) == Route::Generic {
         // A failed wait (a lost device) surfaces at the next read of a result.
         let _ = device.sync();
@@ -167,6 +168,8 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
             Some(y) => return y,
             None => x,
         },
+        // A pace point in the MLP, forward and backward: halfway through a layer.
+        Route::Generic if PACED.load(Ordering::Relaxed) => blocked::pace_point(x),
         Route::Generic => x,
     };
     if tanh_approx {
@@ -301,9 +304,9 @@ pub fn adamw(
     if route(&p.device()) == Route::CpuKernel {
         return kernels::adamw(p, g, moments, k);
     }
-    // Every 8th parameter: an optimizer step queues a few kernels for each.
+    // Every other parameter: an optimizer step queues a few kernels for each.
     static UPDATES: AtomicUsize = AtomicUsize::new(0);
-    if UPDATES.fetch_add(1, Ordering::Relaxed) % 8 == 0 {
+    if UPDATES.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
         pace(&p.device());
     }
     let g = g.mul_scalar(k.clip);
