@@ -142,6 +142,13 @@ impl Default for IndexOptions {
     }
 }
 
+/// A folder's name as a label. A name that is not UTF-8 keeps its valid
+/// parts (`U+FFFD` for the rest) rather than becoming the empty label that
+/// every such folder would share.
+fn folder_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 fn sorted_dir(path: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let rd = std::fs::read_dir(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
     let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -188,7 +195,7 @@ pub fn index_folder_with_progress(
         }
         Layout::Flat => {
             for c in top.iter().filter(|p| p.is_dir()) {
-                if c.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+                if folder_name(c).starts_with('.') {
                     continue;
                 }
                 class_dirs.push((None, c.clone()));
@@ -203,7 +210,7 @@ pub fn index_folder_with_progress(
     // opened (reading a FIFO could block forever).
     let mut special = Vec::new();
     for (split, dir) in &class_dirs {
-        let class = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let class = folder_name(dir);
         all_classes.insert(class.clone());
         for f in sorted_dir(dir)? {
             if f.is_file() && is_video_file(&f) {

@@ -207,6 +207,21 @@ impl ModelConfig {
                 cfg.num_frames, cfg.tubelet_size
             ));
         }
+        // What is built from the config before any weight is checked (the list of
+        // layers, VideoMAE's position table) must stay small whatever the file says.
+        if cfg.num_hidden_layers > MAX_LAYERS {
+            return Err(format!("num_hidden_layers {} is more than {MAX_LAYERS}", cfg.num_hidden_layers));
+        }
+        let side = cfg.image_size / cfg.patch_size;
+        let tokens = side.checked_mul(side).and_then(|s| s.checked_mul(cfg.num_frames / cfg.tubelet_size));
+        let values = tokens.and_then(|t| t.checked_add(1)).and_then(|t| t.checked_mul(cfg.hidden_size));
+        if values.is_none_or(|v| v > MAX_POSITION_VALUES) {
+            return Err(format!(
+                "num_frames {} / tubelet_size {} x (image_size {} / patch_size {})^2 tokens of hidden_size {} are \
+                 more positions than any video transformer has (at most {MAX_POSITION_VALUES} values)",
+                cfg.num_frames, cfg.tubelet_size, cfg.image_size, cfg.patch_size, cfg.hidden_size
+            ));
+        }
         Ok(cfg)
     }
 
@@ -227,6 +242,19 @@ impl ModelConfig {
         v
     }
 }
+
+/// The most encoder layers a config may state (video transformers have up to 48).
+const MAX_LAYERS: usize = 1024;
+
+/// The most values of a position table, (tokens + 1) x hidden_size: 2^24, 64 MiB
+/// of f32 (VideoMAE-large at 320 pixels has 3.3 million).
+const MAX_POSITION_VALUES: usize = 1 << 24;
+
+/// The most labels `num_labels` may name (each gets a made-up name).
+const MAX_LABELS: usize = 1 << 20;
+
+/// The largest processor `size` or `crop_size` side, in pixels.
+const MAX_SIDE: usize = 4096;
 
 /// A key of a JSON object that is there and not `null`.
 fn field<'a>(raw: &'a Value, k: &str) -> Option<&'a Value> {
@@ -266,6 +294,9 @@ fn labels_of(raw: &Value) -> Result<Vec<String>, String> {
     let map = match field(raw, "id2label") {
         None => {
             let n = uint(raw, "num_labels", 0)?;
+            if n > MAX_LABELS {
+                return Err(format!("num_labels {n} is more than {MAX_LABELS}"));
+            }
             return Ok((0..n).map(|i| format!("LABEL_{i}")).collect());
         }
         Some(Value::Object(map)) => map,
@@ -297,7 +328,19 @@ fn size_field(raw: &Value, k: &str) -> Result<Option<ProcessorSize>, String> {
         },
         _ => None,
     };
-    size.map(Some).ok_or_else(|| wrong_type(k, "a number, {\"shortest_edge\": n} or {\"height\": h, \"width\": w}", v))
+    let size =
+        size.ok_or_else(|| wrong_type(k, "a number, {\"shortest_edge\": n} or {\"height\": h, \"width\": w}", v))?;
+    let sides = match size {
+        ProcessorSize::ShortestEdge { shortest_edge } => [shortest_edge, shortest_edge],
+        ProcessorSize::HeightWidth { height, width } => [height, width],
+    };
+    if sides.iter().any(|s| !(1..=MAX_SIDE).contains(s)) {
+        return Err(format!(
+            "{k} {v} is not 1 to {MAX_SIDE} pixels (every frame is resized or cropped to it, and no video model \
+             takes larger pictures)"
+        ));
+    }
+    Ok(Some(size))
 }
 
 /// Whether `config.json` says how many labels there are (`id2label` or `num_labels`).
@@ -337,7 +380,10 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
     p.do_center_crop = b("do_center_crop", p.do_center_crop)?;
     p.do_rescale = b("do_rescale", p.do_rescale)?;
     p.do_normalize = b("do_normalize", p.do_normalize)?;
-    p.offset = b("offset", p.offset)?;
+    // `offset` is ViViT's processor's alone: the others have no such step and ignore the key.
+    if arch == Architecture::Vivit {
+        p.offset = b("offset", p.offset)?;
+    }
     if let Some(f) = number(raw, "rescale_factor")? {
         p.rescale_factor = f as f32;
         if !p.rescale_factor.is_finite() {

@@ -3,7 +3,7 @@
 //! host memory as f32, and writing them back as safetensors.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::ModelError;
 
@@ -120,6 +120,14 @@ pub fn read_checkpoint(dir: &Path) -> Result<TensorMap, ModelError> {
         let shards: BTreeSet<&str> = map.values().filter_map(|s| s.as_str()).collect();
         let mut all = BTreeMap::new();
         for shard in shards {
+            // A shard is a file of this folder: an absolute path or `..` could name any file at all.
+            let inside = Path::new(shard).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if !inside {
+                return Err(ModelError::BadCheckpoint {
+                    path: index.clone(),
+                    reason: format!("weight_map names the shard {shard:?}, which is not a file in the model folder"),
+                });
+            }
             all.extend(read_safetensors(&dir.join(shard))?);
         }
         Ok(TensorMap::from_map(index, all))
@@ -172,8 +180,19 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// Refuses what is not a regular file (after links): reading `/dev/zero`
+/// would never end, and opening a FIFO would wait forever.
+fn regular_file(path: &Path) -> Result<(), ModelError> {
+    let meta = std::fs::metadata(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(ModelError::BadCheckpoint { path: path.into(), reason: "not a regular file".into() })
+}
+
 /// Reads every float tensor of a safetensors file.
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, ModelError> {
+    regular_file(path)?;
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| ModelError::BadCheckpoint { path: path.into(), reason: e.to_string() })?;
@@ -191,6 +210,7 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, Mod
 
 /// Reads every float tensor of a PyTorch pickle checkpoint (`torch.save(state_dict)`).
 pub fn read_pytorch(path: &Path) -> Result<BTreeMap<String, HostTensor>, ModelError> {
+    regular_file(path)?;
     let reader = pytorch_reader::PytorchReader::new(path)
         .map_err(|e| ModelError::BadCheckpoint { path: path.into(), reason: e.to_string() })?;
     let mut out = BTreeMap::new();

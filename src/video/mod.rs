@@ -80,6 +80,18 @@ pub enum VideoError {
         /// The file.
         path: PathBuf,
     },
+    /// The stream's timing cannot be right: its frames would be more than an
+    /// hour apart (a damaged header or time base). Clip samplers would lay
+    /// out millions of windows over such a duration.
+    #[error("{path}: the file says its {frames} frames last {duration_s} s, over an hour a frame (damaged timing)")]
+    ImplausibleTiming {
+        /// The file.
+        path: PathBuf,
+        /// Frames decoded.
+        frames: usize,
+        /// The duration the file states.
+        duration_s: f64,
+    },
     /// Frames were asked for past the end of what is decodable.
     #[error(
         "{path}: frame {wanted} was asked for but only {readable} frames are readable (file truncated or damaged?)"

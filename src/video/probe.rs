@@ -7,6 +7,10 @@ use serde::Serialize;
 use super::decode::{count_frames, StreamReader};
 use super::{open_input, VideoError};
 
+/// The longest a stream's duration may give each decoded frame on average:
+/// even a slideshow does not hold a picture for an hour.
+const MAX_SECONDS_PER_FRAME: f64 = 3600.0;
+
 /// What `probe` learns about a video file's chosen video stream.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct VideoInfo {
@@ -144,6 +148,10 @@ pub fn probe_stream(path: &Path, wanted: Option<usize>) -> Result<VideoInfo, Vid
     }
     let duration_s =
         stream_duration.or(counted.span_secs(fps)).or(container_duration).unwrap_or(counted.frames as f64 / fps);
+    let per_frame = duration_s / counted.frames as f64;
+    if !(per_frame.is_finite() && per_frame <= MAX_SECONDS_PER_FRAME) {
+        return Err(VideoError::ImplausibleTiming { path: path.into(), frames: counted.frames, duration_s });
+    }
 
     Ok(VideoInfo {
         path: path.into(),

@@ -5,6 +5,7 @@ mod app;
 mod classify;
 mod cli;
 mod dataset;
+mod fuzz;
 mod gpu;
 mod hub;
 mod layout;
