@@ -7,17 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
-use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::dataset::loader::Item;
-use crate::dataset::presets::{Preset, ValPreset};
-use crate::dataset::sampler::{guide_clip_duration, ClipSampler};
 use crate::dataset::transforms::Clip;
 use crate::infer::{softmax, top_k, Prediction};
 use crate::model::weights::HostTensor;
 use crate::model::{ModelError, VideoModel};
-use crate::video::{decode_time_range_subsampled, probe, DecodeOptions};
 
 /// How to evaluate.
 #[derive(Clone, Debug, Serialize)]
@@ -171,57 +167,11 @@ pub fn split_items(index: &crate::dataset::DatasetIndex, split: &str, labels: &[
     Ok(items)
 }
 
-/// The views of one video, (T, C, H, W) each.
+/// The views of one video, (T, C, H, W) each (see [`crate::infer::eval_views`]).
 pub fn video_views(item: &Item, model: &VideoModel, opts: &EvalOptions) -> Result<Vec<Clip>, String> {
-    let cfg = &model.config;
-    let size = cfg.image_size;
-    let p = &model.processor;
-    let val = ValPreset {
-        num_frames: cfg.num_frames,
-        sample_rate: opts.sample_rate,
-        fps: opts.fps,
-        mean: p.image_mean,
-        std: p.image_std,
-        resize: (size, size),
-        antialias: true,
-    };
-    let duration = match item.duration_s {
-        Some(d) => d,
-        None => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
-    };
-    let sampler = ClipSampler::ConstantClipsPerVideo {
-        clip_duration: guide_clip_duration(cfg.num_frames, opts.sample_rate, opts.fps),
-        clips_per_video: opts.clips.max(1),
-    };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let bound = Preset::Val(val.clone()).frame_bound();
-    let dec = DecodeOptions { threads: 1, bound: Some(bound), ..Default::default() };
-    let mut views = Vec::new();
-    for w in sampler.clips(duration, &mut rng) {
-        let frames = decode_time_range_subsampled(&item.path, w.start_secs, w.end_secs, cfg.num_frames, &dec)
-            .map_err(|e| e.to_string())?;
-        if frames.frames.is_empty() {
-            return Err(format!("no frames between {:.2}s and {:.2}s", w.start_secs, w.end_secs));
-        }
-        let preset = Preset::Val(val.clone());
-        if opts.crops <= 1 {
-            views.push(preset.apply(&frames.frames, &mut rng).map_err(|e| e.to_string())?);
-            continue;
-        }
-        let picked: Vec<_> =
-            preset.frame_selection(frames.frames.len()).into_iter().map(|i| &frames.frames[i]).collect();
-        let clip = Clip::from_frames_each(&picked, 1.0, |one| {
-            one.rescale(1.0 / 255.0, 0.0).normalize(&val.mean, &val.std).short_side_scale(size)
-        })
-        .map_err(|e| e.to_string())?;
-        let n = opts.crops;
-        for i in 0..n {
-            let (top, left) =
-                if clip.w >= clip.h { (0, (clip.w - size) * i / (n - 1)) } else { ((clip.h - size) * i / (n - 1), 0) };
-            views.push(clip.crop(top, left, size, size).map_err(|e| e.to_string())?);
-        }
-    }
-    Ok(views)
+    let views =
+        crate::infer::Views { clips: opts.clips, crops: opts.crops, sample_rate: opts.sample_rate, fps: opts.fps };
+    crate::infer::eval_views(item, model, &views)
 }
 
 /// Evaluates `model` on `items` (labels index `model.labels`). `progress(done, total)`

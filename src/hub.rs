@@ -113,6 +113,9 @@ pub enum HubError {
     /// A repo id that is not `owner/name`.
     #[error("'{0}' is not a Hub repo id (expected owner/name)")]
     BadRepoId(String),
+    /// A path to a model folder that does not exist (never looked up on the Hub).
+    #[error("{0}: no such model folder")]
+    NoSuchFolder(String),
     /// The Hub client failed (network, not found, auth).
     #[error("{what}: {source}")]
     Client {
@@ -256,6 +259,14 @@ impl HubError {
     fn is_absent(&self) -> bool {
         matches!(self, HubError::NotFound { .. } | HubError::NotCached { .. })
     }
+}
+
+/// Whether `spec`, which names no folder, is a path all the same, never a Hub
+/// id: absolute, starting with `.` or `~`, or under a folder that exists here
+/// (`vidi-run/best` when `vidi-run/` is a folder).
+fn is_a_path(spec: &str) -> bool {
+    let first = spec.split('/').next().unwrap_or_default();
+    spec.starts_with(['/', '.', '~', '\\']) || (spec.contains('/') && Path::new(first).is_dir())
 }
 
 fn split_repo_id(id: &str) -> Result<(&str, &str), HubError> {
@@ -701,6 +712,9 @@ fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>
             Err(e) => ModelStatus::NotUsable(e.to_string()),
         };
     }
+    if is_a_path(spec) {
+        return ModelStatus::NotUsable(HubError::NoSuchFolder(spec.to_string()).to_string());
+    }
     let Ok((owner, name)) = split_repo_id(spec) else { return ModelStatus::NotAModel };
     if let Ok(dir) = resolve(spec, None, true, hub, &DownloadOptions::default()) {
         return ModelStatus::Cached(dir);
@@ -781,6 +795,9 @@ fn resolve(
     let local = Path::new(spec);
     if local.is_dir() {
         return Ok(local.to_path_buf());
+    }
+    if is_a_path(spec) {
+        return Err(HubError::NoSuchFolder(spec.to_string()));
     }
     split_repo_id(spec).map_err(|_| HubError::NotAModel(spec.to_string()))?;
     let mut fetcher = Fetcher::new(hub, opts)?;

@@ -8,12 +8,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
+use rand::SeedableRng;
 use serde::Serialize;
 
+use crate::dataset::loader::Item;
+use crate::dataset::presets::{Preset, ValPreset};
+use crate::dataset::sampler::{guide_clip_duration, ClipSampler};
+use crate::dataset::transforms::Clip;
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
 use crate::video::indices::{pipeline_indices, whole_video_indices};
-use crate::video::{decode_indices, decode_uniform, probe_stream, without_path, DecodeOptions, RgbFrame, VideoError};
+use crate::video::{
+    decode_indices, decode_time_range_subsampled, decode_uniform, probe, probe_stream, without_path, DecodeOptions,
+    RgbFrame, VideoError,
+};
 
 /// How frames are chosen from a video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -129,8 +137,8 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
         }
         Sampling::Uniform => Ok(vec![process(decode_uniform(video, n, &dec)?.0)?]),
         Sampling::Eval => {
-            let item = crate::dataset::loader::Item { path: video.to_path_buf(), label: 0, duration_s: None };
-            let views = crate::eval::video_views(&item, model, &Default::default())
+            let item = Item { path: video.to_path_buf(), label: 0, duration_s: None };
+            let views = eval_views(&item, model, &Views::default())
                 .map_err(|e| VideoError::Clip { path: video.to_path_buf(), message: without_path(&e, video) })?;
             Ok(views.into_iter().map(|c| HostTensor::new(vec![c.t, c.c, c.h, c.w], c.data)).collect())
         }
@@ -292,4 +300,78 @@ pub fn classify(
         .enumerate()
         .map(|(i, r)| r.unwrap_or_else(|| VideoResult::Err { video: videos[i].clone(), error: "not processed".into() }))
         .collect()
+}
+
+/// How `vidi eval` views a video: `clips` uniform clip windows of
+/// `num_frames x sample_rate / fps` seconds, each resized to the model's size
+/// (`crops` 1, the guide's validation transform) or cut into `crops` crops.
+#[derive(Clone, Copy, Debug)]
+pub struct Views {
+    /// Uniform clips per video.
+    pub clips: usize,
+    /// Spatial crops per clip.
+    pub crops: usize,
+    /// Frame sampling rate sizing the clip window (the guide: 4).
+    pub sample_rate: usize,
+    /// Nominal fps sizing the clip window (the guide: 30).
+    pub fps: f64,
+}
+
+impl Default for Views {
+    fn default() -> Self {
+        Views { clips: 1, crops: 1, sample_rate: 4, fps: 30.0 }
+    }
+}
+
+/// The views `vidi eval` scores of one video, (T, C, H, W) each.
+pub fn eval_views(item: &Item, model: &VideoModel, opts: &Views) -> Result<Vec<Clip>, String> {
+    let cfg = &model.config;
+    let size = cfg.image_size;
+    let p = &model.processor;
+    let val = ValPreset {
+        num_frames: cfg.num_frames,
+        sample_rate: opts.sample_rate,
+        fps: opts.fps,
+        mean: p.image_mean,
+        std: p.image_std,
+        resize: (size, size),
+        antialias: true,
+    };
+    let duration = match item.duration_s {
+        Some(d) => d,
+        None => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
+    };
+    let sampler = ClipSampler::ConstantClipsPerVideo {
+        clip_duration: guide_clip_duration(cfg.num_frames, opts.sample_rate, opts.fps),
+        clips_per_video: opts.clips.max(1),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let bound = Preset::Val(val.clone()).frame_bound();
+    let dec = DecodeOptions { threads: 1, bound: Some(bound), ..Default::default() };
+    let mut views = Vec::new();
+    for w in sampler.clips(duration, &mut rng) {
+        let frames = decode_time_range_subsampled(&item.path, w.start_secs, w.end_secs, cfg.num_frames, &dec)
+            .map_err(|e| e.to_string())?;
+        if frames.frames.is_empty() {
+            return Err(format!("no frames between {:.2}s and {:.2}s", w.start_secs, w.end_secs));
+        }
+        let preset = Preset::Val(val.clone());
+        if opts.crops <= 1 {
+            views.push(preset.apply(&frames.frames, &mut rng).map_err(|e| e.to_string())?);
+            continue;
+        }
+        let picked: Vec<_> =
+            preset.frame_selection(frames.frames.len()).into_iter().map(|i| &frames.frames[i]).collect();
+        let clip = Clip::from_frames_each(&picked, 1.0, |one| {
+            one.rescale(1.0 / 255.0, 0.0).normalize(&val.mean, &val.std).short_side_scale(size)
+        })
+        .map_err(|e| e.to_string())?;
+        let n = opts.crops;
+        for i in 0..n {
+            let (top, left) =
+                if clip.w >= clip.h { (0, (clip.w - size) * i / (n - 1)) } else { ((clip.h - size) * i / (n - 1), 0) };
+            views.push(clip.crop(top, left, size, size).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(views)
 }

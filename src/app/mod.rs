@@ -146,6 +146,7 @@ impl VidiApp {
             Command::RunDemo => self.tabs.run_demo(&self.settings, &self.compute, &self.commands),
             Command::StopJob(name) => self.jobs.stop(&name),
             Command::DropJob(name) => self.jobs.abandon(&name),
+            Command::Trained(dir) => self.tabs.trained(&dir),
             Command::GpuLost(when) => {
                 let mut cpu = crate::backend::cpu();
                 cpu.description = format!("{} (the GPU was lost {when})", cpu.description);

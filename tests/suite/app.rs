@@ -394,6 +394,11 @@ fn start_here_runs_the_offline_demo_to_its_result() {
     assert!(pct > 90.0, "{result}");
     let best = downloads.path().join("vidi-demo/run/best/config.json");
     assert!(best.is_file(), "{result}: no {}", best.display());
+    // Evaluate takes the model just trained.
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Evaluate").click();
+    h.step();
+    let best_dir = downloads.path().join("vidi-demo/run/best").display().to_string();
+    assert!(h.query_all_by_value(&best_dir).next().is_some(), "Evaluate's model is not {best_dir}");
 }
 
 #[test]

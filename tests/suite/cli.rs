@@ -203,3 +203,30 @@ fn fifos_and_devices_are_refused_instead_of_blocking() {
     assert!(o.status.success(), "{}", o.stderr);
     assert!(!out.join("train/A/v_x_g02_c01.mp4").exists() && !out.join("val/A/v_x_g02_c01.mp4").exists());
 }
+
+/// A model path that names no folder is never looked up on the Hub: one line
+/// at once, even with a Hub that would hang (a server that accepts and never
+/// answers).
+#[test]
+fn a_missing_model_folder_is_not_a_hub_id() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("vidi-run")).unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hub = format!("http://{}", silent.local_addr().unwrap());
+    let clip = crate::clip("short_1s_32frames_part_0.mp4");
+    for model in ["vidi-run/best", "./nope", "/nonexistent/model"] {
+        let t = std::time::Instant::now();
+        let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
+            .args(["classify", "--model", model])
+            .arg(&clip)
+            .current_dir(dir.path())
+            .env("HF_ENDPOINT", &hub)
+            .env("VIDI_DEVICE", "cpu")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{model}");
+        assert_eq!(err.trim(), format!("error: {model}: no such model folder"), "{model}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{model}: {:?}", t.elapsed());
+    }
+}

@@ -65,6 +65,8 @@ pub enum Command {
     StopJob(String),
     /// Ask a job to stop and forget it (what it still sends is dropped).
     DropJob(String),
+    /// A training run (or the demo) finished with its best model in this folder.
+    Trained(PathBuf),
     /// The models' GPU was lost (when, in words): they compute on the CPU from now on.
     GpuLost(String),
 }

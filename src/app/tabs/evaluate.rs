@@ -51,10 +51,13 @@ fn eval_job(
     data: String,
     split: String,
     opts: crate::eval::EvalOptions,
-    device: burn::tensor::Device,
+    (device, hub): (burn::tensor::Device, crate::hub::HubSettings),
     cancel: &AtomicBool,
 ) -> Result<EvalReport, String> {
-    let dir = crate::hub::resolve_model(&model, None, None).map_err(|e| e.to_string())?;
+    if model.trim().is_empty() {
+        return Err("choose a model first: a model folder (a run's best/) or a Hub id".into());
+    }
+    let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
     let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
     let index = crate::dataset::index_folder(Path::new(&data), &IndexOptions { check_readable: true, threads: 2 })
         .map_err(|e| e.to_string())?;
@@ -63,11 +66,18 @@ fn eval_job(
 }
 
 impl EvaluateTab {
+    /// The model to evaluate from now on (a run just trained: its best/).
+    pub fn use_model(&mut self, dir: &Path) {
+        self.model = dir.display().to_string();
+    }
+
     pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
         let s = env.settings;
         ui.heading("Evaluate");
-        if self.model.is_empty() {
-            self.model = format!("{}/best", s.run_dir.trim_end_matches('/'));
+        // The run folder's best model, once there is one.
+        let best = format!("{}/best", s.run_dir.trim_end_matches('/'));
+        if self.model.is_empty() && Path::new(&best).is_dir() {
+            self.model = best;
         }
         path_field(ui, "Model", &mut self.model, "a model folder (e.g. RUN/best) or Hub id", "Model", Pick::Folder);
         let (_, data) = env.edit(&s.data_dir, Setting::DataDir, |v| {
@@ -84,8 +94,8 @@ impl EvaluateTab {
             let (m, d, sp) = (self.model.clone(), data, self.split.clone());
             let opts = crate::eval::EvalOptions { clips: self.clips, crops: self.crops, ..Default::default() };
             self.error = None;
-            let device = env.compute.device.clone();
-            env.commands.start(self.job.start(move |_, cancel| eval_job(m, d, sp, opts, device, cancel)));
+            let on = (env.compute.device.clone(), env.hub.clone());
+            env.commands.start(self.job.start(move |_, cancel| eval_job(m, d, sp, opts, on, cancel)));
         }
         if running {
             ui.spinner();

@@ -119,6 +119,11 @@ impl Tabs {
         self.classify.poll(jobs, commands);
     }
 
+    /// A run just trained its best model into `dir`: Evaluate takes it.
+    pub fn trained(&mut self, dir: &std::path::Path) {
+        self.evaluate.use_model(dir);
+    }
+
     /// Opens the dataset folder `dir` (its path is in the settings, or on its way there).
     pub fn open_dataset(&mut self, dir: String) {
         self.dataset.open(dir);

@@ -224,6 +224,11 @@ impl TrainTab {
         self.share.poll(jobs);
         let polled = jobs.poll(&self.job);
         for e in polled.messages {
+            if let TrainEvent::Done(sm) = &e {
+                if let Some(best) = sm.best_dir.as_ref().filter(|_| !sm.stopped) {
+                    commands.send(Command::Trained(best.clone()));
+                }
+            }
             self.event(e);
         }
         match polled.end {
