@@ -18,15 +18,9 @@ use crate::model::{ModelError, VideoModel};
 /// How to evaluate.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalOptions {
-    /// Uniform clips per video.
-    pub clips: usize,
-    /// Spatial crops per clip: 1 = the guide's squash resize; more = short
-    /// side to the model's size, then crops spread along the long side.
-    pub crops: usize,
-    /// Frame sampling rate sizing the clip window (the guide: 4).
-    pub sample_rate: usize,
-    /// Nominal fps sizing the clip window (the guide: 30).
-    pub fps: f64,
+    /// The views of each video: clips, crops and the clip window.
+    #[serde(flatten)]
+    pub views: crate::infer::Views,
     /// Views per forward pass.
     pub batch_size: usize,
     /// Decoding threads.
@@ -35,7 +29,7 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { clips: 1, crops: 1, sample_rate: 4, fps: 30.0, batch_size: 8, workers: 2 }
+        EvalOptions { views: Default::default(), batch_size: 8, workers: 2 }
     }
 }
 
@@ -169,9 +163,7 @@ pub fn split_items(index: &crate::dataset::DatasetIndex, split: &str, labels: &[
 
 /// The views of one video, (T, C, H, W) each (see [`crate::infer::eval_views`]).
 pub fn video_views(item: &Item, model: &VideoModel, opts: &EvalOptions) -> Result<Vec<Clip>, String> {
-    let views =
-        crate::infer::Views { clips: opts.clips, crops: opts.crops, sample_rate: opts.sample_rate, fps: opts.fps };
-    crate::infer::eval_views(item, model, &views)
+    crate::infer::eval_views(item, model, &opts.views)
 }
 
 /// Evaluates `model` on `items` (labels index `model.labels`). `progress(done, total)`
@@ -248,7 +240,7 @@ pub fn evaluate(
             }
             Ok(())
         };
-        let per_video = (opts.clips.max(1) * opts.crops.max(1)).max(1);
+        let per_video = (opts.views.clips.max(1) * opts.views.crops.max(1)).max(1);
         let videos_per_batch = (opts.batch_size.max(1) / per_video).max(1);
         let mut next_out = 0;
         while next_out < items.len() {
@@ -305,7 +297,7 @@ pub fn evaluate(
         top5_accuracy: top5 as f64 / n as f64,
         loss: loss / n as f64,
         videos: n,
-        views: [opts.clips.max(1), opts.crops.max(1)],
+        views: [opts.views.clips.max(1), opts.views.crops.max(1)],
         labels: model.labels.clone(),
         per_class,
         confusion,

@@ -305,11 +305,12 @@ pub fn classify(
 /// How `vidi eval` views a video: `clips` uniform clip windows of
 /// `num_frames x sample_rate / fps` seconds, each resized to the model's size
 /// (`crops` 1, the guide's validation transform) or cut into `crops` crops.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Views {
     /// Uniform clips per video.
     pub clips: usize,
-    /// Spatial crops per clip.
+    /// Spatial crops per clip: 1 = the guide's squash resize; more = short
+    /// side to the model's size, then crops spread along the long side.
     pub crops: usize,
     /// Frame sampling rate sizing the clip window (the guide: 4).
     pub sample_rate: usize,

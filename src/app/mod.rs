@@ -147,11 +147,7 @@ impl VidiApp {
             Command::StopJob(name) => self.jobs.stop(&name),
             Command::DropJob(name) => self.jobs.abandon(&name),
             Command::Trained(dir) => self.tabs.trained(&dir),
-            Command::GpuLost(when) => {
-                let mut cpu = crate::backend::cpu();
-                cpu.description = format!("{} (the GPU was lost {when})", cpu.description);
-                self.compute = cpu;
-            }
+            Command::GpuLost(when) => self.compute = cpu_because(&format!("the GPU was lost {when}")),
         }
     }
 
@@ -283,9 +279,7 @@ pub fn compute_for(
         return crate::backend::cpu();
     }
     if let Some(why) = NOT_SHARED.get() {
-        let mut c = crate::backend::cpu();
-        c.description = format!("{} (the GPU could not be shared with the window: {why})", c.description);
-        return c;
+        return cpu_because(&format!("the GPU could not be shared with the window: {why}"));
     }
     match crate::backend::on_wgpu_device(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
         Ok(c) => {
@@ -293,12 +287,15 @@ pub fn compute_for(
             crate::backend::ops::pace_for_window(true);
             c
         }
-        Err(e) => {
-            let mut c = crate::backend::cpu();
-            c.description = format!("{} (the GPU could not be shared: {e})", c.description);
-            c
-        }
+        Err(e) => cpu_because(&format!("the GPU could not be shared: {e}")),
     }
+}
+
+/// The CPU backend, its description saying why the models are there.
+fn cpu_because(why: &str) -> crate::backend::Compute {
+    let mut c = crate::backend::cpu();
+    c.description = format!("{} ({why})", c.description);
+    c
 }
 
 /// Opens the window (`vidi` with no subcommand). `files` are queued as `vidi FILE...` asks.

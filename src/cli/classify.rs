@@ -109,14 +109,8 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     // Say which stream is read where there is a choice (unreadable files are reported below).
     for v in &a.videos {
         if let Ok((used, all)) = vidi::video::stream_choice(v, a.stream) {
-            if all.len() > 1 {
-                let list = all.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-                eprintln!(
-                    "warning: {}: {} video streams ({list}); stream {used} is read{}",
-                    v.display(),
-                    all.len(),
-                    if a.stream.is_none() { " (the first; --stream N reads another)" } else { "" }
-                );
+            if let Some(note) = vidi::video::stream_note(used, &all, a.stream.is_some()) {
+                eprintln!("warning: {}: {note}", v.display());
             }
         }
     }

@@ -390,14 +390,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let index =
         vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
     let items = vidi::eval::split_items(&index, &a.split, &model.labels).map_err(anyhow::Error::msg)?;
-    let opts = vidi::eval::EvalOptions {
-        clips: a.clips.max(1),
-        crops: a.crops.max(1),
-        sample_rate: a.sample_rate,
-        fps: 30.0,
-        batch_size: a.batch_size,
-        workers: a.workers,
-    };
+    let views =
+        vidi::infer::Views { clips: a.clips.max(1), crops: a.crops.max(1), sample_rate: a.sample_rate, fps: 30.0 };
+    let opts = vidi::eval::EvalOptions { views, batch_size: a.batch_size, workers: a.workers };
     let pb = progress_bar(items.len() as u64, "evaluating");
     let cancel = ctrl_c_token();
     let report = vidi::eval::evaluate(&model, &items, &opts, &mut |d, _| pb.set_position(d as u64), &cancel)?;

@@ -209,8 +209,7 @@ pub struct LoadOptions {
 /// types, and a weights file. Its config, or why not in one line.
 pub fn check_folder(dir: &Path) -> Result<ModelConfig, ModelError> {
     let config = ModelConfig::from_dir(dir)?;
-    let weights = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"];
-    if !weights.iter().any(|w| dir.join(w).is_file()) {
+    if !weights::WEIGHT_FILES.iter().any(|w| dir.join(w).is_file()) {
         return Err(ModelError::NoWeights { path: dir.to_path_buf() });
     }
     Ok(config)

@@ -102,12 +102,13 @@ impl TensorMap {
     }
 }
 
+/// The files a model folder's weights may be in, in the order they are looked for.
+pub const WEIGHT_FILES: [&str; 3] = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"];
+
 /// Reads the weights of a model folder: `model.safetensors`, else the
 /// sharded `model.safetensors.index.json`, else `pytorch_model.bin`.
 pub fn read_checkpoint(dir: &Path) -> Result<TensorMap, ModelError> {
-    let single = dir.join("model.safetensors");
-    let index = dir.join("model.safetensors.index.json");
-    let pickle = dir.join("pytorch_model.bin");
+    let [single, index, pickle] = WEIGHT_FILES.map(|f| dir.join(f));
     if single.exists() {
         Ok(TensorMap::from_map(single.clone(), read_safetensors(&single)?))
     } else if index.exists() {

@@ -321,10 +321,7 @@ impl<'a> Run<'a> {
         }
         let preset = Preset::Train(train_preset(&model, cfg));
         let eval_opts = EvalOptions {
-            clips: 1,
-            crops: 1,
-            sample_rate: cfg.sample_rate,
-            fps: cfg.fps,
+            views: crate::infer::Views { clips: 1, crops: 1, sample_rate: cfg.sample_rate, fps: cfg.fps },
             batch_size: cfg.batch_size,
             workers: cfg.workers,
         };

@@ -255,6 +255,16 @@ pub fn without_path(msg: &str, path: &Path) -> String {
     msg.strip_prefix(&prefix).unwrap_or(msg).to_string()
 }
 
+/// What to tell the user when a file has several video streams: which ones,
+/// and which is read (`used`; `asked` when `--stream` chose it). `None` for one.
+pub fn stream_note(used: usize, all: &[usize], asked: bool) -> Option<String> {
+    (all.len() > 1).then(|| {
+        let list = all.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        let how = if asked { "" } else { " (the first; --stream N reads another)" };
+        format!("{} video streams ({list}); stream {used} is read{how}", all.len())
+    })
+}
+
 /// Which video stream of `path` is read for `wanted` (see [`probe_stream`]),
 /// and all its video streams, from the container's header alone (nothing is decoded).
 pub fn stream_choice(path: &Path, wanted: Option<usize>) -> Result<(usize, Vec<usize>), VideoError> {

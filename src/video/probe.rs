@@ -123,13 +123,7 @@ pub fn probe_stream(path: &Path, wanted: Option<usize>) -> Result<VideoInfo, Vid
         return Err(VideoError::NoFrames { path: path.into() });
     }
     let mut warnings = Vec::new();
-    if video_streams > 1 {
-        let list = all_video.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-        warnings.push(format!(
-            "{video_streams} video streams ({list}); stream {stream_index} was read{}",
-            if wanted.is_none() { " (the first; --stream N reads another)" } else { "" }
-        ));
-    }
+    warnings.extend(super::stream_note(stream_index, &all_video, wanted.is_some()));
     if let Some(err) = &counted.read_error {
         warnings.push(format!("reading stopped early after {} frames: {err}", counted.frames));
     }

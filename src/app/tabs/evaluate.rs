@@ -92,7 +92,8 @@ impl EvaluateTab {
         let running = env.jobs.is_running(&self.job);
         if ui.add_enabled(!running, egui::Button::new("Run evaluation")).clicked() {
             let (m, d, sp) = (self.model.clone(), data, self.split.clone());
-            let opts = crate::eval::EvalOptions { clips: self.clips, crops: self.crops, ..Default::default() };
+            let views = crate::infer::Views { clips: self.clips, crops: self.crops, ..Default::default() };
+            let opts = crate::eval::EvalOptions { views, ..Default::default() };
             self.error = None;
             let on = (env.compute.device.clone(), env.hub.clone());
             env.commands.start(self.job.start(move |_, cancel| eval_job(m, d, sp, opts, on, cancel)));

@@ -14,13 +14,22 @@ use crate::app::widgets::{error_line, number, plots};
 use crate::app::Settings;
 use crate::train::TrainEvent;
 
-/// How a run's error begins when its GPU was lost ([`crate::train::TrainError::GpuLost`]).
-const GPU_LOST: &str = "the GPU was lost";
+/// Why a run ended without finishing, in one line, and whether its GPU was lost.
+struct Failure {
+    message: String,
+    gpu_lost: bool,
+}
+
+impl Failure {
+    fn of(e: &crate::train::TrainError) -> Failure {
+        Failure { message: e.to_string(), gpu_lost: matches!(e, crate::train::TrainError::GpuLost { .. }) }
+    }
+}
 
 /// The Train tab.
 pub struct TrainTab {
     model: ModelChooser,
-    job: JobKey<TrainEvent, Result<(), String>>,
+    job: JobKey<TrainEvent, Result<(), Failure>>,
     share: Sharing,
     loss: Vec<[f64; 2]>,
     lr: Vec<[f64; 2]>,
@@ -120,15 +129,20 @@ impl TrainTab {
                 let r = match run {
                     Run::Demo => crate::demo::run(&out, &Default::default(), &mut |_| {}, &tx, cancel)
                         .map(|_| ())
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| match &e {
+                            crate::demo::DemoError::Train(t) => Failure::of(t),
+                            _ => Failure { message: e.to_string(), gpu_lost: false },
+                        }),
                     _ => crate::train::train_on((run == Run::Start).then_some(&cfg), &out, &tx, cancel, Some(&compute))
                         .map(|_| ())
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| Failure::of(&e)),
                 };
                 drop(tx);
                 match forward {
                     Ok(_) => r,
-                    Err(e) => r.and(Err(format!("could not start a thread: {e}"))),
+                    Err(e) => {
+                        r.and(Err(Failure { message: format!("could not start a thread: {e}"), gpu_lost: false }))
+                    }
                 }
             })
         }));
@@ -232,15 +246,13 @@ impl TrainTab {
             self.event(e);
         }
         match polled.end {
-            Some(Ok(Err(e))) => {
-                if e.starts_with(GPU_LOST) {
-                    commands.send(Command::GpuLost("during training".into()));
-                    self.error =
-                        Some(format!("Training stopped: {e}. Models use the CPU from now on: Resume continues there."));
-                } else {
-                    self.error = Some(e);
-                }
+            Some(Ok(Err(Failure { message, gpu_lost: true }))) => {
+                commands.send(Command::GpuLost("during training".into()));
+                self.error = Some(format!(
+                    "Training stopped: {message}. Models use the CPU from now on: Resume continues there."
+                ));
             }
+            Some(Ok(Err(Failure { message, .. }))) => self.error = Some(message),
             Some(Err(crashed)) => self.error = Some(self.crash_message(&crashed.0)),
             _ => {}
         }
