@@ -36,7 +36,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// The limit on silence `VIDI_TIMEOUT` sets, else the default.
-fn env_timeout() -> Result<Duration, HubError> {
+pub fn env_timeout() -> Result<Duration, HubError> {
     match std::env::var("VIDI_TIMEOUT") {
         Ok(v) if !v.trim().is_empty() => {
             parse_timeout(&v).map_err(|e| HubError::BadTimeout(format!("VIDI_TIMEOUT: {e}")))

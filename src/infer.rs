@@ -60,6 +60,20 @@ pub struct ClassifyOptions {
     pub workers: usize,
     /// The video stream to read (its index in the container); the first video stream when `None`.
     pub stream: Option<usize>,
+    /// How long a server may stay silent while a URL downloads.
+    pub url_timeout: std::time::Duration,
+    /// Told of each URL download's bytes (received, total when known).
+    pub on_download: Option<DownloadProgress>,
+}
+
+/// A callback for URL downloads: (the URL, bytes received, total when the server says it).
+#[derive(Clone)]
+pub struct DownloadProgress(pub std::sync::Arc<dyn Fn(&str, u64, Option<u64>) + Send + Sync>);
+
+impl std::fmt::Debug for DownloadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DownloadProgress")
+    }
 }
 
 impl Default for ClassifyOptions {
@@ -72,6 +86,8 @@ impl Default for ClassifyOptions {
             batch_size: 4,
             workers: 2,
             stream: None,
+            url_timeout: std::time::Duration::from_secs(30),
+            on_download: None,
         }
     }
 }
@@ -159,6 +175,29 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
             Ok(clips)
         }
     }
+}
+
+/// Downloads an http(s) URL for `opts` (its progress callback and timeout);
+/// errors read "URL: why".
+pub fn fetch_url(url: &str, opts: &ClassifyOptions) -> Result<crate::net::TempVideo, String> {
+    let progress = opts.on_download.clone();
+    let each = move |done: u64, total: Option<u64>| {
+        if let Some(p) = &progress {
+            (p.0)(url, done, total)
+        }
+    };
+    let o = crate::net::UrlOptions { timeout: opts.url_timeout, progress: Some(&each), cancel: None };
+    crate::net::download(url, &o).map_err(|e| format!("{url}: {e}"))
+}
+
+/// [`prepare`] of a file, or of an http(s) URL (downloaded to a temporary
+/// file, removed afterwards); errors name the input as given.
+pub fn prepare_input(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Result<Vec<HostTensor>, String> {
+    let Some(url) = video.to_str().filter(|s| crate::net::is_url(s)) else {
+        return prepare(model, video, opts).map_err(|e| e.to_string());
+    };
+    let temp = fetch_url(url, opts)?;
+    prepare(model, temp.path(), opts).map_err(|e| e.to_string().replace(&temp.path().display().to_string(), url))
 }
 
 /// Softmax of one row of logits.
@@ -249,7 +288,7 @@ pub fn classify(
     opts: &ClassifyOptions,
     on_result: &mut dyn FnMut(usize, &VideoResult),
 ) -> Vec<VideoResult> {
-    let (tx, rx) = sync_channel::<(usize, Result<Vec<HostTensor>, VideoError>)>(opts.batch_size.max(1) * 2);
+    let (tx, rx) = sync_channel::<(usize, Result<Vec<HostTensor>, String>)>(opts.batch_size.max(1) * 2);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut gather = Gather {
         videos,
@@ -267,7 +306,7 @@ pub fn classify(
             let _ = std::thread::Builder::new().name(format!("vidi-classify-{w}")).spawn_scoped(scope, move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(v) = videos.get(i) else { break };
-                if tx.send((i, prepare(model, v, opts))).is_err() {
+                if tx.send((i, prepare_input(model, v, opts))).is_err() {
                     break;
                 }
             });
@@ -287,9 +326,7 @@ pub fn classify(
                         }
                     }
                 }
-                Err(e) => {
-                    gather.finish(vi, VideoResult::Err { video: videos[vi].clone(), error: e.to_string() }, on_result)
-                }
+                Err(error) => gather.finish(vi, VideoResult::Err { video: videos[vi].clone(), error }, on_result),
             }
         }
         gather.run(model, &mut pending, on_result);

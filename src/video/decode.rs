@@ -679,6 +679,72 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
     Ok((decode_indices(path, &indices, opts)?, total))
 }
 
+/// Frames one after the other, numbered in presentation order, each turned
+/// into RGB only when the caller wants it: for timelines over long videos and
+/// for live sources, where nothing may hold the whole stream.
+pub struct FrameSource {
+    reader: StreamReader,
+    next_index: usize,
+    first_pts: Option<i64>,
+}
+
+/// One frame of a [`FrameSource`].
+pub struct SourceFrame {
+    /// 0-based, in presentation order.
+    pub index: usize,
+    /// Seconds since the source's first frame (its timestamps; else index / rate).
+    pub secs: f64,
+    /// The picture, when it was wanted.
+    pub rgb: Option<RgbFrame>,
+}
+
+impl FrameSource {
+    /// A video file's chosen stream.
+    pub fn open(path: &Path, opts: &DecodeOptions) -> Result<FrameSource, VideoError> {
+        Ok(FrameSource { reader: StreamReader::open(path, opts)?, next_index: 0, first_pts: None })
+    }
+
+    /// The first video stream of an already open input (a camera, a network stream).
+    pub(crate) fn from_input(name: &Path, input: Input, opts: &DecodeOptions) -> Result<FrameSource, VideoError> {
+        let index = super::choose_video_stream(&input, name, opts.stream)?;
+        let mut reader = StreamReader::open_stream(name, input, index, opts.threads)?;
+        reader.autorotate = opts.autorotate;
+        reader.bound = opts.bound;
+        Ok(FrameSource { reader, next_index: 0, first_pts: None })
+    }
+
+    /// The stream's frame rate (its average, else its base rate), when it states one.
+    pub fn frame_rate(&self) -> Option<f64> {
+        let s = self.reader.input.stream(self.reader.stream_index)?;
+        [s.avg_frame_rate(), s.rate()]
+            .into_iter()
+            .find(|r| r.numerator() > 0 && r.denominator() > 0)
+            .map(f64::from)
+            .filter(|f| f.is_finite() && *f > 0.0)
+    }
+
+    /// Why reading stopped early, if it did (damaged data, a broken connection).
+    pub fn read_error(&self) -> Option<&str> {
+        self.reader.read_error.as_deref()
+    }
+
+    /// The next frame, in RGB when `want(index)` says so; `None` at the end.
+    pub fn next(&mut self, want: impl FnOnce(usize) -> bool) -> Result<Option<SourceFrame>, VideoError> {
+        let Some(raw) = self.reader.next_raw()? else { return Ok(None) };
+        let index = self.next_index;
+        self.next_index += 1;
+        let secs = match raw.pts {
+            Some(p) => {
+                let first = *self.first_pts.get_or_insert(p);
+                (p - first) as f64 * f64::from(self.reader.time_base)
+            }
+            None => index as f64 / self.frame_rate().unwrap_or(25.0),
+        };
+        let rgb = if want(index) { Some(self.reader.to_rgb(&raw)?) } else { None };
+        Ok(Some(SourceFrame { index, secs, rgb }))
+    }
+}
+
 /// Decodes every frame without colour conversion and returns how many there were (the FFmpeg-only ceiling).
 pub fn decode_count_only(path: &Path, opts: &DecodeOptions) -> Result<usize, VideoError> {
     let mut reader = StreamReader::open(path, opts)?;

@@ -12,14 +12,14 @@ use egui_kittest::Harness;
 use vidi::app::{Settings, Tab, VidiApp};
 
 /// A tiny split motion dataset and the demo's tiny model, made once.
-struct Fixture {
+pub struct Fixture {
     _tmp: tempfile::TempDir,
-    split: PathBuf,
-    model: PathBuf,
+    pub split: PathBuf,
+    pub model: PathBuf,
     root: PathBuf,
 }
 
-fn fixture() -> &'static Fixture {
+pub fn fixture() -> &'static Fixture {
     static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     F.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
@@ -36,12 +36,12 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn harness(app: VidiApp) -> Harness<'static, VidiApp> {
+pub fn harness(app: VidiApp) -> Harness<'static, VidiApp> {
     Harness::builder().with_size(egui::vec2(1280.0, 1000.0)).build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app)
 }
 
 /// Steps the UI until no job runs (jobs are real threads), or panics after `secs`.
-fn settle(h: &mut Harness<'static, VidiApp>, secs: u64) {
+pub fn settle(h: &mut Harness<'static, VidiApp>, secs: u64) {
     let t = Instant::now();
     h.step();
     while h.state().busy() {
@@ -61,7 +61,7 @@ fn closed_port() -> String {
 
 /// The app as `vidi` opens it, but hermetic: the Hub is a closed port and the
 /// Hub cache an empty folder, unless a test points them elsewhere.
-fn new_app(settings: Settings, files: Vec<PathBuf>) -> VidiApp {
+pub fn new_app(settings: Settings, files: Vec<PathBuf>) -> VidiApp {
     static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
     let mut app = VidiApp::new(settings, vidi::backend::cpu(), files);
@@ -74,7 +74,7 @@ fn new_app(settings: Settings, files: Vec<PathBuf>) -> VidiApp {
 }
 
 /// The player's position line, "frame i/n  t s".
-fn frame_label(h: &Harness<'static, VidiApp>) -> String {
+pub fn frame_label(h: &Harness<'static, VidiApp>) -> String {
     use egui_kittest::kittest::NodeT;
     let labels: Vec<String> = h
         .query_all_by_label_contains("frame ")
@@ -86,7 +86,7 @@ fn frame_label(h: &Harness<'static, VidiApp>) -> String {
 }
 
 /// Steps until a label containing `text` shows, or panics after `secs`.
-fn wait_for(h: &mut Harness<'static, VidiApp>, text: &str, secs: u64) {
+pub fn wait_for(h: &mut Harness<'static, VidiApp>, text: &str, secs: u64) {
     let t = Instant::now();
     loop {
         h.step();

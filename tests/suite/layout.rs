@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// The library's top-level modules, lowest first: each may use only those
 /// before it. The binary (`main.rs`, `cli/`) stands above them all.
-const LAYERS: [&str; 15] = [
-    "util", "heatmap", "video", "dataset", "backend", "model", "hub", "infer", "preview", "eval", "share", "train",
-    "bench", "demo", "app",
+const LAYERS: [&str; 18] = [
+    "util", "heatmap", "video", "dataset", "backend", "model", "hub", "net", "infer", "timeline", "live", "preview",
+    "eval", "share", "train", "bench", "demo", "app",
 ];
 
 fn src() -> PathBuf {

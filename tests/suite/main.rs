@@ -14,6 +14,7 @@ mod models;
 mod net;
 mod refusals;
 mod share;
+mod sources;
 mod train;
 mod transforms;
 mod video;

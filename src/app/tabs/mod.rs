@@ -6,6 +6,7 @@ mod classify;
 mod command;
 mod dataset;
 mod evaluate;
+mod live;
 mod parts;
 mod start;
 mod train;

@@ -170,6 +170,11 @@ impl VideoPlayer {
         self.player.show(ui, height);
     }
 
+    /// Pauses at `secs` from the start.
+    pub fn seek_secs(&mut self, secs: f64) {
+        self.player.seek_secs(secs);
+    }
+
     /// Takes the decoded frames.
     pub fn poll(&mut self, jobs: &mut Jobs) {
         let polled = jobs.poll(&self.decode);

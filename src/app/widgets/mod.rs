@@ -7,6 +7,7 @@ pub mod model_picker;
 pub mod player;
 pub mod plots;
 pub mod share_box;
+pub mod timeline;
 
 use eframe::egui;
 

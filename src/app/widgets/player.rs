@@ -128,6 +128,17 @@ impl Player {
         }
     }
 
+    /// Shows the frame at `secs` from the start (as far as it is loaded) and pauses there.
+    pub fn seek_secs(&mut self, secs: f64) {
+        if self.frames.is_empty() {
+            return;
+        }
+        let t0 = self.time(0);
+        let pos = (0..self.frames.len()).rev().find(|&i| self.time(i) - t0 <= secs + 1e-6).unwrap_or(0);
+        self.playing = false;
+        self.seek(pos);
+    }
+
     fn seek(&mut self, pos: usize) {
         self.pos = pos.min(self.frames.len().saturating_sub(1));
         if !self.frames.is_empty() {
