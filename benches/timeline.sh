@@ -29,7 +29,8 @@ if [[ ! -f $long ]]; then
     -c:v libx264 -preset veryfast -crf 23 -g 60 "$long.tmp.mp4" && mv "$long.tmp.mp4" "$long"
 fi
 [[ -f $short ]] || ffmpeg -v error -nostdin -y -i "$long" -frames:v 300 -c copy "$short"
-vidi="$root/target/release/vidi"
+# VIDI=path/to/vidi uses that binary (default: a release build, made if missing).
+vidi=${VIDI:-"$root/target/release/vidi"}
 [[ -x $vidi ]] || (cd "$root" && cargo build --release --quiet)
 run_vidi() { # FILE -> "windows seconds rss_kib"
   local t; t=$(mktemp)

@@ -340,14 +340,32 @@ pub fn classify_live(
             cv.notify_all();
         });
 
-        match opened_rx.recv() {
-            Ok(Ok(())) => started = Instant::now(),
-            Ok(Err(e)) => {
-                result = Err(e);
+        // Wait for the source to open; Ctrl-C and --max-seconds interrupt the wait.
+        let opened = loop {
+            if stop_asked.load(Ordering::Relaxed)
+                || opts.max_seconds.is_some_and(|m| epoch.elapsed().as_secs_f64() >= m)
+            {
+                stop.store(true, Ordering::Relaxed);
+            }
+            match opened_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => break r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(LiveError::Open { source_name: spec.into(), reason: "the reader stopped".into() })
+                }
+            }
+        };
+        match opened {
+            Ok(()) => started = Instant::now(),
+            // Stopped by the user before anything arrived: not a failure.
+            Err(_) if stop_asked.load(Ordering::Relaxed) => return,
+            Err(_) if opts.max_seconds.is_some_and(|m| epoch.elapsed().as_secs_f64() >= m) => {
+                let secs = opts.max_seconds.unwrap_or(0.0).ceil() as u64;
+                result = Err(LiveError::Silent { source_name: spec.into(), secs });
                 return;
             }
-            Err(_) => {
-                result = Err(LiveError::Open { source_name: spec.into(), reason: "the reader stopped".into() });
+            Err(e) => {
+                result = Err(e);
                 return;
             }
         }
