@@ -170,6 +170,8 @@ pub struct ClassTable {
     pub names: Vec<String>,
     /// A list's label index -> label id.
     pub by_index: BTreeMap<i64, usize>,
+    /// Whether the file numbers its classes ("1 Name", UCF101's classInd.txt).
+    pub numbered: bool,
 }
 
 impl ClassTable {
@@ -189,6 +191,14 @@ fn read_text(path: &Path) -> Result<String, AnnotationError> {
 /// Lines with their 1-based numbers, blank ones left out.
 fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty())
+}
+
+/// Whether every line is "N name".
+fn numbered_text(text: &str) -> bool {
+    lines(text).all(|(_, l)| {
+        let mut it = l.splitn(2, char::is_whitespace);
+        it.next().is_some_and(|n| n.parse::<i64>().is_ok()) && it.next().is_some_and(|r| !r.trim().is_empty())
+    })
 }
 
 /// Reads a classes file: `labels.json` (name -> index), "N name" lines
@@ -221,10 +231,7 @@ pub fn read_classes(path: &Path, problems: &mut Vec<Problem>) -> Result<ClassTab
         if all.is_empty() {
             return Err(AnnotationError::EmptyList { path: path.into() });
         }
-        let numbered = all.iter().all(|(_, l)| {
-            let mut it = l.splitn(2, char::is_whitespace);
-            it.next().is_some_and(|n| n.parse::<i64>().is_ok()) && it.next().is_some_and(|r| !r.trim().is_empty())
-        });
+        let numbered = numbered_text(&text);
         for (k, (no, l)) in all.iter().enumerate() {
             if numbered {
                 let (n, name) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
@@ -235,7 +242,10 @@ pub fn read_classes(path: &Path, problems: &mut Vec<Problem>) -> Result<ClassTab
         }
         entries.sort_by_key(|e| e.0);
     }
-    let mut table = ClassTable::default();
+    let mut table = ClassTable {
+        numbered: !text.trim_start().starts_with('{') && entries.iter().all(|e| e.2.is_some()) && numbered_text(&text),
+        ..Default::default()
+    };
     for (idx, name, line) in entries {
         if let Some(first) = table.id_of(&name) {
             problems.push(Problem {
@@ -422,6 +432,7 @@ fn parse_list(
     path: &Path,
     base: &Path,
     split: Option<&str>,
+    numbered_classes: bool,
     problems: &mut Vec<Problem>,
 ) -> Result<(Format, Vec<Row>), AnnotationError> {
     let text = read_text(path)?;
@@ -479,8 +490,9 @@ fn parse_list(
         }
         return Ok((Format::Hmdb51, rows));
     }
-    // "path index" (UCF101 trainlist, mmaction2) or "path" (UCF101 testlist).
-    let mut format = Format::Mmaction2;
+    // "path index" (UCF101 trainlist with classInd's numbers, mmaction2 with
+    // one name per line) or "path" (UCF101 testlist).
+    let mut format = if numbered_classes { Format::Ucf101 } else { Format::Mmaction2 };
     for (line, t) in &tokens {
         let (p, label) = match t.as_slice() {
             [p] => {
@@ -493,12 +505,7 @@ fn parse_list(
                 }
             }
             [p, i] => match i.parse::<i64>() {
-                Ok(i) => {
-                    if p.contains('/') {
-                        format = Format::Ucf101;
-                    }
-                    (*p, Some(RowLabel::Index(i)))
-                }
+                Ok(i) => (*p, Some(RowLabel::Index(i))),
                 Err(_) => {
                     problems.push(Problem {
                         file: path.into(),
@@ -740,7 +747,8 @@ pub fn index_source(
     let mut rows = Vec::new();
     let mut formats = BTreeSet::new();
     for (l, split) in &lists {
-        let (format, r) = parse_list(l, &base, *split, &mut problems)?;
+        let numbered = classes.as_ref().is_some_and(|c| c.numbered);
+        let (format, r) = parse_list(l, &base, *split, numbered, &mut problems)?;
         if format == Format::Ssv2 && classes.is_none() {
             let beside = l.parent().unwrap_or(Path::new("")).join("labels.json");
             if beside.is_file() {
@@ -851,7 +859,9 @@ fn build_index(
             }
         };
         let Some(path) = r.candidates.iter().find(|c| c.is_file()).cloned() else {
-            let reason = match r.candidates.first().and_then(|c| crate::video::not_a_file_reason(c)) {
+            // Something there that is no file (a folder, a broken link) says what it is.
+            let there = r.candidates.iter().find(|c| c.symlink_metadata().is_ok());
+            let reason = match there.and_then(|c| crate::video::not_a_file_reason(c)) {
                 Some(why) => format!("{listed}: {why}"),
                 None => format!("{listed}: no such file"),
             };
