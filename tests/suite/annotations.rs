@@ -516,3 +516,51 @@ fn imbalance_is_reported_and_balance_draws_classes_evenly() {
     let other: Vec<_> = balanced(&items, 42, 4).iter().map(|e| e.segment.unwrap().start_s).collect();
     assert_ne!(other, again);
 }
+
+/// `vidi train --data ann.csv --balance`: segments with a split column train a
+/// model, the best one is tested on the test segments, and the run's config
+/// and model card record the balancing.
+#[test]
+fn train_on_csv_segments_with_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(clip("mmaction2_demo.mp4"), d.join("long.mp4")).unwrap();
+    let mut csv = String::from("video,label,start,end,split\n");
+    for k in 0..6 {
+        csv.push_str(&format!("long.mp4,busy,{k},{}.9,train\n", k));
+    }
+    csv.push_str("long.mp4,calm,6,6.9,train\nlong.mp4,calm,7,7.9,val\nlong.mp4,busy,8,8.9,val\n");
+    csv.push_str("long.mp4,calm,9,9.9,test\nlong.mp4,busy,9.1,9.8,test\n");
+    std::fs::write(d.join("ann.csv"), &csv).unwrap();
+    let labels = vec!["busy".to_string(), "calm".to_string()];
+    let model = vidi::demo::tiny_videomae(&labels, 3, &vidi::backend::cpu().device).unwrap();
+    model.export(&d.join("init")).unwrap();
+    let run = d.join("run");
+    let o = vidi(&[
+        "train",
+        "--data",
+        s(&d.join("ann.csv")),
+        "--model",
+        s(&d.join("init")),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--sample-rate",
+        "2",
+        "--balance",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["balance"], true);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("test-eval/report.json")).unwrap()).unwrap();
+    assert_eq!(report["videos"], 2);
+    assert_eq!(report["outcomes"][0]["segment"], serde_json::json!({"start_s": 9.0, "end_s": 9.9}));
+    let card = vidi::share::model_card(&run.join("best"), "me/segments").unwrap();
+    assert!(card.contains("| class balancing | classes sampled evenly each epoch (--balance) |"), "{card}");
+}
