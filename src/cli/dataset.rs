@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use vidi::dataset::index::IndexOptions;
-use vidi::dataset::split::{split_folder, SplitOptions};
+use vidi::dataset::split::{split_annotations, split_folder, SplitOptions};
 use vidi::dataset::{index_source, DataSource};
 
 use super::common::{print_json, progress_bar};
@@ -39,7 +39,13 @@ pub enum DatasetCommand {
     /// Group-aware: UCF101 groups (v_<Class>_gNN_cMM) never straddle splits.
     /// Files are hard-linked (copied if linking fails); the source is untouched.
     ///
-    /// Example: vidi dataset split my_videos --out my_videos_split --val 0.1 --test 0.2 --seed 0
+    /// A CSV without a split column (videos or segments) is split into a new CSV with one:
+    /// groups stay whole (its group column, else UCF101 names), and so do the segments
+    /// of each video, across classes.
+    ///
+    /// Examples:
+    ///   vidi dataset split my_videos --out my_videos_split --val 0.1 --test 0.2 --seed 0
+    ///   vidi dataset split segments.csv --out segments_split.csv --seed 0
     Split(SplitArgs),
 }
 
@@ -95,9 +101,9 @@ pub struct InspectArgs {
 /// `vidi dataset split`.
 #[derive(Args, Debug)]
 pub struct SplitArgs {
-    /// The flat source folder.
+    /// The flat source folder, or a CSV without a split column.
     pub src: PathBuf,
-    /// Output folder (new or empty).
+    /// Output folder (new or empty), or for a CSV the new CSV to write.
     #[arg(long)]
     pub out: PathBuf,
     /// Share of each class for validation.
@@ -194,6 +200,17 @@ pub fn split(a: SplitArgs) -> Result<()> {
         group_aware: !a.no_groups,
         check_readable: true,
     };
+    if a.src.is_file() {
+        let report = split_annotations(&a.src, &a.out, &opts)?;
+        if a.json {
+            return print_json(&report);
+        }
+        for (split, per) in &report.counts {
+            println!("{split}: {} samples in {} classes", per.values().sum::<usize>(), per.len());
+        }
+        println!("wrote {} ({} rows with a split column)", report.out.display(), report.assignment.len());
+        return Ok(());
+    }
     let report = split_folder(&a.src, &a.out, &opts)?;
     if a.json {
         return print_json(&report);

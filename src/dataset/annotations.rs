@@ -134,6 +134,12 @@ pub enum AnnotationError {
         /// The source given.
         path: PathBuf,
     },
+    /// The split's output file already exists.
+    #[error("{path}: already exists; choose a new file (nothing was written)")]
+    OutputExists {
+        /// The file.
+        path: PathBuf,
+    },
     /// The source does not exist.
     #[error("{path}: no such file or folder")]
     NotFound {

@@ -24,7 +24,7 @@ pub use index::{index_folder, DatasetIndex, IndexOptions, Layout, Sample};
 pub use loader::{Batch, Loader, LoaderOptions};
 pub use presets::{Preset, TrainPreset, ValPreset};
 pub use sampler::{ClipSampler, ClipWindow, Segment};
-pub use split::{split_folder, SplitOptions, SplitReport};
+pub use split::{split_annotations, split_folder, SplitOptions, SplitReport};
 pub use transforms::{Clip, ImageProcessor, TransformError};
 
 /// What went wrong with a dataset folder.

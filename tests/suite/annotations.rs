@@ -564,3 +564,47 @@ fn train_on_csv_segments_with_balance() {
     let card = vidi::share::model_card(&run.join("best"), "me/segments").unwrap();
     assert!(card.contains("| class balancing | classes sampled evenly each epoch (--balance) |"), "{card}");
 }
+
+/// `dataset split ann.csv`: a CSV with a group column gets a split column,
+/// no group in two splits, and the source file unchanged.
+#[test]
+fn csv_with_groups_splits_group_aware() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(clip("mmaction2_demo.mp4"), d.join("long.mp4")).unwrap();
+    let mut csv = String::from("video,label,start,end,group\n");
+    for (c, class) in ["run", "sit"].iter().enumerate() {
+        for g in 0..4 {
+            for k in 0..2 {
+                let t = (c * 8 + g * 2 + k) as f64 * 0.5;
+                csv.push_str(&format!("long.mp4,{class},{t},{},person{g}\n", t + 0.5));
+            }
+        }
+    }
+    let src = d.join("ann.csv");
+    std::fs::write(&src, &csv).unwrap();
+    let out = d.join("ann_split.csv");
+    let o = vidi(&["dataset", "split", s(&src), "--out", s(&out), "--val", "0.25", "--test", "0.25", "--seed", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&src).unwrap(), csv);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut group_splits: std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> =
+        Default::default();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 16);
+    for r in &rows {
+        let f: Vec<&str> = r.split(',').collect();
+        group_splits.entry((f[1].into(), f[4].into())).or_default().insert(f[5].into());
+    }
+    assert!(group_splits.values().all(|s| s.len() == 1), "{group_splits:?}");
+    let v = vidi_json(&["dataset", "inspect", s(&out), "--json"]);
+    assert_eq!(v["layout"], "split");
+    assert_eq!(v["segments"], 16);
+    assert_eq!(v["leaking_groups"], serde_json::json!([]));
+    for split in ["train", "val", "test"] {
+        assert_eq!(v["counts"][split]["run"].as_u64().unwrap() % 2, 0, "whole groups of 2 in {split}");
+        assert!(v["counts"][split]["run"].as_u64().unwrap() > 0, "{split}: {}", v["counts"]);
+    }
+    let again = vidi_error(&["dataset", "split", s(&src), "--out", s(&out)]);
+    assert_eq!(again, format!("error: {}: already exists; choose a new file (nothing was written)", out.display()));
+}
