@@ -2,7 +2,8 @@
 //!
 //! - [`index`]: index a folder (split or flat layout), report problems.
 //! - [`annotations`]: split lists and annotation files (UCF101, HMDB51,
-//!   mmaction2, CSV with segments, Kinetics, Something-Something v2).
+//!   mmaction2, CSV with segments, Kinetics, Something-Something v2);
+//!   [`lists`] reads each format.
 //! - [`split`]: group-aware split of a flat folder.
 //! - [`sampler`]: which frames make a clip (PyTorchVideo clip samplers).
 //! - [`transforms`]: PyTorchVideo / torchvision / transformers transforms.
@@ -11,6 +12,7 @@
 
 pub mod annotations;
 pub mod index;
+pub mod lists;
 pub mod loader;
 pub mod presets;
 pub mod sampler;
