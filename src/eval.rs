@@ -9,7 +9,8 @@ use std::sync::mpsc::sync_channel;
 
 use serde::Serialize;
 
-use crate::dataset::loader::Item;
+use crate::dataset::loader::{Example, Item};
+use crate::dataset::sampler::Segment;
 use crate::dataset::transforms::Clip;
 use crate::infer::{softmax, top_k, Prediction};
 use crate::model::weights::HostTensor;
@@ -44,6 +45,9 @@ pub struct VideoOutcome {
     pub predicted: String,
     /// The three best labels with scores.
     pub top3: Vec<Prediction>,
+    /// The time range of the video scored, when the sample is a segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
 }
 
 /// Metrics of one class.
@@ -143,16 +147,23 @@ pub enum EvalError {
     Cancelled,
 }
 
-/// The readable videos of `split` in `index`, labelled by their class's
+/// The readable videos (and segments) of `split` (`all`: every one) in `index`, labelled by their class's
 /// position in `labels` (a model's). A class the model does not know is an error.
-pub fn split_items(index: &crate::dataset::DatasetIndex, split: &str, labels: &[String]) -> Result<Vec<Item>, String> {
+pub fn split_items(
+    index: &crate::dataset::DatasetIndex,
+    split: &str,
+    labels: &[String],
+) -> Result<Vec<Example>, String> {
     let mut items = Vec::new();
-    for s in index.samples.iter().filter(|s| s.split.as_deref() == Some(split)) {
+    // `all`: every sample, the whole of a dataset without splits.
+    for s in index.samples.iter().filter(|s| split == "all" || s.split.as_deref() == Some(split)) {
         let Some(label) = labels.iter().position(|l| *l == s.class) else {
-            return Err(format!("class folder '{}' is not one of the model's labels ({})", s.class, labels.join(", ")));
+            let what = if index.format == "folder" { "class folder" } else { "class" };
+            return Err(format!("{what} '{}' is not one of the model's labels ({})", s.class, labels.join(", ")));
         };
         if s.info.is_some() {
-            items.push(Item { label, ..Item::from(s) });
+            let ex = Example::from(s);
+            items.push(Example { item: Item { label, ..ex.item }, ..ex });
         }
     }
     if items.is_empty() {
@@ -162,19 +173,83 @@ pub fn split_items(index: &crate::dataset::DatasetIndex, split: &str, labels: &[
 }
 
 /// The views of one video, (T, C, H, W) each (see [`crate::infer::eval_views`]).
-pub fn video_views(item: &Item, model: &VideoModel, opts: &EvalOptions) -> Result<Vec<Clip>, String> {
-    crate::infer::eval_views(item, model, &opts.views)
+/// A segment's views are drawn the same way over its range alone.
+pub fn video_views(example: &Example, model: &VideoModel, opts: &EvalOptions) -> Result<Vec<Clip>, String> {
+    match &example.segment {
+        None => crate::infer::eval_views(&example.item, model, &opts.views),
+        Some(seg) => segment_views(&example.item.path, seg, model, &opts.views),
+    }
 }
 
-/// Evaluates `model` on `items` (labels index `model.labels`). `progress(done, total)`
-/// is called after each video; `cancel` stops between videos.
-pub fn evaluate(
+/// [`crate::infer::eval_views`] over a segment: the clip windows are drawn over
+/// the segment's duration and placed on the video's clock ([`Segment::place`]).
+fn segment_views(
+    path: &Path,
+    seg: &Segment,
     model: &VideoModel,
-    items: &[Item],
+    opts: &crate::infer::Views,
+) -> Result<Vec<Clip>, String> {
+    use crate::dataset::presets::{Preset, ValPreset};
+    use crate::dataset::sampler::{guide_clip_duration, ClipSampler};
+    use rand::SeedableRng;
+    let cfg = &model.config;
+    let size = cfg.image_size;
+    let p = &model.processor;
+    let val = ValPreset {
+        num_frames: cfg.num_frames,
+        sample_rate: opts.sample_rate,
+        fps: opts.fps,
+        mean: p.image_mean,
+        std: p.image_std,
+        resize: (size, size),
+        antialias: true,
+    };
+    let sampler = ClipSampler::ConstantClipsPerVideo {
+        clip_duration: guide_clip_duration(cfg.num_frames, opts.sample_rate, opts.fps),
+        clips_per_video: opts.clips.max(1),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let preset = Preset::Val(val.clone());
+    let dec = crate::video::DecodeOptions { threads: 1, bound: Some(preset.frame_bound()), ..Default::default() };
+    let mut views = Vec::new();
+    for w in sampler.clips(seg.duration_s(), &mut rng).into_iter().map(|w| seg.place(w)) {
+        let frames = crate::video::decode_time_range_subsampled(path, w.start_secs, w.end_secs, cfg.num_frames, &dec)
+            .map_err(|e| e.to_string())?;
+        if frames.frames.is_empty() {
+            return Err(format!("no frames between {:.2}s and {:.2}s", w.start_secs, w.end_secs));
+        }
+        if opts.crops <= 1 {
+            views.push(preset.apply(&frames.frames, &mut rng).map_err(|e| e.to_string())?);
+            continue;
+        }
+        let picked: Vec<_> =
+            preset.frame_selection(frames.frames.len()).into_iter().map(|i| &frames.frames[i]).collect();
+        let clip = Clip::from_frames_each(&picked, 1.0, |one| {
+            one.rescale(1.0 / 255.0, 0.0).normalize(&val.mean, &val.std).short_side_scale(size)
+        })
+        .map_err(|e| e.to_string())?;
+        let n = opts.crops;
+        for i in 0..n {
+            let (top, left) =
+                if clip.w >= clip.h { (0, (clip.w - size) * i / (n - 1)) } else { ((clip.h - size) * i / (n - 1), 0) };
+            views.push(clip.crop(top, left, size, size).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(views)
+}
+
+/// Evaluates `model` on `items` (whole videos or segments; labels index
+/// `model.labels`). `progress(done, total)` is called after each video;
+/// `cancel` stops between videos.
+pub fn evaluate<T: Clone + Into<Example>>(
+    model: &VideoModel,
+    items: &[T],
     opts: &EvalOptions,
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<EvalReport, EvalError> {
+    let examples: Vec<Example> = items.iter().cloned().map(Into::into).collect();
+    let items = &examples[..];
     let k = model.labels.len();
     let mut confusion = vec![vec![0usize; k]; k];
     let mut outcomes = Vec::new();
@@ -223,7 +298,7 @@ pub fn evaluate(
                     row += 1;
                 }
                 let probs: Vec<f32> = avg.iter().map(|v| *v as f32).collect();
-                let truth = items[i].label;
+                let truth = items[i].item.label;
                 let ranked = top_k(&model.labels, &probs, k);
                 let pred = (0..k).fold(0, |b, j| if avg[j] > avg[b] { j } else { b });
                 let rank = (0..k).filter(|&j| avg[j] > avg[truth]).count();
@@ -232,10 +307,11 @@ pub fn evaluate(
                 top5 += usize::from(rank < 5);
                 loss -= avg[truth].max(1e-12).ln();
                 outcomes.push(VideoOutcome {
-                    video: items[i].path.clone(),
+                    video: items[i].item.path.clone(),
                     label: model.labels[truth].clone(),
                     predicted: model.labels[pred].clone(),
                     top3: ranked.into_iter().take(3).collect(),
+                    segment: items[i].segment,
                 });
             }
             Ok(())
@@ -259,8 +335,8 @@ pub fn evaluate(
             let Some(r) = pending.remove(&next_out) else { break };
             match r {
                 Ok(views) if !views.is_empty() => queue.push((next_out, views)),
-                Ok(_) => failed.push((items[next_out].path.clone(), "no views".to_string())),
-                Err(e) => failed.push((items[next_out].path.clone(), e)),
+                Ok(_) => failed.push((items[next_out].item.path.clone(), "no views".to_string())),
+                Err(e) => failed.push((items[next_out].item.path.clone(), e)),
             }
             next_out += 1;
             if queue.len() >= videos_per_batch {

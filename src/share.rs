@@ -300,6 +300,9 @@ pub fn model_card(model_dir: &Path, repo: &str) -> Result<String, ShareError> {
                 a["beta1"], a["beta2"], a["eps"], a["weight_decay"], a["max_grad_norm"]
             ));
         }
+        if c.get("balance").and_then(|b| b.as_bool()) == Some(true) {
+            md.push_str("| class balancing | classes sampled evenly each epoch (--balance) |\n");
+        }
         md.push_str("| schedule | linear warm-up, then linear decay |\n\n");
     }
     if best_val.is_some() || test_acc.is_some() {

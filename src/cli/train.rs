@@ -20,9 +20,17 @@ pub struct TrainArgs {
     /// config.json; only --epochs and --max-unreadable may change them (and are saved there).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["data", "model", "out"])]
     pub resume: Option<PathBuf>,
-    /// Dataset folder with train/ and val/ (and test/) holding one folder per class.
+    /// Dataset: a folder with train/ and val/ (and test/) holding one folder per class, a
+    /// folder of videos with --train/--val lists, or an annotation file with a split column
+    /// (see `vidi dataset inspect --help`).
     #[arg(long, required_unless_present = "resume")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub lists: super::dataset::ListArgs,
+    /// Sample the classes evenly: each epoch draws as many clips as the train split has,
+    /// the same number from every class (seeded; the model card records it).
+    #[arg(long)]
+    pub balance: bool,
     /// Base checkpoint: a folder in the transformers layout or a Hub id. Its classifier is
     /// replaced when the dataset's classes differ from its labels.
     #[arg(long, required_unless_present = "resume")]
@@ -111,9 +119,13 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Dataset folder (split layout, class folders named as the model's labels).
+    /// Dataset: a folder (split layout, class folders named as the model's labels), a folder
+    /// of videos with lists, or an annotation file with a split column (segments are scored
+    /// over their own range).
     #[arg(long)]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub lists: super::dataset::ListArgs,
     /// Which split.
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -355,6 +367,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 flip_p: a.flip_p,
                 device: vidi::backend::choice_from(a.device)?,
                 max_unreadable: a.max_unreadable.unwrap_or(vidi::train::DEFAULT_MAX_UNREADABLE),
+                classes: a.lists.classes.clone(),
+                train_lists: a.lists.train_lists.clone(),
+                val_lists: a.lists.val_lists.clone(),
+                test_lists: a.lists.test_lists.clone(),
+                balance: a.balance,
             };
             if !cfg.model.is_empty() && !std::path::Path::new(&cfg.model).is_dir() {
                 // A Hub id: fetch it with a progress bar before training starts.
@@ -387,8 +404,11 @@ fn print_summary(summary: &vidi::train::TrainSummary, json: bool) -> Result<()> 
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let model = load_model(&a.model)?;
-    let index =
-        vidi::dataset::index_folder(&a.data, &vidi::dataset::IndexOptions { check_readable: true, threads: 2 })?;
+    let index = vidi::dataset::index_source(
+        &a.lists.source(&a.data),
+        &vidi::dataset::IndexOptions { check_readable: true, threads: 2 },
+        &mut |_, _| {},
+    )?;
     let items = vidi::eval::split_items(&index, &a.split, &model.labels).map_err(anyhow::Error::msg)?;
     let views =
         vidi::infer::Views { clips: a.clips.max(1), crops: a.crops.max(1), sample_rate: a.sample_rate, fps: 30.0 };

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::annotations::Problem;
+use super::sampler::Segment;
 use super::DatasetError;
 use crate::video::{probe, VideoInfo};
 
@@ -48,6 +50,9 @@ pub struct Sample {
     /// What probing found (frames, fps, duration), when the folder was checked.
     #[serde(skip)]
     pub info: Option<VideoInfo>,
+    /// The time range of the video this sample is, when an annotation gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
 }
 
 /// A file that looked like a video but could not be read.
@@ -93,14 +98,66 @@ pub struct DatasetIndex {
     pub leaking_groups: Vec<LeakingGroup>,
     /// Files in class folders that are not videos by their ending (ignored).
     pub ignored_files: usize,
+    /// Where the samples came from: `folder`, or the list formats read
+    /// (`ucf101`, `hmdb51`, `mmaction2`, `csv`, `kinetics`, `ssv2`, joined by `+`).
+    pub format: String,
+    /// How many samples are segments (a time range of a longer video).
+    pub segments: usize,
+    /// class -> samples over all splits.
+    pub class_counts: BTreeMap<String, usize>,
+    /// Warnings, such as class imbalance (the largest class over 3x the smallest).
+    pub warnings: Vec<String>,
+    /// Problems in list and classes files that are no one video's (duplicate
+    /// class names, malformed lines); each was skipped.
+    pub problems: Vec<Problem>,
 }
+
+/// A class over this many times the smallest one is reported as imbalance.
+pub const IMBALANCE_RATIO: f64 = 3.0;
 
 impl DatasetIndex {
     /// `label2id`.
     pub fn label_of(&self, class: &str) -> Option<usize> {
-        self.classes.binary_search_by(|c| c.as_str().cmp(class)).ok()
+        self.classes.iter().position(|c| c == class)
     }
 
+    /// Fills in `segments`, `class_counts` and the imbalance `warnings` from the samples.
+    pub fn finish_report(&mut self) {
+        self.segments = self.samples.iter().filter(|s| s.segment.is_some()).count();
+        self.class_counts = self.classes.iter().map(|c| (c.clone(), 0)).collect();
+        for s in &self.samples {
+            *self.class_counts.entry(s.class.clone()).or_default() += 1;
+        }
+        for (split, per) in &self.counts {
+            if let Some(w) = imbalance_warning(split, per) {
+                self.warnings.push(w);
+            }
+        }
+    }
+}
+
+/// The imbalance warning of one split's class counts, when the largest class
+/// holds more than [`IMBALANCE_RATIO`] times the samples of the smallest
+/// (classes with none are reported as empty instead).
+pub fn imbalance_warning(split: &str, per: &BTreeMap<String, usize>) -> Option<String> {
+    let present = per.iter().filter(|(_, n)| **n > 0);
+    let (big, nb) = present.clone().fold(None, |b: Option<(&String, usize)>, (c, n)| match b {
+        Some((_, bn)) if bn >= *n => b,
+        _ => Some((c, *n)),
+    })?;
+    let (small, ns) = present.fold(None, |b: Option<(&String, usize)>, (c, n)| match b {
+        Some((_, bn)) if bn <= *n => b,
+        _ => Some((c, *n)),
+    })?;
+    (nb as f64 > IMBALANCE_RATIO * ns as f64).then(|| {
+        format!(
+            "class imbalance in {split}: '{big}' has {nb} samples, '{small}' has {ns} ({:.1}x; more than {IMBALANCE_RATIO}x); consider vidi train --balance",
+            nb as f64 / ns as f64
+        )
+    })
+}
+
+impl DatasetIndex {
     /// The readable samples of one split (`None` = a flat folder's samples).
     pub fn split(&self, split: &str) -> Vec<&Sample> {
         self.samples.iter().filter(|s| s.split.as_deref() == Some(split)).collect()
@@ -258,7 +315,7 @@ pub fn index_folder_with_progress(
             group_splits.entry(g.clone()).or_default().insert(s.clone());
         }
         let label = classes.binary_search(&class).unwrap_or(0);
-        samples.push(Sample { path, class, label, split, group, info });
+        samples.push(Sample { path, class, label, split, group, info, segment: None });
     }
     // Every class appears in every split's table, with 0 where it has none.
     for per in counts.values_mut() {
@@ -272,7 +329,7 @@ pub fn index_folder_with_progress(
         .map(|(group, s)| LeakingGroup { group, splits: sort_splits(s) })
         .collect();
 
-    Ok(DatasetIndex {
+    let mut index = DatasetIndex {
         root: root.into(),
         layout,
         classes,
@@ -282,7 +339,14 @@ pub fn index_folder_with_progress(
         empty_classes,
         leaking_groups,
         ignored_files,
-    })
+        format: "folder".into(),
+        segments: 0,
+        class_counts: BTreeMap::new(),
+        warnings: Vec::new(),
+        problems: Vec::new(),
+    };
+    index.finish_report();
+    Ok(index)
 }
 
 fn sort_splits(s: BTreeSet<String>) -> Vec<String> {
@@ -292,7 +356,7 @@ fn sort_splits(s: BTreeSet<String>) -> Vec<String> {
 }
 
 /// Probes files on `threads` worker threads, keeping the input order.
-fn probe_all(
+pub(crate) fn probe_all(
     paths: &[PathBuf],
     threads: usize,
     progress: &mut (dyn FnMut(usize, usize) + Send),

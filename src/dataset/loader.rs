@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::presets::Preset;
+use super::sampler::{ClipSampler, ClipWindow, Segment};
 use super::transforms::Clip;
 use crate::video::{decode_time_range_subsampled, probe, DecodeOptions};
 
@@ -29,7 +30,45 @@ pub struct Item {
 
 impl From<&super::Sample> for Item {
     fn from(s: &super::Sample) -> Item {
-        Item { path: s.path.clone(), label: s.label, duration_s: s.info.as_ref().map(|i| i.sampling_duration_s()) }
+        let duration_s = match &s.segment {
+            Some(seg) => Some(seg.duration_s()),
+            None => s.info.as_ref().map(|i| i.sampling_duration_s()),
+        };
+        Item { path: s.path.clone(), label: s.label, duration_s }
+    }
+}
+
+/// One example to load: an [`Item`] and, when it is a segment of a longer
+/// video, its time range (then `item.duration_s` is the segment's length).
+#[derive(Clone, Debug)]
+pub struct Example {
+    /// The video, its label and the duration the clip sampler works with.
+    pub item: Item,
+    /// The range of the video it is, if only part of it.
+    pub segment: Option<Segment>,
+}
+
+impl From<Item> for Example {
+    fn from(item: Item) -> Example {
+        Example { item, segment: None }
+    }
+}
+
+impl From<&super::Sample> for Example {
+    fn from(s: &super::Sample) -> Example {
+        Example { item: Item::from(s), segment: s.segment }
+    }
+}
+
+impl Example {
+    /// The clip windows to decode: the sampler's over the video, or over the
+    /// segment and placed on the video's clock (see [`Segment`]).
+    pub fn windows(&self, sampler: &ClipSampler, duration: f64, rng: &mut impl rand::Rng) -> Vec<ClipWindow> {
+        let clips = sampler.clips(duration, rng);
+        match &self.segment {
+            None => clips,
+            Some(seg) => clips.into_iter().map(|w| seg.place(w)).collect(),
+        }
     }
 }
 
@@ -92,10 +131,43 @@ impl Batch {
 
 type JobResult = Result<Vec<Clip>, String>;
 
+/// An epoch of class-balanced examples: as many as `items` holds, the same
+/// number from each class (the first `n mod classes` classes, in a seeded
+/// order, get one more). Within a class the examples are dealt from a seeded
+/// shuffle, over again as often as needed, so a small class repeats and a
+/// large one is subsampled without repeats. Depends only on `seed` and
+/// `epoch` (so a resumed run draws the same epoch).
+pub fn balanced(items: &[Example], seed: u64, epoch: u64) -> Vec<Example> {
+    let mut by_class: BTreeMap<usize, Vec<&Example>> = BTreeMap::new();
+    for e in items {
+        by_class.entry(e.item.label).or_default().push(e);
+    }
+    if by_class.len() < 2 {
+        return items.to_vec();
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(item_seed(seed ^ 0xBA1A_4CED, epoch, u64::MAX - 1));
+    let mut classes: Vec<usize> = by_class.keys().copied().collect();
+    classes.shuffle(&mut rng);
+    let (k, n) = (classes.len(), items.len());
+    let mut out = Vec::with_capacity(n);
+    for (ci, c) in classes.iter().enumerate() {
+        let want = n / k + usize::from(ci < n % k);
+        let pool = &by_class[c];
+        let mut order: Vec<&Example> = Vec::new();
+        while order.len() < want {
+            let mut round = pool.clone();
+            round.shuffle(&mut rng);
+            order.extend(round);
+        }
+        out.extend(order.into_iter().take(want).cloned());
+    }
+    out
+}
+
 /// Iterator over batches; dropping it stops the workers.
 pub struct Loader {
     rx: Receiver<(usize, JobResult)>,
-    items: Arc<Vec<Item>>,
+    items: Arc<Vec<Example>>,
     pending: BTreeMap<usize, JobResult>,
     next_job: usize,
     ready: Vec<(Clip, usize, PathBuf)>,
@@ -114,16 +186,18 @@ fn item_seed(seed: u64, epoch: u64, pos: u64) -> u64 {
     x ^ (x >> 29)
 }
 
-/// Loads one item: its clip windows, decoded and transformed.
-pub fn load_item(item: &Item, preset: &Preset, seed: u64) -> JobResult {
+/// Loads one example: its clip windows, decoded and transformed.
+pub fn load_item(example: &Example, preset: &Preset, seed: u64) -> JobResult {
+    let item = &example.item;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let duration = match item.duration_s {
-        Some(d) => d,
-        None => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
+    let duration = match (item.duration_s, &example.segment) {
+        (Some(d), _) => d,
+        (None, Some(seg)) => seg.duration_s(),
+        (None, None) => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
     };
     let opts = DecodeOptions { threads: 1, bound: Some(preset.frame_bound()), ..Default::default() };
     let mut clips = Vec::new();
-    for window in preset.clip_sampler().clips(duration, &mut rng) {
+    for window in example.windows(&preset.clip_sampler(), duration, &mut rng) {
         let frames =
             decode_time_range_subsampled(&item.path, window.start_secs, window.end_secs, preset.num_frames(), &opts)
                 .map_err(|e| e.to_string())?;
@@ -141,9 +215,9 @@ pub fn load_item(item: &Item, preset: &Preset, seed: u64) -> JobResult {
 }
 
 impl Loader {
-    /// Starts loading `items` with `preset`.
-    pub fn new(items: Vec<Item>, preset: Preset, opts: &LoaderOptions) -> Loader {
-        let mut items = items;
+    /// Starts loading `items` (whole videos or segments) with `preset`.
+    pub fn new(items: Vec<impl Into<Example>>, preset: Preset, opts: &LoaderOptions) -> Loader {
+        let mut items: Vec<Example> = items.into_iter().map(Into::into).collect();
         if opts.shuffle {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(item_seed(opts.seed, opts.epoch, u64::MAX));
             items.shuffle(&mut rng);
@@ -237,12 +311,12 @@ impl Iterator for Loader {
             match self.take_next_job() {
                 None => break,
                 Some(Ok(clips)) => {
-                    let item = &self.items[idx];
+                    let item = &self.items[idx].item;
                     for c in clips {
                         self.ready.push((c, item.label, item.path.clone()));
                     }
                 }
-                Some(Err(reason)) => self.skipped.push((self.items[idx].path.clone(), reason)),
+                Some(Err(reason)) => self.skipped.push((self.items[idx].item.path.clone(), reason)),
             }
         }
         if self.ready.is_empty() && self.skipped.is_empty() {

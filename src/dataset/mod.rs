@@ -1,13 +1,18 @@
 //! Datasets: folders of clips -> labelled samples -> transformed, batched tensors.
 //!
 //! - [`index`]: index a folder (split or flat layout), report problems.
+//! - [`annotations`]: split lists and annotation files (UCF101, HMDB51,
+//!   mmaction2, CSV with segments, Kinetics, Something-Something v2);
+//!   [`lists`] reads each format.
 //! - [`split`]: group-aware split of a flat folder.
 //! - [`sampler`]: which frames make a clip (PyTorchVideo clip samplers).
 //! - [`transforms`]: PyTorchVideo / torchvision / transformers transforms.
 //! - [`presets`]: the guide's train and val pipelines and the checkpoint processor.
 //! - [`loader`]: batches of (B, T, C, H, W) f32 decoded on worker threads.
 
+pub mod annotations;
 pub mod index;
+pub mod lists;
 pub mod loader;
 pub mod presets;
 pub mod sampler;
@@ -16,11 +21,12 @@ pub mod transforms;
 
 use std::path::PathBuf;
 
+pub use annotations::{index_source, AnnotationError, DataSource};
 pub use index::{index_folder, DatasetIndex, IndexOptions, Layout, Sample};
 pub use loader::{Batch, Loader, LoaderOptions};
 pub use presets::{Preset, TrainPreset, ValPreset};
-pub use sampler::{ClipSampler, ClipWindow};
-pub use split::{split_folder, SplitOptions, SplitReport};
+pub use sampler::{ClipSampler, ClipWindow, Segment};
+pub use split::{split_annotations, split_folder, SplitOptions, SplitReport};
 pub use transforms::{Clip, ImageProcessor, TransformError};
 
 /// What went wrong with a dataset folder.
@@ -70,6 +76,9 @@ pub enum DatasetError {
         /// The folder.
         path: PathBuf,
     },
+    /// A bad annotation or list file.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
     /// A file system error.
     #[error("{path}: {source}")]
     Io {

@@ -16,6 +16,34 @@ pub struct ClipWindow {
     pub end_secs: f64,
 }
 
+/// A time range of a longer video that is a sample of its own (an
+/// annotation row with a start and an end), in seconds: `[start_s, end_s)`.
+///
+/// The clip samplers treat the segment as a video of `end_s - start_s`
+/// seconds that begins at `start_s`: they draw windows over the segment's
+/// duration exactly as over a whole video's ([`ClipSampler::clips`]), and
+/// [`Segment::place`] moves each window to the video's clock, cut at the
+/// segment's end, so decoding sees no frame outside the range.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Start in seconds.
+    pub start_s: f64,
+    /// End in seconds (exclusive).
+    pub end_s: f64,
+}
+
+impl Segment {
+    /// Its length in seconds (what the clip samplers take as the duration).
+    pub fn duration_s(&self) -> f64 {
+        self.end_s - self.start_s
+    }
+
+    /// A window drawn over the segment (times from its start) on the video's clock, cut at the segment's end.
+    pub fn place(&self, w: ClipWindow) -> ClipWindow {
+        ClipWindow { start_secs: self.start_s + w.start_secs, end_secs: (self.start_s + w.end_secs).min(self.end_s) }
+    }
+}
+
 /// How clips are drawn from a video, with PyTorchVideo's semantics.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

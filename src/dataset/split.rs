@@ -107,6 +107,101 @@ pub fn split_folder(src: &Path, out: &Path, opts: &SplitOptions) -> Result<Split
     Ok(report)
 }
 
+/// Splits an annotation file without splits (a CSV of videos or segments)
+/// into a new CSV with a `split` column, keeping groups whole: the `group`
+/// column's, else UCF101's from the file name, and always the segments of
+/// one video together (they share its scenes), across classes. Seeded as [`split_folder`];
+/// `out` must not exist, and the source is never changed.
+pub fn split_annotations(src: &Path, out: &Path, opts: &SplitOptions) -> Result<SplitReport, DatasetError> {
+    use super::annotations::{index_source, AnnotationError, DataSource};
+    if !(0.0..1.0).contains(&opts.val) || !(0.0..1.0).contains(&opts.test) || opts.val + opts.test >= 1.0 {
+        return Err(DatasetError::BadRatios { val: opts.val, test: opts.test });
+    }
+    if out.exists() {
+        return Err(AnnotationError::OutputExists { path: out.into() }.into());
+    }
+    let index = index_source(
+        &DataSource::path(src),
+        &IndexOptions { check_readable: opts.check_readable, ..Default::default() },
+        &mut |_, _| {},
+    )?;
+    if index.layout != Layout::Flat {
+        return Err(DatasetError::AlreadySplit { path: src.into() });
+    }
+    let plan = plan_units(&index.samples, opts);
+    let base = src.parent().unwrap_or(Path::new(""));
+    let field = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_string()
+        }
+    };
+    let mut text = String::from("video,label,start,end,group,split\n");
+    let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut assignment = Vec::new();
+    for s in &index.samples {
+        let split = plan.get(&unit_of(s, opts.group_aware)).cloned().unwrap_or_else(|| "train".into());
+        let rel = s.path.strip_prefix(base).unwrap_or(&s.path);
+        let (start, end) = s.segment.map(|g| (g.start_s.to_string(), g.end_s.to_string())).unwrap_or_default();
+        text.push_str(&format!(
+            "{},{},{start},{end},{},{split}\n",
+            field(&rel.to_string_lossy()),
+            field(&s.class),
+            field(s.group.as_deref().unwrap_or(""))
+        ));
+        *counts.entry(split.clone()).or_default().entry(s.class.clone()).or_default() += 1;
+        assignment.push((split, s.path.clone()));
+    }
+    std::fs::write(out, text).map_err(|source| DatasetError::Io { path: out.into(), source })?;
+    Ok(SplitReport { out: out.into(), counts, assignment, copied: 0, seed: opts.seed })
+}
+
+/// The unit a sample is dealt with: its group (the `group` column's, else
+/// UCF101's), else its video file, across classes: two segments of one video
+/// never straddle splits, whatever their labels.
+fn unit_of(s: &super::Sample, group_aware: bool) -> String {
+    match &s.group {
+        Some(g) if group_aware => format!("g:{g}"),
+        _ => format!("f:{}", s.path.display()),
+    }
+}
+
+/// Deals whole units (see [`unit_of`]), shuffled with the seed, to test and
+/// then val until each holds its share of the samples; the rest, and always
+/// at least one unit, go to train (scikit-learn's `GroupShuffleSplit` way).
+fn plan_units(samples: &[super::Sample], opts: &SplitOptions) -> BTreeMap<String, String> {
+    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    for s in samples {
+        *sizes.entry(unit_of(s, opts.group_aware)).or_default() += 1;
+    }
+    let n = samples.len();
+    let mut units: Vec<&String> = sizes.keys().collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    units.shuffle(&mut rng);
+    let want_test = (n as f64 * opts.test).round() as usize;
+    let want_val = (n as f64 * opts.val).round() as usize;
+    let (mut n_test, mut n_val) = (0, 0);
+    let mut out = BTreeMap::new();
+    let last = units.len().saturating_sub(1);
+    for (i, u) in units.into_iter().enumerate() {
+        let size = sizes[u];
+        let split = if i == last && n_test + n_val + size == n && i > 0 {
+            "train"
+        } else if n_test < want_test {
+            n_test += size;
+            "test"
+        } else if n_val < want_val {
+            n_val += size;
+            "val"
+        } else {
+            "train"
+        };
+        out.insert(u.clone(), split.to_string());
+    }
+    out
+}
+
 /// Assigns each (class, path, group) to a split. Per class, whole groups are
 /// shuffled with the seed and dealt to test, then val, until each reaches its
 /// share of the class's videos; the rest go to train. Pure and deterministic.

@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceChoice;
 use crate::dataset::index::Unreadable;
-use crate::dataset::loader::Item;
+use crate::dataset::loader::Example;
 use crate::dataset::presets::TrainPreset;
-use crate::dataset::{index_folder, IndexOptions, Layout};
+use crate::dataset::{index_source, DataSource, IndexOptions, Layout};
 use crate::eval::EvalReport;
 use crate::model::{LoadReport, ModelError, VideoModel};
 use optim::{AdamW, AdamWConfig, GradAccumulator, StepInfo};
@@ -87,6 +87,35 @@ pub struct TrainConfig {
     /// unreadable; more stops the run before it starts. Each one is reported.
     #[serde(default = "default_max_unreadable")]
     pub max_unreadable: f64,
+    /// A classes file for the lists (see [`crate::dataset::annotations`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<PathBuf>,
+    /// Lists of the train split, read with `data` as the videos folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_lists: Vec<PathBuf>,
+    /// Lists of the val split.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_lists: Vec<PathBuf>,
+    /// Lists of the test split.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_lists: Vec<PathBuf>,
+    /// Sample the classes evenly in training (`--balance`): each epoch draws as
+    /// many examples as the train split holds, the same number from each class.
+    #[serde(default)]
+    pub balance: bool,
+}
+
+impl TrainConfig {
+    /// The dataset source: `data` with the lists and classes file.
+    pub fn source(&self) -> crate::dataset::DataSource {
+        crate::dataset::DataSource {
+            path: self.data.clone(),
+            classes: self.classes.clone(),
+            train: self.train_lists.clone(),
+            val: self.val_lists.clone(),
+            test: self.test_lists.clone(),
+        }
+    }
 }
 
 /// [`TrainConfig::max_unreadable`]'s default: more than 1 file in 10 unreadable stops a run.
@@ -130,6 +159,11 @@ impl Default for TrainConfig {
             flip_p: 0.5,
             device: DeviceChoice::Auto,
             max_unreadable: DEFAULT_MAX_UNREADABLE,
+            classes: None,
+            train_lists: Vec::new(),
+            val_lists: Vec::new(),
+            test_lists: Vec::new(),
+            balance: false,
         }
     }
 }
@@ -384,19 +418,19 @@ pub type CancelToken = Arc<AtomicBool>;
 pub struct DatasetItems {
     /// The labels (class folder names, sorted).
     pub labels: Vec<String>,
-    /// The readable train videos.
-    pub train: Vec<Item>,
+    /// The readable train videos (and segments).
+    pub train: Vec<Example>,
     /// The readable val videos.
-    pub val: Vec<Item>,
+    pub val: Vec<Example>,
     /// The readable test videos.
-    pub test: Vec<Item>,
+    pub test: Vec<Example>,
     /// The files of the three splits that cannot be read, by path.
     pub unreadable: Vec<Unreadable>,
 }
 
 impl DatasetItems {
     /// The readable videos of `split`.
-    pub fn split(&self, split: &str) -> &[Item] {
+    pub fn split(&self, split: &str) -> &[Example] {
         match split {
             "train" => &self.train,
             "val" => &self.val,
@@ -426,16 +460,33 @@ impl DatasetItems {
 
 /// The train, val and test items of a split-layout dataset, its labels and its unreadable files.
 pub fn dataset_items(data: &Path, workers: usize) -> Result<DatasetItems, TrainError> {
-    let index = index_folder(data, &IndexOptions { check_readable: true, threads: workers.max(1) })?;
+    dataset_items_of(&DataSource::path(data), workers)
+}
+
+/// [`dataset_items`] of any source: a folder, lists, or an annotation file with splits.
+pub fn dataset_items_of(src: &DataSource, workers: usize) -> Result<DatasetItems, TrainError> {
+    let data = &src.path;
+    let index = index_source(src, &IndexOptions { check_readable: true, threads: workers.max(1) }, &mut |_, _| {})?;
     if index.layout != Layout::Split {
+        if index.format != "folder" {
+            return Err(TrainError::Config(format!(
+                "{}: no train and val samples (give the file a split column, or give --train and --val lists)",
+                data.display()
+            )));
+        }
         return Err(TrainError::Config(format!(
             "{}: expected train/ and val/ folders (split a flat folder first: vidi dataset split {} --out SPLIT_DIR)",
             data.display(),
             data.display()
         )));
     }
-    let items = |split: &str| -> Vec<Item> {
-        index.samples.iter().filter(|s| s.split.as_deref() == Some(split) && s.info.is_some()).map(Item::from).collect()
+    let items = |split: &str| -> Vec<Example> {
+        index
+            .samples
+            .iter()
+            .filter(|s| s.split.as_deref() == Some(split) && s.info.is_some())
+            .map(Example::from)
+            .collect()
     };
     Ok(DatasetItems {
         labels: index.classes.clone(),

@@ -17,11 +17,11 @@ use burn::module::Module;
 use super::lock::RunLock;
 use super::optim::{self, AdamW, GradAccumulator};
 use super::{
-    accumulate, apply_step, dataset_items, inference_copy, io_err, space, train_preset, ResumeOptions, TrainConfig,
+    accumulate, apply_step, dataset_items_of, inference_copy, io_err, space, train_preset, ResumeOptions, TrainConfig,
     TrainError, TrainEvent, TrainSummary, TrainerState,
 };
 use crate::backend;
-use crate::dataset::loader::{Item, Loader, LoaderOptions};
+use crate::dataset::loader::{balanced, Example, Loader, LoaderOptions};
 use crate::dataset::presets::Preset;
 use crate::eval::{evaluate, EvalOptions, EvalReport};
 use crate::model::{LoadOptions, LoadReport, VideoModel};
@@ -156,9 +156,9 @@ fn settings(
 struct Plan {
     cfg: TrainConfig,
     labels: Vec<String>,
-    train_items: Vec<Item>,
-    val_items: Vec<Item>,
-    test_items: Vec<Item>,
+    train_items: Vec<Example>,
+    val_items: Vec<Example>,
+    test_items: Vec<Example>,
     /// Unreadable files left out of the splits.
     unreadable: usize,
     /// Clips per optimizer step (batch size x gradient accumulation).
@@ -184,7 +184,7 @@ impl Plan {
                 cfg.max_unreadable
             )));
         }
-        let data = dataset_items(&cfg.data, cfg.workers)?;
+        let data = dataset_items_of(&cfg.source(), cfg.workers)?;
         for u in &data.unreadable {
             let _ = events.send(TrainEvent::Skipped { path: u.path.clone(), reason: u.reason.clone() });
         }
@@ -363,8 +363,11 @@ impl<'a> Run<'a> {
                 // The disk may have filled since: stop before an epoch whose checkpoint would not fit.
                 check_space(self.out, &self.space, checkpoints_left(p, &state), Moment::Before)?;
             }
+            // Balanced: the epoch's examples drawn evenly from the classes, from (seed, epoch) alone.
+            let epoch_items =
+                if cfg.balance { balanced(&p.train_items, cfg.seed, state.epoch) } else { p.train_items.clone() };
             let loader = Loader::new(
-                p.train_items.clone(),
+                epoch_items,
                 self.preset.clone(),
                 &LoaderOptions {
                     batch_size: cfg.batch_size,

@@ -1,5 +1,6 @@
 //! vidi's integration tests, one binary. Modules by area; shared helpers here.
 
+mod annotations;
 #[cfg(feature = "gui")]
 mod app;
 mod classify;

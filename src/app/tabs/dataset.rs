@@ -114,8 +114,9 @@ impl DatasetTab {
         self.error = None;
         commands.start(self.index_job.start(move |report, _| {
             let mut progress = |d: usize, t: usize| report.send((d, t));
-            crate::dataset::index::index_folder_with_progress(
-                Path::new(&dir),
+            // A folder, or an annotation file (CSV, lists, JSON) as the source.
+            crate::dataset::index_source(
+                &crate::dataset::DataSource::path(Path::new(&dir)),
                 &IndexOptions { check_readable: true, threads: 2 },
                 &mut progress,
             )
@@ -139,22 +140,32 @@ impl DatasetTab {
     pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
         let s = env.settings;
         ui.heading("Dataset");
-        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window, browse, or type its path.");
+        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window, browse, or type its path. Or an annotation file: a CSV (video,label[,start,end][,split][,group]), a Kinetics CSV, a Something-Something JSON list.");
         let (enter, dir) = env.edit(&s.data_dir, Setting::DataDir, |v| {
             path_field(ui, "Folder", v, "e.g. UCF101_subset", "Folder", Pick::Folder).lost_focus()
                 && ui.input(|i| i.key_pressed(egui::Key::Enter))
         });
         let idle = !self.working(env.jobs);
         let mut open = false;
+        let mut picked_file = None;
         ui.horizontal(|ui| {
             open = ui.add_enabled(idle, egui::Button::new("Open")).clicked();
+            if ui.add_enabled(idle, egui::Button::new("Annotation file…")).clicked() {
+                picked_file = rfd::FileDialog::new()
+                    .add_filter("annotations", &["csv", "txt", "json"])
+                    .pick_file()
+                    .map(|p| p.to_string_lossy().into_owned());
+            }
             ui.label("or");
             let text = format!("Download the UCF101 subset (the guide's dataset) into {}", s.downloads);
             if ui.add_enabled(idle, egui::Button::new(text)).clicked() {
                 self.download(env.hub.clone(), PathBuf::from(&s.downloads), env.commands);
             }
         });
-        if open || (enter && idle) {
+        if let Some(f) = picked_file {
+            env.commands.set(Setting::DataDir(f.clone()));
+            self.open(f);
+        } else if open || (enter && idle) {
             self.open(dir.clone());
         }
         if let Some((what, d, t)) = self.download {
@@ -172,12 +183,15 @@ impl DatasetTab {
         error_line(ui, &self.error);
         let Some(index) = &self.index else { return };
         ui.separator();
-        ui.label(format!(
-            "{} classes, {} videos ({:?} layout)",
-            index.classes.len(),
-            index.samples.len(),
-            index.layout
-        ));
+        let from = if index.format == "folder" { format!("{:?} layout", index.layout) } else { index.format.clone() };
+        let segments = match index.segments {
+            0 => String::new(),
+            n => format!(", {n} of them segments"),
+        };
+        ui.label(format!("{} classes, {} samples{segments} ({from})", index.classes.len(), index.samples.len()));
+        for w in &index.warnings {
+            ui.colored_label(egui::Color32::from_rgb(200, 120, 0), format!("warning: {w}"));
+        }
         let splits: Vec<String> = index.counts.keys().cloned().collect();
         egui::Grid::new("class-counts").striped(true).show(ui, |ui| {
             ui.strong("class");
@@ -202,6 +216,16 @@ impl DatasetTab {
                 ui.label(format!("  {}: {}", u.path.display(), u.reason));
             }
         }
+        if !index.problems.is_empty() {
+            ui.colored_label(
+                egui::Color32::from_rgb(200, 120, 0),
+                format!("{} problems in the lists (skipped):", index.problems.len()),
+            );
+            for p in &index.problems {
+                let at = p.line.map(|l| format!(" line {l}")).unwrap_or_default();
+                ui.label(format!("  {}{at}: {}", p.file.display(), p.message));
+            }
+        }
         if !index.leaking_groups.is_empty() {
             ui.colored_label(
                 crate::app::widgets::ERROR,
@@ -212,7 +236,7 @@ impl DatasetTab {
             }
         }
         let mut split_clicked = false;
-        if index.layout == Layout::Flat {
+        if index.layout == Layout::Flat && index.format == "folder" {
             split_clicked =
                 ui.button("Split into train/val/test (group-aware, seed 0), written to <folder>_split").clicked();
         }
@@ -222,8 +246,9 @@ impl DatasetTab {
         egui::ScrollArea::vertical().id_salt("videos").max_height(180.0).show(ui, |ui| {
             for smp in &index.samples {
                 let name = format!(
-                    "{}  [{}{}]",
+                    "{}{}  [{}{}]",
                     smp.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    smp.segment.map(|g| format!(" {:.2}–{:.2} s", g.start_s, g.end_s)).unwrap_or_default(),
                     smp.split.as_deref().map(|s| format!("{s}/")).unwrap_or_default(),
                     smp.class
                 );

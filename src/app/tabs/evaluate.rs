@@ -59,8 +59,13 @@ fn eval_job(
     }
     let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
     let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
-    let index = crate::dataset::index_folder(Path::new(&data), &IndexOptions { check_readable: true, threads: 2 })
-        .map_err(|e| e.to_string())?;
+    // A folder, or an annotation file (its segments are scored over their own range).
+    let index = crate::dataset::index_source(
+        &crate::dataset::DataSource::path(Path::new(&data)),
+        &IndexOptions { check_readable: true, threads: 2 },
+        &mut |_, _| {},
+    )
+    .map_err(|e| e.to_string())?;
     let items = crate::eval::split_items(&index, &split, &m.labels)?;
     crate::eval::evaluate(&m, &items, &opts, &mut |_, _| {}, cancel).map_err(|e| e.to_string())
 }

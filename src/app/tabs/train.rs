@@ -42,6 +42,8 @@ pub struct TrainTab {
     result: Option<String>,
     /// The run folder of the last run started.
     out: PathBuf,
+    /// Sample the classes evenly (`vidi train --balance`).
+    balance: bool,
 }
 
 impl Default for TrainTab {
@@ -59,6 +61,7 @@ impl Default for TrainTab {
             error: None,
             result: None,
             out: PathBuf::new(),
+            balance: false,
         }
     }
 }
@@ -114,6 +117,7 @@ impl TrainTab {
             lr: s.lr,
             seed: s.seed,
             device: if compute.is_gpu { crate::backend::DeviceChoice::Gpu } else { crate::backend::DeviceChoice::Cpu },
+            balance: self.balance,
             ..Default::default()
         };
         self.log.push(format!("run folder: {}", out.display()));
@@ -152,7 +156,14 @@ impl TrainTab {
         let s = env.settings;
         ui.heading("Train");
         env.edit(&s.data_dir, Setting::DataDir, |v| {
-            path_field(ui, "Dataset", v, "a folder with train/ and val/", "Dataset", Pick::Folder)
+            path_field(
+                ui,
+                "Dataset",
+                v,
+                "a folder with train/ and val/, or a CSV with a split column",
+                "Dataset",
+                Pick::Folder,
+            )
         });
         self.model.show(ui, env, true);
         ui.horizontal(|ui| {
@@ -186,6 +197,9 @@ impl TrainTab {
             ui.end_row();
             env.edit(&s.seed, Setting::Seed, |v| number(ui, "seed", v, 0..=u64::MAX));
             ui.label("same seed, same run");
+            ui.end_row();
+            ui.checkbox(&mut self.balance, "balance classes");
+            ui.label("draw each epoch's clips evenly from the classes (see the Dataset tab's imbalance warning)");
             ui.end_row();
         });
         let running = env.jobs.is_running(&self.job);
