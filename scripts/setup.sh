@@ -13,7 +13,7 @@ build_pkgs=(build-essential pkg-config clang libclang-dev
   libavfilter-dev libavdevice-dev)
 run_pkgs=(libvulkan1 mesa-vulkan-drivers libxkbcommon-x11-0 libxcursor1 libxrandr2
   libxi6 libwayland-client0 libxkbcommon0 ca-certificates)
-test_pkgs=(ffmpeg xvfb xauth imagemagick desktop-file-utils dpkg-dev)
+test_pkgs=(ffmpeg xvfb xauth imagemagick xdotool desktop-file-utils dpkg-dev)
 
 want=("${build_pkgs[@]}" "${run_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

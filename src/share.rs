@@ -149,11 +149,16 @@ pub fn whoami_on(hub: &HubSettings) -> Result<String, ShareError> {
 /// Checks `token` with the Hub, then stores it (mode 0600, written atomically).
 /// Returns the account name and where the token went.
 pub fn login(token: &str) -> Result<(String, PathBuf), ShareError> {
+    login_on(token, &HubSettings::default())
+}
+
+/// [`login`], the token checked with the Hub `hub` names.
+pub fn login_on(token: &str, hub: &HubSettings) -> Result<(String, PathBuf), ShareError> {
     let token = token.trim();
     if token.is_empty() {
-        return Err(ShareError::BadToken { endpoint: endpoint(&HubSettings::default()) });
+        return Err(ShareError::BadToken { endpoint: endpoint(hub) });
     }
-    let user = whoami_with(token)?;
+    let user = whoami_at(token, hub)?;
     let path = token_path();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ShareError::Io { path: dir.into(), source })?;

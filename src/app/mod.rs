@@ -25,8 +25,10 @@ use tabs::{Command, CommandSender};
 pub struct Settings {
     /// Last dataset folder.
     pub data_dir: String,
-    /// Last model (folder or Hub id).
+    /// The base model Train fine-tunes (folder or Hub id).
     pub model: String,
+    /// The model Evaluate and Classify use (folder or Hub id; one field, shared by the two tabs).
+    pub use_model: String,
     /// Last run folder.
     pub run_dir: String,
     /// Last previewed video.
@@ -53,6 +55,7 @@ impl Default for Settings {
         Settings {
             data_dir: String::new(),
             model: t.model,
+            use_model: String::new(),
             run_dir: "vidi-run".into(),
             video: String::new(),
             epochs: t.epochs,
@@ -81,6 +84,8 @@ pub struct VidiApp {
     tabs: tabs::Tabs,
     jobs: jobs::Jobs,
     commands: CommandSender,
+    /// What the offline demo makes and how long it trains (tests make it small).
+    pub demo: crate::demo::DemoOptions,
 }
 
 impl VidiApp {
@@ -93,6 +98,7 @@ impl VidiApp {
             tabs: Default::default(),
             jobs: Default::default(),
             commands: Default::default(),
+            demo: Default::default(),
         };
         app.open_paths(files);
         app
@@ -143,10 +149,10 @@ impl VidiApp {
                     eprintln!("vidi: {e}");
                 }
             }
-            Command::RunDemo => self.tabs.run_demo(&self.settings, &self.compute, &self.commands),
+            Command::RunDemo => self.tabs.run_demo(&self.settings, &self.demo, &self.commands),
             Command::StopJob(name) => self.jobs.stop(&name),
             Command::DropJob(name) => self.jobs.abandon(&name),
-            Command::Trained(dir) => self.tabs.trained(&dir),
+            Command::Trained(dir) => self.settings.use_model = dir.to_string_lossy().into_owned(),
             Command::GpuLost(when) => self.compute = cpu_because(&format!("the GPU was lost {when}")),
         }
     }

@@ -412,7 +412,7 @@ fn the_classify_tab_takes_a_url_shows_its_timeline_and_seeks_where_clicked() {
     let file = clip("mmaction2_demo.mp4");
     let srv = clip_server(std::fs::read(&file).unwrap());
     let url = format!("{}/resolve/main/clip.mp4", srv.url);
-    let settings = vidi::app::Settings { model: f.model.to_string_lossy().into_owned(), ..Default::default() };
+    let settings = vidi::app::Settings { use_model: f.model.to_string_lossy().into_owned(), ..Default::default() };
     let mut h = crate::app::harness(crate::app::new_app(settings, Vec::new()));
     h.step();
     h.get_by_role_and_label(eframe::egui::accesskit::Role::Button, "Classify").click();
@@ -454,7 +454,7 @@ fn the_classify_tab_classifies_a_live_stream_until_stopped() {
     let f = crate::app::fixture();
     let port = free_udp_port();
     let _sender = Sender::start(port);
-    let settings = vidi::app::Settings { model: f.model.to_string_lossy().into_owned(), ..Default::default() };
+    let settings = vidi::app::Settings { use_model: f.model.to_string_lossy().into_owned(), ..Default::default() };
     let mut h = crate::app::harness(crate::app::new_app(settings, Vec::new()));
     h.step();
     h.get_by_role_and_label(eframe::egui::accesskit::Role::Button, "Classify").click();

@@ -254,7 +254,7 @@ impl ClassifyTab {
         let running = env.jobs.is_running(&self.job);
         let can = !running && !self.files.is_empty() && !self.model.downloading();
         if ui.add_enabled(can, egui::Button::new("Run classification")).clicked() {
-            let (model, files, device) = (s.model.clone(), self.files.clone(), env.compute.device.clone());
+            let (model, files, device) = (s.use_model.clone(), self.files.clone(), env.compute.device.clone());
             self.error = None;
             self.used = self.sampling;
             // Results of another model or other settings would mislead: they go.

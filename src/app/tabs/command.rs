@@ -14,8 +14,10 @@ use crate::app::Settings;
 pub enum Setting {
     /// The dataset folder.
     DataDir(String),
-    /// The model (folder or Hub id).
+    /// Train's base model (folder or Hub id).
     Model(String),
+    /// The model Evaluate and Classify use.
+    UseModel(String),
     /// The run folder.
     RunDir(String),
     /// The previewed video.
@@ -38,6 +40,7 @@ impl Setting {
         match self {
             Setting::DataDir(v) => s.data_dir = v,
             Setting::Model(v) => s.model = v,
+            Setting::UseModel(v) => s.use_model = v,
             Setting::RunDir(v) => s.run_dir = v,
             Setting::Video(v) => s.video = v,
             Setting::Epochs(v) => s.epochs = v,
@@ -65,7 +68,8 @@ pub enum Command {
     StopJob(String),
     /// Ask a job to stop and forget it (what it still sends is dropped).
     DropJob(String),
-    /// A training run (or the demo) finished with its best model in this folder.
+    /// A training run (or the demo) finished with its best model in this folder:
+    /// Evaluate and Classify use it from now on.
     Trained(PathBuf),
     /// The models' GPU was lost (when, in words): they compute on the CPU from now on.
     GpuLost(String),

@@ -8,10 +8,11 @@ use eframe::egui;
 
 use super::command::{Command, CommandSender, Setting};
 use super::parts::VideoPlayer;
-use super::Env;
+use super::{Env, Tab};
 use crate::app::jobs::{JobKey, Jobs};
 use crate::app::widgets::files::{path_field, Pick};
-use crate::app::widgets::{error_line, fraction, frames, small};
+use crate::app::widgets::split_dialog::SplitDialog;
+use crate::app::widgets::{error_line, fraction, frames, small, warning_text};
 use crate::dataset::{DatasetIndex, IndexOptions, Layout};
 use crate::video::{DecodeOptions, FrameBound, RgbFrame};
 
@@ -24,7 +25,10 @@ pub struct DatasetTab {
     /// Downloading the guide's dataset: what is happening, bytes done and bytes.
     download_job: JobKey<(&'static str, u64, u64), Result<PathBuf, String>>,
     download: Option<(&'static str, u64, u64)>,
-    split_job: JobKey<(), Result<PathBuf, String>>,
+    split_job: JobKey<(), Result<(PathBuf, String), String>>,
+    split_dialog: SplitDialog,
+    /// What the last split wrote, in words.
+    split_done: Option<String>,
     strip_job: JobKey<(), (PathBuf, Result<Vec<RgbFrame>, String>)>,
     /// A folder to read once no job of this tab runs.
     pending_open: Option<String>,
@@ -44,6 +48,8 @@ impl Default for DatasetTab {
             download_job: JobKey::new("vidi-download-dataset"),
             download: None,
             split_job: JobKey::new("vidi-split"),
+            split_dialog: SplitDialog::default(),
+            split_done: None,
             strip_job: JobKey::new("vidi-strip"),
             pending_open: None,
             selected: None,
@@ -71,7 +77,7 @@ fn download_dataset(
         hub,
         &opts,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| download_error(&e))?;
     let name = crate::hub::REFERENCE_DATASET_FILE.trim_end_matches(".tar.gz").trim_end_matches(".tar");
     let existing = out.join(name);
     if existing.is_dir() {
@@ -85,6 +91,22 @@ fn download_dataset(
             .map_err(|e| e.to_string())?;
     tops.into_iter().find(|p| p.is_dir()).ok_or_else(|| "the archive held no folder".to_string())
 }
+
+/// A failed download of the guide's dataset, in one line that says what to do.
+fn download_error(e: &crate::hub::HubError) -> String {
+    use crate::hub::HubError;
+    match e {
+        HubError::Client { .. } | HubError::Network { .. } | HubError::Timeout { .. } => {
+            "Could not download the UCF101 subset: the Hugging Face Hub cannot be reached (no network?). \
+             Without the network, try the offline demo (Start here) or open a folder of your own videos."
+                .into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Fewer clips than this in a class are too few to learn it.
+const FEW_CLIPS: usize = 10;
 
 impl DatasetTab {
     /// Whether a job of this tab runs (the buttons wait for it).
@@ -111,7 +133,9 @@ impl DatasetTab {
     }
 
     fn start_index(&mut self, dir: String, commands: &CommandSender) {
-        self.error = None;
+        // The report shown is of the folder read last: it goes while another is read.
+        (self.error, self.index, self.selected) = (None, None, None);
+        self.strip.clear();
         commands.start(self.index_job.start(move |report, _| {
             let mut progress = |d: usize, t: usize| report.send((d, t));
             // A folder, or an annotation file (CSV, lists, JSON) as the source.
@@ -164,8 +188,10 @@ impl DatasetTab {
         });
         if let Some(f) = picked_file {
             env.commands.set(Setting::DataDir(f.clone()));
+            self.split_done = None;
             self.open(f);
         } else if open || (enter && idle) {
+            self.split_done = None;
             self.open(dir.clone());
         }
         if let Some((what, d, t)) = self.download {
@@ -174,7 +200,12 @@ impl DatasetTab {
                 if ui.button("Cancel").clicked() {
                     env.commands.send(Command::StopJob(self.download_job.name().to_string()));
                 }
-                ui.add(egui::ProgressBar::new(fraction(d, t)).text(format!("{what} {:.1} of {:.1} MB", mb(d), mb(t))));
+                let text = if t == 0 {
+                    "connecting to the Hugging Face Hub…".to_string()
+                } else {
+                    format!("{what} {:.1} of {:.1} MB", mb(d), mb(t))
+                };
+                ui.add(egui::ProgressBar::new(fraction(d, t)).text(text));
             });
         } else if !idle {
             let (d, t) = self.progress;
@@ -235,10 +266,20 @@ impl DatasetTab {
                 ui.label(format!("  {} in {}", g.group, g.splits.join(", ")));
             }
         }
-        let mut split_clicked = false;
+        self.data_warnings(ui, index);
+        if let Some(m) = &self.split_done {
+            ui.label(m);
+        }
+        let mut split_clicked = None;
         if index.layout == Layout::Flat && index.format == "folder" {
+            ui.strong(
+                "This folder has a sub-folder per class but no train / val / test split yet: training needs one. \
+                 vidi can split it for you:",
+            );
             split_clicked =
-                ui.button("Split into train/val/test (group-aware, seed 0), written to <folder>_split").clicked();
+                self.split_dialog.show(ui, &index.root, index, idle).map(|(o, p)| (index.root.clone(), o, p));
+        } else if ui.button("Next: train on this dataset").clicked() {
+            env.commands.send(Command::ShowTab(Tab::Train));
         }
         ui.separator();
         ui.label("Videos (click one for its frame strip):");
@@ -261,11 +302,19 @@ impl DatasetTab {
             env.commands.set(Setting::Video(v.to_string_lossy().into_owned()));
             self.select(v, env.commands);
         }
-        if split_clicked {
-            let src = PathBuf::from(&dir);
-            let out = PathBuf::from(format!("{}_split", dir.trim_end_matches('/')));
+        if let Some((src, out, opts)) = split_clicked {
+            self.split_done = None;
             env.commands.start(self.split_job.start(move |_, _| {
-                crate::dataset::split_folder(&src, &out, &Default::default()).map(|r| r.out).map_err(|e| e.to_string())
+                let r = crate::dataset::split_folder(&src, &out, &opts).map_err(|e| e.to_string())?;
+                let n = |sp: &str| r.counts.get(sp).map_or(0, |m| m.values().sum::<usize>());
+                let said = format!(
+                    "Split written into {}: {} train, {} val and {} test videos (linked, not copied). It is the dataset now.",
+                    r.out.display(),
+                    n("train"),
+                    n("val"),
+                    n("test")
+                );
+                Ok((r.out, said))
             }));
         }
         if self.player.path().is_some() {
@@ -274,6 +323,35 @@ impl DatasetTab {
         if !self.strip.is_empty() {
             ui.label("Frames sampled evenly over the whole video:");
             frames::strip(ui, &self.strip, 90.0);
+        }
+    }
+
+    /// Warnings about data that would train badly: too few clips in a class, no val split.
+    fn data_warnings(&self, ui: &mut egui::Ui, index: &DatasetIndex) {
+        // The clips a class trains on: its train split's, or all of a flat folder's.
+        let of = if index.layout == Layout::Flat { None } else { Some("train") };
+        let per_class: Vec<(String, usize)> = index
+            .classes
+            .iter()
+            .map(|c| {
+                let n = index.samples.iter().filter(|s| &s.class == c && (of.is_none() || s.split.as_deref() == of));
+                (c.clone(), n.count())
+            })
+            .collect();
+        let few: Vec<String> =
+            per_class.iter().filter(|(_, n)| *n < FEW_CLIPS).map(|(c, n)| format!("{c} ({n})")).collect();
+        if !few.is_empty() {
+            warning_text(
+                ui,
+                &format!(
+                    "Too few clips to learn from in {}: aim for at least {FEW_CLIPS} per class for training, \
+                     better 50 or more.",
+                    few.join(", ")
+                ),
+            );
+        }
+        if index.layout != Layout::Flat && !index.counts.contains_key("val") {
+            warning_text(ui, "No val split: training cannot measure itself as it goes or keep its best epoch.");
         }
     }
 
@@ -300,8 +378,8 @@ impl DatasetTab {
                 self.index = Some(i);
                 self.strip.clear();
             }
-            Some(Ok(Err(e))) => self.error = Some(e),
-            Some(Err(crashed)) => self.error = Some(crashed.to_string()),
+            Some(Ok(Err(e))) => (self.error, self.index) = (Some(e), None),
+            Some(Err(crashed)) => (self.error, self.index) = (Some(crashed.to_string()), None),
             None => {}
         }
         let download = jobs.poll(&self.download_job);
@@ -315,7 +393,11 @@ impl DatasetTab {
             }
         }
         if let Some(Ok(r)) = jobs.poll(&self.split_job).end {
-            self.opened(r, commands);
+            if let Ok((_, said)) = &r {
+                self.split_done = Some(said.clone());
+                self.split_dialog = SplitDialog::default();
+            }
+            self.opened(r.map(|(out, _)| out), commands);
         }
         match jobs.poll(&self.strip_job).end {
             // A strip for a video no longer selected is dropped.

@@ -6,23 +6,27 @@ use std::sync::atomic::AtomicBool;
 
 use eframe::egui;
 
-use super::command::Setting;
-use super::parts::{Sharing, VideoPlayer};
+use super::command::{CommandSender, Setting};
+use super::parts::{ModelChooser, Sharing, VideoPlayer};
 use super::Env;
 use crate::app::jobs::{JobKey, Jobs};
-use crate::app::widgets::files::{path_field, Pick};
+use crate::app::widgets::files::{path_field, save_button, save_text, Pick};
 use crate::app::widgets::{error_line, number, plots};
 use crate::dataset::IndexOptions;
 use crate::eval::EvalReport;
 
 /// The Evaluate tab.
 pub struct EvaluateTab {
-    model: String,
+    model: ModelChooser,
     split: String,
     clips: usize,
     crops: usize,
     job: JobKey<(), Result<EvalReport, String>>,
     report: Option<EvalReport>,
+    /// What the report shown was made from: (model, dataset, split, clips, crops).
+    report_of: (String, String, String, usize, usize),
+    /// What the last export wrote.
+    saved: Option<String>,
     cell: Option<(usize, usize)>,
     error: Option<String>,
     share: Sharing,
@@ -32,12 +36,14 @@ pub struct EvaluateTab {
 impl Default for EvaluateTab {
     fn default() -> Self {
         EvaluateTab {
-            model: String::new(),
+            model: ModelChooser::new("evaluate"),
             split: "test".into(),
             clips: 1,
             crops: 1,
             job: JobKey::new("vidi-eval"),
             report: None,
+            report_of: Default::default(),
+            saved: None,
             cell: None,
             error: None,
             share: Sharing::new("evaluate"),
@@ -70,21 +76,25 @@ fn eval_job(
     crate::eval::evaluate(&m, &items, &opts, &mut |_, _| {}, cancel).map_err(|e| e.to_string())
 }
 
-impl EvaluateTab {
-    /// The model to evaluate from now on (a run just trained: its best/).
-    pub fn use_model(&mut self, dir: &Path) {
-        self.model = dir.display().to_string();
-    }
+/// The frame step and fps a run's model was trained and tested with (from its
+/// run folder's `config.json`), when `model` is a run's `best/`: evaluated
+/// here as its run evaluated it, the two agree.
+fn run_clip_window(model: &str) -> Option<(usize, f64)> {
+    let cfg = Path::new(model.trim()).parent()?.join("config.json");
+    let c: crate::train::TrainConfig = serde_json::from_str(&std::fs::read_to_string(cfg).ok()?).ok()?;
+    Some((c.sample_rate, c.fps))
+}
 
+impl EvaluateTab {
     pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
         let s = env.settings;
         ui.heading("Evaluate");
         // The run folder's best model, once there is one.
         let best = format!("{}/best", s.run_dir.trim_end_matches('/'));
-        if self.model.is_empty() && Path::new(&best).is_dir() {
-            self.model = best;
+        if s.use_model.is_empty() && Path::new(&best).is_dir() {
+            env.commands.set(Setting::UseModel(best));
         }
-        path_field(ui, "Model", &mut self.model, "a model folder (e.g. RUN/best) or Hub id", "Model", Pick::Folder);
+        self.model.show(ui, env, false);
         let (_, data) = env.edit(&s.data_dir, Setting::DataDir, |v| {
             path_field(ui, "Dataset", v, "split layout", "Dataset", Pick::Folder)
         });
@@ -94,12 +104,21 @@ impl EvaluateTab {
             number(ui, "clips", &mut self.clips, 1..=10);
             number(ui, "crops", &mut self.crops, 1..=3);
         });
+        if let Some((rate, _)) = run_clip_window(&s.use_model) {
+            ui.weak(format!("clips take every {rate} frame(s), as the model's training run tested it"));
+        }
+        let inputs = (s.use_model.clone(), data.clone(), self.split.clone(), self.clips, self.crops);
         let running = env.jobs.is_running(&self.job);
         if ui.add_enabled(!running, egui::Button::new("Run evaluation")).clicked() {
-            let (m, d, sp) = (self.model.clone(), data, self.split.clone());
-            let views = crate::infer::Views { clips: self.clips, crops: self.crops, ..Default::default() };
+            let (m, d, sp) = (s.use_model.clone(), data, self.split.clone());
+            let mut views = crate::infer::Views { clips: self.clips, crops: self.crops, ..Default::default() };
+            if let Some((sample_rate, fps)) = run_clip_window(&m) {
+                (views.sample_rate, views.fps) = (sample_rate, fps);
+            }
             let opts = crate::eval::EvalOptions { views, ..Default::default() };
-            self.error = None;
+            // The old report goes: what shows next is this run's, or its error.
+            (self.error, self.report, self.cell, self.saved) = (None, None, None, None);
+            self.report_of = inputs.clone();
             let on = (env.compute.device.clone(), env.hub.clone());
             env.commands.start(self.job.start(move |_, cancel| eval_job(m, d, sp, opts, on, cancel)));
         }
@@ -107,9 +126,46 @@ impl EvaluateTab {
             ui.spinner();
         }
         error_line(ui, &self.error);
-        self.share.show(ui, env, &PathBuf::from(&self.model));
+        self.share.show(ui, env, &PathBuf::from(&s.use_model));
         let Some(r) = &self.report else { return };
         ui.separator();
+        if self.report_of != inputs {
+            ui.colored_label(
+                crate::app::widgets::WARNING,
+                "Out of date: the model, dataset, split or views changed since this report. Run the evaluation again.",
+            );
+        }
+        ui.horizontal(|ui| {
+            let dir = Path::new(&s.downloads);
+            let stem = Path::new(&self.report_of.0)
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| format!("vidi-eval-{}-{}", n.to_string_lossy(), self.report_of.2))
+                .unwrap_or_else(|| format!("vidi-eval-{}", self.report_of.2));
+            if let Some(path) = save_button(ui, "Save report (JSON)…", true, &format!("{stem}.json"), dir) {
+                let json = serde_json::to_string_pretty(r).unwrap_or_default();
+                self.saved = Some(save_text(&path, &json));
+            }
+            if let Some(path) = save_button(ui, "Save confusion (CSV)…", true, &format!("{stem}-confusion.csv"), dir)
+            {
+                self.saved = Some(save_text(&path, &r.confusion_csv()));
+            }
+            if let Some(path) = save_button(ui, "Save confusion (PNG)…", true, &format!("{stem}-confusion.png"), dir)
+            {
+                let written = crate::heatmap::confusion_png(&r.labels, &r.confusion).and_then(|png| {
+                    crate::app::widgets::files::create_parent(&path)
+                        .and_then(|()| crate::util::write_atomic(&path, &png))
+                        .map_err(|e| e.to_string())
+                });
+                self.saved = Some(match written {
+                    Ok(()) => format!("wrote {}", path.display()),
+                    Err(e) => format!("{}: {e}", path.display()),
+                });
+            }
+        });
+        if let Some(m) = &self.saved {
+            ui.label(m);
+        }
         ui.label(format!(
             "accuracy {:.2}%   top-5 {:.2}%   ({} videos, {} clip(s) x {} crop(s))",
             r.accuracy * 100.0,
@@ -132,7 +188,7 @@ impl EvaluateTab {
                 ui.end_row();
             }
         });
-        ui.label("Confusion matrix (rows: true, columns: predicted) — click a cell for its videos:");
+        ui.label("Confusion matrix (rows: true class, columns: predicted class; the diagonal is right, red cells are mistakes). Click a cell for its videos:");
         if let Some(cell) = plots::confusion(ui, &r.labels, &r.confusion) {
             self.cell = Some(cell);
         }
@@ -151,7 +207,8 @@ impl EvaluateTab {
         }
     }
 
-    pub fn poll(&mut self, jobs: &mut Jobs) {
+    pub fn poll(&mut self, jobs: &mut Jobs, commands: &CommandSender) {
+        self.model.poll(jobs, commands);
         self.share.poll(jobs);
         self.player.poll(jobs);
         match jobs.poll(&self.job).end {

@@ -132,7 +132,7 @@ impl LiveView {
     }
 
     fn start(&mut self, env: &Env) {
-        let (model, device, hub) = (env.settings.model.clone(), env.compute.device.clone(), env.hub.clone());
+        let (model, device, hub) = (env.settings.use_model.clone(), env.compute.device.clone(), env.hub.clone());
         let source = self.source.trim().to_string();
         self.error = None;
         self.ended = None;

@@ -116,13 +116,8 @@ impl Tabs {
         self.dataset.poll(ctx, jobs, commands);
         self.augment.poll(ctx, jobs);
         self.train.poll(jobs, commands);
-        self.evaluate.poll(jobs);
+        self.evaluate.poll(jobs, commands);
         self.classify.poll(jobs, commands);
-    }
-
-    /// A run just trained its best model into `dir`: Evaluate takes it.
-    pub fn trained(&mut self, dir: &std::path::Path) {
-        self.evaluate.use_model(dir);
     }
 
     /// Opens the dataset folder `dir` (its path is in the settings, or on its way there).
@@ -131,8 +126,8 @@ impl Tabs {
     }
 
     /// Runs the offline demo on the Train tab, in a new folder under the downloads folder.
-    pub fn run_demo(&mut self, settings: &Settings, compute: &crate::backend::Compute, commands: &CommandSender) {
-        self.train.run_demo(settings, compute, commands);
+    pub fn run_demo(&mut self, settings: &Settings, demo: &crate::demo::DemoOptions, commands: &CommandSender) {
+        self.train.run_demo(settings, demo, commands);
     }
 
     /// Queues videos on the Classify tab.

@@ -21,6 +21,8 @@ pub struct ModelChooser {
     check: JobKey<(), Lookup>,
     download: JobKey<u64, (String, Result<(), String>)>,
     hub: crate::hub::HubSettings,
+    /// On the Train tab (the base model), else the model Evaluate and Classify use.
+    training: bool,
 }
 
 impl ModelChooser {
@@ -31,6 +33,16 @@ impl ModelChooser {
             check: JobKey::new(format!("vidi-model-check-{key}")),
             download: JobKey::new(format!("vidi-download-{key}")),
             hub: Default::default(),
+            training: false,
+        }
+    }
+
+    /// The setting this chooser edits.
+    fn setting(&self) -> fn(String) -> Setting {
+        if self.training {
+            Setting::Model
+        } else {
+            Setting::UseModel
         }
     }
 
@@ -44,16 +56,18 @@ impl ModelChooser {
         commands.start(self.check.start(move |_, _| model_picker::look_up(spec, &hub)));
     }
 
-    /// Draws the chooser. `training`: on the Train tab.
+    /// Draws the chooser. `training`: on the Train tab, it edits the base model;
+    /// elsewhere, the model Evaluate and Classify use.
     pub fn show(&mut self, ui: &mut egui::Ui, env: &Env, training: bool) {
         self.hub = env.hub.clone();
+        self.training = training;
         let checking = env.jobs.is_running(&self.check);
-        let (events, _) =
-            env.edit(&env.settings.model, Setting::Model, |m| self.picker.show(ui, m, checking, training));
+        let value = if training { &env.settings.model } else { &env.settings.use_model };
+        let (events, _) = env.edit(value, self.setting(), |m| self.picker.show(ui, m, checking, training));
         for e in events {
             match e {
                 PickerEvent::Check(spec) => self.check(spec, env.commands),
-                PickerEvent::Choose(id) => env.commands.set(Setting::Model(id)),
+                PickerEvent::Choose(id) => env.commands.set(self.setting()(id)),
                 PickerEvent::Download(id) => {
                     let hub = env.hub.clone();
                     env.commands.start(self.download.start(move |report, cancel| {
@@ -79,7 +93,7 @@ impl ModelChooser {
         match polled.end {
             Some(Ok((id, Ok(())))) => {
                 self.picker.downloaded(Ok(()));
-                commands.set(Setting::Model(id.clone()));
+                commands.set(self.setting()(id.clone()));
                 // Looked up again at once, so the app stays busy until it says "Ready".
                 if jobs.is_running(&self.check) {
                     self.picker.look_again();
@@ -122,6 +136,9 @@ impl Sharing {
         let hub = env.hub.clone();
         match self.share.show(ui, model_dir, busy) {
             Some(ShareEvent::WhoAmI) => env.commands.start(self.whoami.start(move |_, _| share_box::whoami(&hub))),
+            Some(ShareEvent::Login(token)) => {
+                env.commands.start(self.whoami.start(move |_, _| share_box::login(&hub, &token)))
+            }
             Some(ShareEvent::Push { dir, repo, private }) => {
                 env.commands.start(self.push.start(move |_, _| share_box::push(&hub, &dir, &repo, private)))
             }

@@ -108,16 +108,34 @@ pub fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
     Vec::new()
 }
 
-/// A save button: asks where to save `name` (a save dialog on a worker thread); where no
-/// dialog can open, saves into `fallback_dir`. Returns the path on a later frame.
+/// The first of `name`, `stem-2.ext`, `stem-3.ext`... that names nothing in `dir`.
+pub fn free_name(dir: &Path, name: &str) -> String {
+    let p = Path::new(name);
+    let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
+    let ext = p.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    std::iter::once(name.to_string())
+        .chain((2..10_000).map(|i| format!("{stem}-{i}{ext}")))
+        .find(|n| !dir.join(n).exists())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// A "Save as…" button: asks where to save (a save dialog on a worker thread,
+/// opening in `fallback_dir` with a default name that overwrites nothing there:
+/// `name`, else `name-2`...); where no dialog can open, saves into `fallback_dir`
+/// under that name. Returns the path on a later frame.
 pub fn save_button(ui: &mut egui::Ui, label: &str, enabled: bool, name: &str, fallback_dir: &Path) -> Option<PathBuf> {
-    let file = name.to_string();
+    let file = free_name(fallback_dir, name);
+    let (dir, default) = (fallback_dir.to_path_buf(), file.clone());
     let (picked, never_opened) = dialog_button(ui, label, label, enabled, move || {
-        rfd::FileDialog::new().set_file_name(file).save_file().into_iter().collect()
+        let mut dialog = rfd::FileDialog::new().set_file_name(default);
+        if dir.is_dir() {
+            dialog = dialog.set_directory(&dir);
+        }
+        dialog.save_file().into_iter().collect()
     })?;
     match picked.into_iter().next() {
         Some(p) => Some(p),
-        None if never_opened => Some(fallback_dir.join(name)),
+        None if never_opened => Some(fallback_dir.join(free_name(fallback_dir, &file))),
         None => None,
     }
 }
@@ -132,5 +150,21 @@ pub fn save_text(path: &Path, text: &str) -> String {
     match create_parent(path).and_then(|()| crate::util::write_atomic(path, text.as_bytes())) {
         Ok(()) => format!("wrote {}", path.display()),
         Err(e) => format!("{}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_name;
+
+    #[test]
+    fn a_default_save_name_overwrites_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(free_name(dir.path(), "vidi-classify.csv"), "vidi-classify.csv");
+        std::fs::write(dir.path().join("vidi-classify.csv"), "a").unwrap();
+        std::fs::write(dir.path().join("vidi-classify-2.csv"), "b").unwrap();
+        assert_eq!(free_name(dir.path(), "vidi-classify.csv"), "vidi-classify-3.csv");
+        std::fs::write(dir.path().join("notes"), "c").unwrap();
+        assert_eq!(free_name(dir.path(), "notes"), "notes-2");
     }
 }

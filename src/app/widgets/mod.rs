@@ -8,6 +8,7 @@ pub mod player;
 pub mod plots;
 pub mod share_box;
 pub mod timeline;
+pub mod split_dialog;
 
 use eframe::egui;
 
@@ -15,6 +16,14 @@ use crate::video::RgbFrame;
 
 /// The colour of error messages.
 pub const ERROR: egui::Color32 = egui::Color32::from_rgb(200, 40, 40);
+
+/// The colour of warnings (data that may mislead, results out of date).
+pub const WARNING: egui::Color32 = egui::Color32::from_rgb(200, 120, 0);
+
+/// A warning.
+pub fn warning_text(ui: &mut egui::Ui, w: &str) {
+    ui.colored_label(WARNING, w);
+}
 
 /// An error message.
 pub fn error_text(ui: &mut egui::Ui, e: &str) {

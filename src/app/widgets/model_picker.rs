@@ -127,10 +127,15 @@ impl ModelPicker {
     /// encoder is a fine start there).
     pub fn show(&mut self, ui: &mut egui::Ui, model: &mut String, checking: bool, training: bool) -> Vec<PickerEvent> {
         let mut events = Vec::new();
-        let label = if training { "Base model" } else { "Model" };
+        let label = if training { "Base model" } else { "Model to use" };
         let key = if training { "train-model" } else { "model" };
         let hint = "a model folder or a Hub id (owner/name)";
         let r = super::files::path_field(ui, label, model, hint, key, super::files::Pick::Folder);
+        ui.weak(if training {
+            "the model training starts from (its own field: Evaluate and Classify have theirs)"
+        } else {
+            "one field, shared by Evaluate and Classify (training fills it with the model it made)"
+        });
         let spec = model.trim().to_string();
         let stale = self.checked.as_ref().is_none_or(|(c, _)| *c != spec);
         let mut checking = checking;
@@ -246,8 +251,8 @@ impl ModelPicker {
                     "- or press \"Run the offline demo\" below: it makes motion videos, fine-tunes a tiny model \
                      on them in about a minute and leaves it in <run folder>/run/best."
                 } else {
-                    "- or run the offline demo (Train tab, \"Run the offline demo\"): it fine-tunes a tiny model \
-                     in about a minute; then choose <run folder>/run/best here."
+                    "- or run the offline demo (Start here, \"Try the offline demo\"): it fine-tunes a tiny model \
+                     in about a minute and fills this field with it."
                 });
             }
             if ui.button("Look again").clicked() {

@@ -12,6 +12,8 @@ use crate::hub::HubSettings;
 pub enum ShareEvent {
     /// Find who is logged in ([`whoami`]); the answer goes to [`ShareBox::user`].
     WhoAmI,
+    /// Check the token with the Hub and save it ([`login`]); the answer goes to [`ShareBox::user`].
+    Login(String),
     /// Push the model folder ([`push`]); the answer goes to [`ShareBox::pushed`].
     Push {
         /// The model folder.
@@ -25,7 +27,23 @@ pub enum ShareEvent {
 
 /// Who is logged in on the Hub (on a worker thread).
 pub fn whoami(hub: &HubSettings) -> Result<String, String> {
-    crate::share::whoami_on(hub).map_err(|e| e.to_string())
+    crate::share::whoami_on(hub).map_err(|e| in_words(&e))
+}
+
+/// A sharing error in the app's words (the log-in box below replaces `vidi login`).
+fn in_words(e: &crate::share::ShareError) -> String {
+    use crate::share::ShareError;
+    match e {
+        ShareError::NotLoggedIn => "not logged in to the Hugging Face Hub yet".into(),
+        ShareError::BadToken { endpoint } => format!("the Hub at {endpoint} refused the token: paste a valid one"),
+        e => e.to_string(),
+    }
+}
+
+/// Checks `token` with the Hub and saves it where the Hub's tools look (on a worker thread);
+/// returns the account.
+pub fn login(hub: &HubSettings, token: &str) -> Result<String, String> {
+    crate::share::login_on(token, hub).map(|(user, _)| user).map_err(|e| in_words(&e))
 }
 
 /// Pushes `dir` to `repo` (on a worker thread); says where it went.
@@ -42,6 +60,8 @@ pub struct ShareBox {
     user: Option<Result<String, String>>,
     repo: String,
     private: bool,
+    /// The token being typed into the login dialog (never shown).
+    token: String,
     result: Option<Result<String, String>>,
 }
 
@@ -84,7 +104,21 @@ impl ShareBox {
                 }
             }
             Some(Err(e)) => {
-                ui.label(format!("{e} — in a terminal: vidi login"));
+                ui.label(format!("{e}. Log in with a Hub access token:"));
+                ui.horizontal(|ui| {
+                    let l = ui.label("Hub token");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.token)
+                            .password(true)
+                            .hint_text("hf_... (huggingface.co/settings/tokens, with write access)")
+                            .desired_width(300.0),
+                    )
+                    .labelled_by(l.id);
+                    if ui.add_enabled(!busy && !self.token.trim().is_empty(), egui::Button::new("Log in")).clicked() {
+                        busy = true;
+                        event = Some(ShareEvent::Login(std::mem::take(&mut self.token)));
+                    }
+                });
             }
             None => {
                 ui.spinner();
