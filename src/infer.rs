@@ -64,6 +64,8 @@ pub struct ClassifyOptions {
     pub url_timeout: std::time::Duration,
     /// Told of each URL download's bytes (received, total when known).
     pub on_download: Option<DownloadProgress>,
+    /// The views of [`Sampling::Eval`] (a run's model: its run's frame step and fps).
+    pub eval_views: Views,
 }
 
 /// A callback for URL downloads: (the URL, bytes received, total when the server says it).
@@ -88,6 +90,7 @@ impl Default for ClassifyOptions {
             stream: None,
             url_timeout: std::time::Duration::from_secs(30),
             on_download: None,
+            eval_views: Views::default(),
         }
     }
 }
@@ -154,7 +157,7 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
         Sampling::Uniform => Ok(vec![process(decode_uniform(video, n, &dec)?.0)?]),
         Sampling::Eval => {
             let item = Item { path: video.to_path_buf(), label: 0, duration_s: None };
-            let views = eval_views(&item, model, &Views::default())
+            let views = eval_views(&item, model, &opts.eval_views)
                 .map_err(|e| VideoError::Clip { path: video.to_path_buf(), message: without_path(&e, video) })?;
             Ok(views.into_iter().map(|c| HostTensor::new(vec![c.t, c.c, c.h, c.w], c.data)).collect())
         }

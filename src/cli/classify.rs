@@ -182,6 +182,7 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
         stream: a.stream,
         url_timeout: url_timeout(&a)?,
         on_download: Some(on_download),
+        eval_views: Default::default(),
     };
     // Say which stream is read where there is a choice (unreadable files are reported below).
     for v in a.videos.iter().filter(|v| !vidi::net::is_url_path(v)) {

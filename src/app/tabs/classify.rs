@@ -259,7 +259,11 @@ impl ClassifyTab {
             self.used = self.sampling;
             // Results of another model or other settings would mislead: they go.
             self.clear_results();
-            let opts = crate::infer::ClassifyOptions { sampling: self.sampling, ..Default::default() };
+            let mut opts = crate::infer::ClassifyOptions { sampling: self.sampling, ..Default::default() };
+            // A run's model is viewed as its run tested it, so "as Evaluate" agrees with Evaluate.
+            if let Some((sample_rate, fps)) = super::parts::run_clip_window(&model) {
+                (opts.eval_views.sample_rate, opts.eval_views.fps) = (sample_rate, fps);
+            }
             let (hub, timeline) = (env.hub.clone(), self.timeline);
             env.commands.start(self.job.start(move |report, cancel| {
                 let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;

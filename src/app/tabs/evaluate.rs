@@ -76,15 +76,6 @@ fn eval_job(
     crate::eval::evaluate(&m, &items, &opts, &mut |_, _| {}, cancel).map_err(|e| e.to_string())
 }
 
-/// The frame step and fps a run's model was trained and tested with (from its
-/// run folder's `config.json`), when `model` is a run's `best/`: evaluated
-/// here as its run evaluated it, the two agree.
-fn run_clip_window(model: &str) -> Option<(usize, f64)> {
-    let cfg = Path::new(model.trim()).parent()?.join("config.json");
-    let c: crate::train::TrainConfig = serde_json::from_str(&std::fs::read_to_string(cfg).ok()?).ok()?;
-    Some((c.sample_rate, c.fps))
-}
-
 impl EvaluateTab {
     pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
         let s = env.settings;
@@ -104,7 +95,7 @@ impl EvaluateTab {
             number(ui, "clips", &mut self.clips, 1..=10);
             number(ui, "crops", &mut self.crops, 1..=3);
         });
-        if let Some((rate, _)) = run_clip_window(&s.use_model) {
+        if let Some((rate, _)) = super::parts::run_clip_window(&s.use_model) {
             ui.weak(format!("clips take every {rate} frame(s), as the model's training run tested it"));
         }
         let inputs = (s.use_model.clone(), data.clone(), self.split.clone(), self.clips, self.crops);
@@ -112,7 +103,7 @@ impl EvaluateTab {
         if ui.add_enabled(!running, egui::Button::new("Run evaluation")).clicked() {
             let (m, d, sp) = (s.use_model.clone(), data, self.split.clone());
             let mut views = crate::infer::Views { clips: self.clips, crops: self.crops, ..Default::default() };
-            if let Some((sample_rate, fps)) = run_clip_window(&m) {
+            if let Some((sample_rate, fps)) = super::parts::run_clip_window(&m) {
                 (views.sample_rate, views.fps) = (sample_rate, fps);
             }
             let opts = crate::eval::EvalOptions { views, ..Default::default() };

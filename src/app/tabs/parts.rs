@@ -203,3 +203,12 @@ impl VideoPlayer {
         }
     }
 }
+
+/// The frame step and fps a run's model was trained and tested with (from its
+/// run folder's `config.json`), when `model` is a run's `best/`: evaluated
+/// here as its run evaluated it, the two agree.
+pub fn run_clip_window(model: &str) -> Option<(usize, f64)> {
+    let cfg = Path::new(model.trim()).parent()?.join("config.json");
+    let c: crate::train::TrainConfig = serde_json::from_str(&std::fs::read_to_string(cfg).ok()?).ok()?;
+    Some((c.sample_rate, c.fps))
+}

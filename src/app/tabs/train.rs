@@ -302,7 +302,14 @@ impl TrainTab {
             return;
         }
         let (_, data) = env.edit(&s.data_dir, Setting::DataDir, |v| {
-            path_field(ui, "Dataset", v, "a folder with train/ and val/, or a CSV with a split column", "Dataset", Pick::Folder)
+            path_field(
+                ui,
+                "Dataset",
+                v,
+                "a folder with train/ and val/, or a CSV with a split column",
+                "Dataset",
+                Pick::Folder,
+            )
         });
         let data = Path::new(&data);
         if !data.as_os_str().is_empty() && data.is_dir() {

@@ -7,8 +7,8 @@ pub mod model_picker;
 pub mod player;
 pub mod plots;
 pub mod share_box;
-pub mod timeline;
 pub mod split_dialog;
+pub mod timeline;
 
 use eframe::egui;
 
