@@ -59,8 +59,8 @@ impl LiveView {
         let running = env.jobs.is_running(&self.job);
         ui.horizontal(|ui| {
             let cams = crate::live::cameras();
-            egui::ComboBox::from_id_salt("live-camera")
-                .selected_text(if cams.is_empty() { "no camera found".to_string() } else { "Camera".to_string() })
+            egui::ComboBox::from_label("Camera")
+                .selected_text(if cams.is_empty() { "none found".to_string() } else { "pick one".to_string() })
                 .show_ui(ui, |ui| {
                     for c in &cams {
                         let name = c.display().to_string();
