@@ -59,14 +59,8 @@ impl Architecture {
     }
 }
 
-/// The activation of the MLP blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// Exact GELU (erf).
-    Gelu,
-    /// The tanh approximation (`gelu_fast`, `gelu_new`, `gelu_pytorch_tanh`).
-    GeluTanh,
-}
+/// The activation of the MLP blocks (`hidden_act`).
+pub use crate::backend::ops::Activation;
 
 /// A model's configuration, read from `config.json`.
 #[derive(Clone, Debug)]
@@ -97,6 +91,15 @@ pub struct ModelConfig {
     pub layer_norm_eps: f64,
     /// Attention projections carry biases.
     pub qkv_bias: bool,
+    /// `hidden_dropout_prob` (training only).
+    pub hidden_dropout_prob: f64,
+    /// `attention_probs_dropout_prob` (training only).
+    pub attention_probs_dropout_prob: f64,
+    /// `initializer_range`: the standard deviation of a new classifier's weights.
+    pub initializer_range: f64,
+    /// `drop_path_rate`: TimeSformer's stochastic depth, rising linearly from 0 at
+    /// the first layer to this at the last (training only; the others have none).
+    pub drop_path_rate: f64,
     /// VideoMAE: mean-pool tokens then `fc_norm` (true), or final `layernorm` and token 0.
     pub use_mean_pooling: bool,
     /// Class names by index (`id2label`).
@@ -106,6 +109,14 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The dropout probabilities of encoder layer `layer` ([`super::layers::Rates`]); drop-path is
+    /// `torch.linspace(0, drop_path_rate, num_hidden_layers)[layer]`, as TimeSformer's layers take it.
+    pub fn rates(&self, layer: usize) -> super::layers::Rates {
+        let n = self.num_hidden_layers;
+        let path = if n > 1 { (self.drop_path_rate * layer as f64 / (n - 1) as f64) as f32 as f64 } else { 0.0 };
+        super::layers::Rates { hidden: self.hidden_dropout_prob, attention: self.attention_probs_dropout_prob, path }
+    }
+
     /// Tokens per clip (without CLS).
     pub fn num_patches(&self) -> usize {
         (self.num_frames / self.tubelet_size) * (self.image_size / self.patch_size).pow(2)
@@ -151,11 +162,26 @@ impl ModelConfig {
                 (32, tt, th, 1e-6, "gelu_fast")
             }
         };
-        let hidden_act = match string(&raw, "hidden_act")?.unwrap_or(act) {
-            "gelu" => Activation::Gelu,
-            "gelu_fast" | "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            other => return Err(format!("hidden_act '{other}' is not supported (gelu, gelu_fast)")),
+        let act = string(&raw, "hidden_act")?.unwrap_or(act);
+        let Some(hidden_act) = Activation::from_name(act) else {
+            return Err(format!("hidden_act '{act}' is not supported (vidi has {})", Activation::NAMES));
         };
+        let probability = |k: &str| -> Result<f64, String> {
+            let p = number(&raw, k)?.unwrap_or(0.0);
+            if (0.0..=1.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err(format!("{k} must be a probability from 0 to 1, got {p}"))
+            }
+        };
+        let (hidden_dropout_prob, attention_probs_dropout_prob) =
+            (probability("hidden_dropout_prob")?, probability("attention_probs_dropout_prob")?);
+        let initializer_range = number(&raw, "initializer_range")?.unwrap_or(0.02);
+        if !(initializer_range.is_finite() && initializer_range >= 0.0) {
+            return Err(format!("initializer_range must be a finite number of at least 0, got {initializer_range}"));
+        }
+        // Only TimeSformer's layers read drop_path_rate; the others' configs may carry it unused, as in transformers.
+        let drop_path_rate = if arch == Architecture::Timesformer { probability("drop_path_rate")? } else { 0.0 };
         if arch == Architecture::Timesformer {
             let at = string(&raw, "attention_type")?.unwrap_or("divided_space_time");
             if at != "divided_space_time" {
@@ -179,6 +205,10 @@ impl ModelConfig {
             hidden_act,
             layer_norm_eps: number(&raw, "layer_norm_eps")?.unwrap_or(eps),
             qkv_bias,
+            hidden_dropout_prob,
+            attention_probs_dropout_prob,
+            drop_path_rate,
+            initializer_range,
             use_mean_pooling: boolean(&raw, "use_mean_pooling")?.unwrap_or(true),
             labels,
             raw,

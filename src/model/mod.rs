@@ -130,6 +130,8 @@ pub enum Head {
         labels: Vec<String>,
         /// Seed of the initialisation.
         seed: u64,
+        /// Standard deviation of the new weights (`initializer_range`).
+        std: f32,
     },
 }
 
@@ -236,7 +238,7 @@ impl VideoModel {
                 return Err(ModelError::BadConfig { path: config_path, reason: "no labels to fine-tune for".into() })
             }
             Some(labels) if Some(labels.len()) != ckpt_labels || *labels != config.labels => {
-                Head::New { labels: labels.clone(), seed: opts.seed }
+                Head::New { labels: labels.clone(), seed: opts.seed, std: config.initializer_range as f32 }
             }
             _ => match ckpt_labels {
                 Some(0) => {
@@ -343,13 +345,26 @@ impl VideoModel {
         }
     }
 
-    /// Logits for `pixel_values` (batch, frames, channels, height, width), normalised.
+    /// Logits for `pixel_values` (batch, frames, channels, height, width), normalised:
+    /// evaluation, every dropout off.
     pub fn forward(&self, pixel_values: Tensor<5>) -> Result<Tensor<2>, ModelError> {
+        self.run(pixel_values, None)
+    }
+
+    /// [`VideoModel::forward`] in training: the config's dropouts and drop-path
+    /// (`hidden_dropout_prob`, `attention_probs_dropout_prob`, `drop_path_rate`)
+    /// apply where transformers applies them, their masks drawn from `seed`
+    /// alone (the same seed gives the same masks, on any device).
+    pub fn forward_train(&self, pixel_values: Tensor<5>, seed: u64) -> Result<Tensor<2>, ModelError> {
+        self.run(pixel_values, Some(seed))
+    }
+
+    fn run(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Result<Tensor<2>, ModelError> {
         self.check_input(&pixel_values.dims())?;
         Ok(match &self.net {
-            Net::VideoMae(m) => m.forward(pixel_values),
-            Net::Timesformer(m) => m.forward(pixel_values),
-            Net::Vivit(m) => m.forward(pixel_values),
+            Net::VideoMae(m) => m.forward(pixel_values, seed),
+            Net::Timesformer(m) => m.forward(pixel_values, seed),
+            Net::Vivit(m) => m.forward(pixel_values, seed),
         })
     }
 
