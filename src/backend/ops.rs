@@ -369,6 +369,117 @@ pub fn self_attention_dropped(
     }
 }
 
+/// V-JEPA 2's 3-D rotary position embeddings, as tables over the tokens:
+/// each head's dimensions cut into three parts of `2 * ((dh / 3) / 2)`
+/// (depth, height, width; the rest pass unrotated), each part rotated by its
+/// position with `omega_j = 1 / 10000^(j / (part / 2))`, pairs `(x[2i],
+/// x[2i+1])` turned to `(-x[2i+1], x[2i])` and the sines and cosines repeated
+/// (not interleaved) over the part, as transformers' `rotate_queries_or_keys`.
+#[derive(Clone, Debug)]
+pub struct Rope {
+    /// Cosines `[tokens, heads * dh]` (1 where unrotated).
+    pub cos: Tensor<2>,
+    /// Sines `[tokens, heads * dh]` (0 where unrotated).
+    pub sin: Tensor<2>,
+}
+
+impl Rope {
+    /// The tables for `tokens` tokens in time, row, column order on a `grid x grid`
+    /// grid of patches per frame, `heads` heads of `dh` (even) dimensions.
+    pub fn new(tokens: usize, grid: usize, heads: usize, dh: usize, device: &Device) -> Rope {
+        let part = 2 * ((dh / 3) / 2);
+        let half = (part / 2).max(1);
+        // In f32, as transformers computes them.
+        let omega: Vec<f32> = (0..half).map(|j| 1.0 / 10000f32.powf(j as f32 / half as f32)).collect();
+        let (mut cos, mut sin) = (Vec::with_capacity(tokens * heads * dh), Vec::with_capacity(tokens * heads * dh));
+        for i in 0..tokens {
+            let per_frame = grid * grid;
+            let pos = [i / per_frame, (i % per_frame) / grid, i % grid];
+            for _ in 0..heads {
+                for k in 0..dh {
+                    let section = if part == 0 { 3 } else { k / part };
+                    if section < 3 {
+                        let angle = pos[section] as f32 * omega[(k % part) % half];
+                        cos.push(angle.cos());
+                        sin.push(angle.sin());
+                    } else {
+                        cos.push(1.0);
+                        sin.push(0.0);
+                    }
+                }
+            }
+        }
+        let table = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [tokens, heads * dh]), device);
+        Rope { cos: table(cos), sin: table(sin) }
+    }
+
+    /// `x` rotated: `x * cos + pairs(x) * sin`.
+    ///
+    /// # Shapes
+    /// x: `[batch, tokens, heads * dh]` -> same
+    pub fn apply(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, n, d] = x.dims();
+        let pairs = x.clone().reshape([b, n, d / 2, 2]);
+        let turned =
+            Tensor::cat(vec![pairs.clone().narrow(3, 1, 1).neg(), pairs.narrow(3, 0, 1)], 3).reshape([b, n, d]);
+        x * self.cos.clone().unsqueeze::<3>() + turned * self.sin.clone().unsqueeze::<3>()
+    }
+}
+
+/// Self-attention over all tokens with rotary position embeddings on the
+/// queries and keys (V-JEPA 2's encoder), its output projection `o`, and
+/// `residual` added; with training's random parts ([`AttentionDrop`]: dropout
+/// of the probabilities, drop-path of each sample's output).
+///
+/// # Shapes
+/// x, residual: `[batch, tokens, hidden]` -> `[batch, tokens, hidden]`
+pub fn rope_self_attention(
+    x: Tensor<3>,
+    [q, k, v, o]: [&Linear; 4],
+    heads: usize,
+    rope: &Rope,
+    residual: Tensor<3>,
+    drop: Option<AttentionDrop>,
+) -> Tensor<3> {
+    let drop = drop.filter(AttentionDrop::active);
+    let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+    let (qx, kx) = (rope.apply(qx), rope.apply(kx));
+    let n = qx.dims()[1];
+    if route(&qx.device()) == Route::CpuKernel && cpu_takes_sequence(n) && drop.is_none() {
+        return linear_add(o, kernels::attention(qx, kx, vx, heads, Groups::All), residual, 0);
+    }
+    pace(&qx.device());
+    let Some(drop) = drop else { return residual + linear(o, sequences_attention(qx, kx, vx, heads)) };
+    let ctx = if drop.probs > 0.0 {
+        dropped_attention(qx, kx, vx, heads, drop.probs, mix(drop.seed, 1))
+    } else {
+        sequences_attention(qx, kx, vx, heads)
+    };
+    let y = dropout(linear(o, ctx), drop.hidden, mix(drop.seed, 2), 1);
+    let [_, len, dout] = y.dims();
+    residual + dropout(y, drop.path, mix(drop.seed, 3), len * dout)
+}
+
+/// Attention of a few queries to a sequence's keys and values (V-JEPA 2's
+/// pooler: one learned query): `softmax(q k^T / sqrt(dh)) v` per head, with
+/// dropout `p` of the probabilities from `seed` in training. By Burn's tensor
+/// operations on every route (the scores are `queries x tokens`, small).
+///
+/// # Shapes
+/// q: `[batch, queries, heads * dh]`, k, v: `[batch, tokens, heads * dh]` -> `[batch, queries, heads * dh]`
+pub fn cross_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, drop: Option<(f64, u64)>) -> Tensor<3> {
+    let ([b, m, d], n) = (q.dims(), k.dims()[1]);
+    let dh = d / heads;
+    let q = q.reshape([b, m, heads, dh]).swap_dims(1, 2);
+    let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
+    let scores = q.matmul(split(k).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let mut probs = activation::softmax(scores, 3);
+    if let Some((p, seed)) = drop {
+        probs = dropout(probs, p, seed, 1);
+    }
+    probs.matmul(split(v)).swap_dims(1, 2).reshape([b, m, d])
+}
+
 /// `attend` over the sequences of `groups`: `x`'s tokens gathered into
 /// `[sequences, len, d]` with tensor ops, and `attend`'s outputs put back in
 /// token order (token 0 of [`Groups::Frames`] gets `first()`; of

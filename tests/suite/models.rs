@@ -65,7 +65,11 @@ fn logits_match_from_pickle_and_sharded_checkpoints() {
     let tmp = tempfile::tempdir().unwrap();
     for name in all_classifiers() {
         let dir = model_dir(name);
-        // Pickle only.
+        // Pickle only (where the fixture has one).
+        if !dir.join("pytorch_model.bin").exists() {
+            assert!(DROPOUT_CONFIGS.contains(&name), "{name} has no pytorch_model.bin");
+            continue;
+        }
         let bin = tmp.path().join(format!("{name}-bin"));
         copy_without(&dir, &bin, &["model.safetensors"]);
         let (got, want) = logits(&bin, &dir.join("io.safetensors"));
@@ -207,7 +211,7 @@ fn gradients_match_finite_differences() {
     use burn::tensor::{Tensor, TensorData};
     use vidi::model::Net;
     let device = cpu().autodiff();
-    for name in CLASSIFIERS {
+    for name in CLASSIFIERS.into_iter().chain(["vjepa2"]) {
         let dir = model_dir(name);
         let (model, _) = VideoModel::load(&dir, &LoadOptions::default(), &device).unwrap();
         let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
@@ -218,6 +222,7 @@ fn gradients_match_finite_differences() {
             Net::VideoMae(m) => m.classifier.bias.as_ref().unwrap().val(),
             Net::Timesformer(m) => m.classifier.bias.as_ref().unwrap().val(),
             Net::Vivit(m) => m.classifier.bias.as_ref().unwrap().val(),
+            Net::Vjepa2(m) => m.classifier.bias.as_ref().unwrap().val(),
         };
         let gb: Vec<f32> = bias
             .grad(&grads)
@@ -481,4 +486,63 @@ fn a_new_head_takes_the_configs_initializer_range() {
         let std = (w.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
         assert!((std / range - 1.0).abs() < 0.1 && mean.abs() < 0.1 * range, "range {range}: std {std}, mean {mean}");
     }
+}
+
+/// V-JEPA 2: logits within 1e-4 of transformers' from safetensors and from a
+/// pickle `.bin`, with the predictor's weights ignored and reported, the
+/// config's `frames_per_clip` as the clip length and the processor of
+/// `video_preprocessor_config.json`; its export reloads with the same logits.
+#[test]
+fn vjepa2_matches_transformers_and_skips_its_predictor() {
+    use vidi::dataset::transforms::ProcessorSize;
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["vjepa2", "vjepa2_silu"] {
+        let dir = model_dir(name);
+        let io = dir.join("io.safetensors");
+        let (got, want) = logits(&dir, &io);
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{name}: max |logit diff| {diff}");
+        let (model, report) = VideoModel::load(&dir, &LoadOptions::default(), &cpu()).unwrap();
+        assert!(report.unused.is_empty(), "{name}: unused {:?}", report.unused);
+        let all = read_safetensors(&dir.join("model.safetensors")).unwrap();
+        let predictor: BTreeSet<&String> = all.keys().filter(|k| k.starts_with("vjepa2.predictor.")).collect();
+        assert!(!predictor.is_empty());
+        assert_eq!(report.ignored_pretraining.iter().collect::<BTreeSet<_>>(), predictor, "{name}: predictor keys");
+        // Encoder and pooler intermediates too.
+        let vidi::model::Net::Vjepa2(m) = &model.net else { panic!("not V-JEPA 2") };
+        let enc = vidi::backend::to_host(m.encode(fixture_input(name, &cpu()), None)).data;
+        assert!(max_abs_diff(&enc, &read_tensor(&io, "hidden_states_last").1) <= 1e-4, "{name}: encoder output");
+        // frames_per_clip is the clip length; the processor is VJEPA2VideoProcessor's.
+        assert_eq!(model.config.num_frames, 4);
+        assert_eq!(model.config.image_size, 32);
+        let err = model.forward_host(HostTensor::new(vec![1, 8, 3, 32, 32], vec![0.0; 8 * 3 * 32 * 32])).unwrap_err();
+        assert!(err.to_string().contains("(batch, 4, 3, 32, 32)"), "{err}");
+        let p = &model.processor;
+        assert_eq!(p.size, ProcessorSize::ShortestEdge { shortest_edge: 36 }, "int(32 * 256 / 224)");
+        assert_eq!(p.crop_size, (32, 32));
+        assert_eq!((p.image_mean, p.image_std), ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]));
+        // Export: the checkpoint's classifier keys (no predictor), reloading with the same logits.
+        let out = tmp.path().join(name);
+        model.export(&out).unwrap();
+        assert!(out.join("video_preprocessor_config.json").exists());
+        let ours = read_safetensors(&out.join("model.safetensors")).unwrap();
+        let theirs = read_safetensors(&dir.join("model.safetensors")).unwrap();
+        let want_keys: BTreeSet<&String> = theirs.keys().filter(|k| !k.starts_with("vjepa2.predictor.")).collect();
+        assert_eq!(ours.keys().collect::<BTreeSet<_>>(), want_keys, "{name}");
+        let (got, want) = logits(&out, &io);
+        assert!(max_abs_diff(&got, &want) <= 1e-4, "{name} after export");
+        let (reloaded, _) = VideoModel::load(&out, &LoadOptions::default(), &cpu()).unwrap();
+        assert_eq!(reloaded.processor.size, p.size);
+    }
+    // The pickle checkpoint alone.
+    let bin = tmp.path().join("vjepa2-bin");
+    copy_without(&model_dir("vjepa2"), &bin, &["model.safetensors"]);
+    let (got, want) = logits(&bin, &model_dir("vjepa2").join("io.safetensors"));
+    assert!(max_abs_diff(&got, &want) <= 1e-4, "vjepa2 from pytorch_model.bin");
+    // Dropout and drop-path (vjepa2_silu) are training's only.
+    let (model, _) = VideoModel::load(&model_dir("vjepa2_silu"), &LoadOptions::default(), &cpu()).unwrap();
+    let x = fixture_input("vjepa2_silu", &cpu());
+    let (a, b) = (model.forward(x.clone()).unwrap(), model.forward_train(x, 5).unwrap());
+    let (a, b) = (vidi::backend::to_host(a).data, vidi::backend::to_host(b).data);
+    assert!(max_abs_diff(&a, &b) > 1e-3, "training with dropout changed nothing");
 }
