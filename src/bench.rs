@@ -255,7 +255,7 @@ pub fn forward_gflop(cfg: &crate::model::ModelConfig, batch: usize) -> f64 {
     let layers = cfg.num_hidden_layers as f64;
     let embed = 2.0 * n * patch_in * d;
     let per_layer = match cfg.arch {
-        Architecture::VideoMae | Architecture::Vivit => {
+        Architecture::VideoMae | Architecture::Vivit | Architecture::Vjepa2 => {
             let tokens = n + if cfg.arch == Architecture::Vivit { 1.0 } else { 0.0 };
             2.0 * tokens * (4.0 * d * d + 2.0 * d * m) + 2.0 * 2.0 * tokens * tokens * d
         }

@@ -1,6 +1,6 @@
 //! The one dispatch point for the heavy operations: linear, linear +
-//! residual, LayerNorm, GELU, self-attention over token groups, and the AdamW
-//! update. The models and the optimizer call these and nothing else for that
+//! residual, LayerNorm, the MLP activations, self-attention over token groups,
+//! training's dropout and drop-path, and the AdamW update. The models and the optimizer call these and nothing else for that
 //! work; each operation decides here, by one rule, where it runs:
 //!
 //! - [`Route::CpuKernel`], the CPU backend outside autodiff (inference):
@@ -22,11 +22,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::nn::Linear;
-use burn::tensor::{activation, Device, Tensor};
+use burn::tensor::{activation, Device, Tensor, TensorData};
 
 use super::blocked;
 use super::kernels::{self, grad};
-pub use super::kernels::{AdamWStep, Groups};
+pub use super::kernels::{mix, AdamWStep, Groups};
 
 /// Where an operation on a device's tensors runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +160,74 @@ pub fn layer_norm(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> 
     burn::tensor::module::layer_norm(x, gamma, Some(beta), eps)
 }
 
+/// The MLP activation of a `config.json` (`hidden_act`), as transformers' `ACT2FN` defines them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU (erf): `gelu`, `gelu_python`.
+    Gelu,
+    /// The tanh approximation: `gelu_fast`, `gelu_new`, `gelu_pytorch_tanh`, `gelu_accurate`.
+    GeluTanh,
+    /// `quick_gelu`: `x * sigmoid(1.702 x)`.
+    QuickGelu,
+    /// `relu`.
+    Relu,
+    /// `relu6`: `min(max(x, 0), 6)`.
+    Relu6,
+    /// `silu` / `swish`: `x * sigmoid(x)`.
+    Silu,
+    /// `sigmoid`.
+    Sigmoid,
+    /// `tanh`.
+    Tanh,
+    /// `linear`: the identity.
+    Identity,
+}
+
+impl Activation {
+    /// The activation a `hidden_act` name stands for; `None` for one vidi does not have.
+    pub fn from_name(name: &str) -> Option<Activation> {
+        Some(match name {
+            "gelu" | "gelu_python" => Activation::Gelu,
+            "gelu_fast" | "gelu_new" | "gelu_pytorch_tanh" | "gelu_accurate" => Activation::GeluTanh,
+            "quick_gelu" => Activation::QuickGelu,
+            "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
+            "silu" | "swish" => Activation::Silu,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "linear" => Activation::Identity,
+            _ => return None,
+        })
+    }
+
+    /// The names [`Activation::from_name`] takes, for messages.
+    pub const NAMES: &'static str = "gelu, gelu_python, gelu_fast, gelu_new, gelu_pytorch_tanh, gelu_accurate, \
+                                     quick_gelu, relu, relu6, silu, swish, sigmoid, tanh, linear";
+}
+
+/// The MLP activation: the GELUs by vidi's kernels on the CPU ([`gelu`]), the
+/// others by Burn's tensor operations on every route.
+pub fn activation(x: Tensor<3>, act: Activation) -> Tensor<3> {
+    let x = match act {
+        Activation::Gelu => return gelu(x, false),
+        Activation::GeluTanh => return gelu(x, true),
+        // A pace point in the MLP, forward and backward, as the GELUs have.
+        _ if PACED.load(Ordering::Relaxed) && route(&x.device()) == Route::Generic => blocked::pace_point(x),
+        _ => x,
+    };
+    match act {
+        Activation::QuickGelu => x.clone() * activation::sigmoid(x.mul_scalar(1.702)),
+        Activation::Relu => activation::relu(x),
+        Activation::Relu6 => activation::relu(x).clamp_max(6.0),
+        Activation::Silu => activation::silu(x),
+        Activation::Sigmoid => activation::sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Identity | Activation::Gelu | Activation::GeluTanh => x,
+    }
+}
+
 /// GELU, exact (`erf`) or the tanh approximation (`gelu_fast`, `gelu_new`).
-pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
+fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     let x = match route(&x.device()) {
         Route::CpuKernel => return kernels::gelu(x, tanh_approx),
         Route::CpuAutodiff => match grad::gelu(&x, tanh_approx) {
@@ -184,6 +250,49 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
     }
 }
 
+/// Training's dropout (PyTorch's `nn.Dropout`): each unit of `group`
+/// consecutive values of `x` zeroed with probability `p` and the rest scaled
+/// by `1 / (1 - p)`; `group` 1 is element-wise dropout, a whole sample's (or
+/// sequence's) values is drop-path (stochastic depth). The mask depends on
+/// `seed` and the values' positions alone ([`kernels::dropout_mask`], filled
+/// on the host by vidi's kernel), so it is the same on every route and device
+/// and a resumed run draws what the uninterrupted one drew. `p` 0 returns `x` itself.
+///
+/// # Shapes
+/// x: any -> same
+pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, seed: u64, group: usize) -> Tensor<D> {
+    if p <= 0.0 {
+        return x;
+    }
+    let dims = x.dims();
+    let mask = kernels::dropout_mask(dims.iter().product(), p, seed, group);
+    let mask: Tensor<D> = Tensor::from_data(TensorData::new(mask, dims), &x.device());
+    x * mask
+}
+
+/// Training's random parts of one attention, where transformers puts them:
+/// dropout of the attention probabilities (`attention_probs_dropout_prob`),
+/// of the output projection's result (`hidden_dropout_prob`), and drop-path of
+/// each sequence's whole output (TimeSformer's `drop_path_rate`), from `seed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AttentionDrop {
+    /// Dropout of the attention probabilities.
+    pub probs: f64,
+    /// Dropout after the output projection.
+    pub hidden: f64,
+    /// Drop-path of each sequence's output.
+    pub path: f64,
+    /// The seed of the masks.
+    pub seed: u64,
+}
+
+impl AttentionDrop {
+    /// Whether anything is dropped.
+    pub fn active(&self) -> bool {
+        self.probs > 0.0 || self.hidden > 0.0 || self.path > 0.0
+    }
+}
+
 /// Self-attention within each sequence of tokens that `groups` names, with
 /// its output projection: the query, key and value projections of `x`,
 /// `softmax(q k^T / sqrt(dh)) v` over each of `heads` column ranges, then `o`,
@@ -203,16 +312,34 @@ pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {
 /// If the tokens do not split into `groups` (models check the clip's shape before their forward pass).
 pub fn self_attention(
     x: Tensor<3>,
-    [q, k, v, o]: [&Linear; 4],
+    linears: [&Linear; 4],
     heads: usize,
     groups: Groups,
     residual: Option<Tensor<3>>,
 ) -> Tensor<3> {
+    self_attention_dropped(x, linears, heads, groups, residual, None)
+}
+
+/// [`self_attention`] with training's random parts ([`AttentionDrop`]), off
+/// the CPU kernel route whenever one is active: the dropouts and drop-path act
+/// on each sequence's own output, before the mean of [`Groups::Patches`]' token 0.
+///
+/// # Shapes
+/// x, residual: `[batch, tokens, hidden]` -> `[batch, tokens, hidden]`
+pub fn self_attention_dropped(
+    x: Tensor<3>,
+    [q, k, v, o]: [&Linear; 4],
+    heads: usize,
+    groups: Groups,
+    residual: Option<Tensor<3>>,
+    drop: Option<AttentionDrop>,
+) -> Tensor<3> {
     let [b, n, d] = x.dims();
     assert!(groups.fits(n), "{n} tokens do not split into {groups:?}");
     let (_, len) = groups.shape(n);
+    let drop = drop.filter(AttentionDrop::active);
     let project = |x: Tensor<3>| (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
-    if route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(len) {
+    if route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(len) && drop.is_none() {
         let (q, k, v) = project(x);
         let ctx = kernels::attention(q, k, v, heads, groups);
         return match residual {
@@ -226,12 +353,131 @@ pub fn self_attention(
     let first = || linear(o, Tensor::zeros([b, 1, d], &device));
     let out = by_sequences(x, groups, &first, &|x| {
         let (q, k, v) = project(x);
-        linear(o, sequences_attention(q, k, v, heads))
+        let Some(drop) = drop else { return linear(o, sequences_attention(q, k, v, heads)) };
+        let ctx = if drop.probs > 0.0 {
+            dropped_attention(q, k, v, heads, drop.probs, mix(drop.seed, 1))
+        } else {
+            sequences_attention(q, k, v, heads)
+        };
+        let y = dropout(linear(o, ctx), drop.hidden, mix(drop.seed, 2), 1);
+        let [_, len, dout] = y.dims();
+        dropout(y, drop.path, mix(drop.seed, 3), len * dout)
     });
     match residual {
         Some(r) => r + out,
         None => out,
     }
+}
+
+/// V-JEPA 2's 3-D rotary position embeddings, as tables over the tokens:
+/// each head's dimensions cut into three parts of `2 * ((dh / 3) / 2)`
+/// (depth, height, width; the rest pass unrotated), each part rotated by its
+/// position with `omega_j = 1 / 10000^(j / (part / 2))`, pairs `(x[2i],
+/// x[2i+1])` turned to `(-x[2i+1], x[2i])` and the sines and cosines repeated
+/// (not interleaved) over the part, as transformers' `rotate_queries_or_keys`.
+#[derive(Clone, Debug)]
+pub struct Rope {
+    /// Cosines `[tokens, heads * dh]` (1 where unrotated).
+    pub cos: Tensor<2>,
+    /// Sines `[tokens, heads * dh]` (0 where unrotated).
+    pub sin: Tensor<2>,
+}
+
+impl Rope {
+    /// The tables for `tokens` tokens in time, row, column order on a `grid x grid`
+    /// grid of patches per frame, `heads` heads of `dh` (even) dimensions.
+    pub fn new(tokens: usize, grid: usize, heads: usize, dh: usize, device: &Device) -> Rope {
+        let part = 2 * ((dh / 3) / 2);
+        let half = (part / 2).max(1);
+        // In f32, as transformers computes them.
+        let omega: Vec<f32> = (0..half).map(|j| 1.0 / 10000f32.powf(j as f32 / half as f32)).collect();
+        let (mut cos, mut sin) = (Vec::with_capacity(tokens * heads * dh), Vec::with_capacity(tokens * heads * dh));
+        for i in 0..tokens {
+            let per_frame = grid * grid;
+            let pos = [i / per_frame, (i % per_frame) / grid, i % grid];
+            for _ in 0..heads {
+                for k in 0..dh {
+                    let section = if part == 0 { 3 } else { k / part };
+                    if section < 3 {
+                        let angle = pos[section] as f32 * omega[(k % part) % half];
+                        cos.push(angle.cos());
+                        sin.push(angle.sin());
+                    } else {
+                        cos.push(1.0);
+                        sin.push(0.0);
+                    }
+                }
+            }
+        }
+        let table = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [tokens, heads * dh]), device);
+        Rope { cos: table(cos), sin: table(sin) }
+    }
+
+    /// `x` rotated: `x * cos + pairs(x) * sin`.
+    ///
+    /// # Shapes
+    /// x: `[batch, tokens, heads * dh]` -> same
+    pub fn apply(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, n, d] = x.dims();
+        let pairs = x.clone().reshape([b, n, d / 2, 2]);
+        let turned =
+            Tensor::cat(vec![pairs.clone().narrow(3, 1, 1).neg(), pairs.narrow(3, 0, 1)], 3).reshape([b, n, d]);
+        x * self.cos.clone().unsqueeze::<3>() + turned * self.sin.clone().unsqueeze::<3>()
+    }
+}
+
+/// Self-attention over all tokens with rotary position embeddings on the
+/// queries and keys (V-JEPA 2's encoder), its output projection `o`, and
+/// `residual` added; with training's random parts ([`AttentionDrop`]: dropout
+/// of the probabilities, drop-path of each sample's output).
+///
+/// # Shapes
+/// x, residual: `[batch, tokens, hidden]` -> `[batch, tokens, hidden]`
+pub fn rope_self_attention(
+    x: Tensor<3>,
+    [q, k, v, o]: [&Linear; 4],
+    heads: usize,
+    rope: &Rope,
+    residual: Tensor<3>,
+    drop: Option<AttentionDrop>,
+) -> Tensor<3> {
+    let drop = drop.filter(AttentionDrop::active);
+    let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+    let (qx, kx) = (rope.apply(qx), rope.apply(kx));
+    let n = qx.dims()[1];
+    if route(&qx.device()) == Route::CpuKernel && cpu_takes_sequence(n) && drop.is_none() {
+        return linear_add(o, kernels::attention(qx, kx, vx, heads, Groups::All), residual, 0);
+    }
+    pace(&qx.device());
+    let Some(drop) = drop else { return residual + linear(o, sequences_attention(qx, kx, vx, heads)) };
+    let ctx = if drop.probs > 0.0 {
+        dropped_attention(qx, kx, vx, heads, drop.probs, mix(drop.seed, 1))
+    } else {
+        sequences_attention(qx, kx, vx, heads)
+    };
+    let y = dropout(linear(o, ctx), drop.hidden, mix(drop.seed, 2), 1);
+    let [_, len, dout] = y.dims();
+    residual + dropout(y, drop.path, mix(drop.seed, 3), len * dout)
+}
+
+/// Attention of a few queries to a sequence's keys and values (V-JEPA 2's
+/// pooler: one learned query): `softmax(q k^T / sqrt(dh)) v` per head, with
+/// dropout `p` of the probabilities from `seed` in training. By Burn's tensor
+/// operations on every route (the scores are `queries x tokens`, small).
+///
+/// # Shapes
+/// q: `[batch, queries, heads * dh]`, k, v: `[batch, tokens, heads * dh]` -> `[batch, queries, heads * dh]`
+pub fn cross_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, drop: Option<(f64, u64)>) -> Tensor<3> {
+    let ([b, m, d], n) = (q.dims(), k.dims()[1]);
+    let dh = d / heads;
+    let q = q.reshape([b, m, heads, dh]).swap_dims(1, 2);
+    let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
+    let scores = q.matmul(split(k).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let mut probs = activation::softmax(scores, 3);
+    if let Some((p, seed)) = drop {
+        probs = dropout(probs, p, seed, 1);
+    }
+    probs.matmul(split(v)).swap_dims(1, 2).reshape([b, m, d])
 }
 
 /// `attend` over the sequences of `groups`: `x`'s tokens gathered into
@@ -278,6 +524,22 @@ fn sequences_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -
         return blocked::attention(q, k, v, heads);
     }
     heads_attention(q, k, v, heads)
+}
+
+/// Attention with dropout of its probabilities (training, `p` > 0):
+/// `(dropout(softmax(q k^T / sqrt(dh)))) v` with the probabilities
+/// materialised by Burn's tensor operations (on every route: the fused
+/// kernels keep no probabilities to drop).
+///
+/// # Shapes
+/// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
+fn dropped_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, p: f64, seed: u64) -> Tensor<3> {
+    let [b, n, d] = q.dims();
+    let dh = d / heads;
+    let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
+    let scores = split(q).matmul(split(k).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let probs = dropout(activation::softmax(scores, 3), p, seed, 1);
+    probs.matmul(split(v)).swap_dims(1, 2).reshape([b, n, d])
 }
 
 /// `softmax(q k^T / sqrt(dh)) v` by Burn's attention, each of `heads` column

@@ -15,7 +15,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 
-use super::config::{Activation, ModelConfig};
+use super::config::{Architecture, ModelConfig};
 use super::layers::{Block, Mlp, Norm, SelfAttention};
 use super::weights::TensorMap;
 use super::{Head, ModelError};
@@ -86,19 +86,26 @@ pub fn empty_attention(heads: usize) -> SelfAttention {
     SelfAttention { q: empty_linear(), k: empty_linear(), v: empty_linear(), o: empty_linear(), heads }
 }
 
-/// A pre-norm block of `cfg`'s shape, empty.
-pub fn empty_block(cfg: &ModelConfig) -> Block {
+/// Pre-norm block `layer` of `cfg`'s shape, empty.
+pub fn empty_block(cfg: &ModelConfig, layer: usize) -> Block {
     Block {
         norm1: empty_norm(cfg.layer_norm_eps),
         attn: empty_attention(cfg.num_attention_heads),
         norm2: empty_norm(cfg.layer_norm_eps),
         mlp: empty_mlp(cfg),
+        rates: cfg.rates(layer),
     }
 }
 
-/// An MLP of `cfg`'s activation, empty.
+/// An MLP of `cfg`'s activation, empty. TimeSformer's alone drops out its
+/// activated hidden layer too (its `intermediate` has a dropout).
 pub fn empty_mlp(cfg: &ModelConfig) -> Mlp {
-    Mlp { fc1: empty_linear(), fc2: empty_linear(), tanh_gelu: cfg.hidden_act == Activation::GeluTanh }
+    Mlp {
+        fc1: empty_linear(),
+        fc2: empty_linear(),
+        act: cfg.hidden_act,
+        inner_dropout: cfg.arch == Architecture::Timesformer,
+    }
 }
 
 /// The parts transformers' ViT-style encoder layers share, under `layer`:
@@ -216,11 +223,11 @@ impl Walk for Load<'_> {
     fn classifier(&mut self, l: &mut Linear, key: &str, d: usize) -> Result<(), ModelError> {
         *l = match self.head {
             Head::Checkpoint { labels } => self.take_linear(key, d, *labels, true)?,
-            Head::New { labels, seed } => {
-                // normal(0, 0.02) weights, zero bias: transformers' initialisation.
+            Head::New { labels, seed, std } => {
+                // normal(0, initializer_range) weights, zero bias: transformers' initialisation.
                 let n = labels.len();
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(*seed);
-                let normal = rand_distr_normal(&mut rng, n * d, 0.02);
+                let normal = rand_distr_normal(&mut rng, n * d, *std);
                 linear(HostTensor::new(vec![n, d], normal), Some(HostTensor::new(vec![n], vec![0.0; n])), self.device)
             }
         };

@@ -20,11 +20,15 @@ pub enum Architecture {
     Timesformer,
     /// ViViT-B/16x2, 32 x 224 x 224.
     Vivit,
+    /// V-JEPA 2 (ViT-L, 16 x 256 x 256 for the SSv2 classifier): 3-D RoPE encoder, attentive pooler.
+    #[value(name = "vjepa2")]
+    Vjepa2,
 }
 
 impl Architecture {
     /// Every architecture vidi has.
-    pub const ALL: [Architecture; 3] = [Architecture::VideoMae, Architecture::Timesformer, Architecture::Vivit];
+    pub const ALL: [Architecture; 4] =
+        [Architecture::VideoMae, Architecture::Timesformer, Architecture::Vivit, Architecture::Vjepa2];
 
     /// The architecture of a `model_type` string (`config.json`, `--arch`).
     pub fn from_model_type(model_type: &str) -> Option<Architecture> {
@@ -37,6 +41,7 @@ impl Architecture {
             Architecture::VideoMae => "videomae",
             Architecture::Timesformer => "timesformer",
             Architecture::Vivit => "vivit",
+            Architecture::Vjepa2 => "vjepa2",
         }
     }
 
@@ -46,6 +51,7 @@ impl Architecture {
             Architecture::VideoMae => "VideoMAE",
             Architecture::Timesformer => "TimeSformer",
             Architecture::Vivit => "ViViT",
+            Architecture::Vjepa2 => "V-JEPA 2",
         }
     }
 
@@ -55,18 +61,13 @@ impl Architecture {
             Architecture::VideoMae => "VideoMAEForVideoClassification",
             Architecture::Timesformer => "TimesformerForVideoClassification",
             Architecture::Vivit => "VivitForVideoClassification",
+            Architecture::Vjepa2 => "VJEPA2ForVideoClassification",
         }
     }
 }
 
-/// The activation of the MLP blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// Exact GELU (erf).
-    Gelu,
-    /// The tanh approximation (`gelu_fast`, `gelu_new`, `gelu_pytorch_tanh`).
-    GeluTanh,
-}
+/// The activation of the MLP blocks (`hidden_act`).
+pub use crate::backend::ops::Activation;
 
 /// A model's configuration, read from `config.json`.
 #[derive(Clone, Debug)]
@@ -97,8 +98,21 @@ pub struct ModelConfig {
     pub layer_norm_eps: f64,
     /// Attention projections carry biases.
     pub qkv_bias: bool,
+    /// `hidden_dropout_prob` (training only).
+    pub hidden_dropout_prob: f64,
+    /// `attention_probs_dropout_prob` (training only).
+    pub attention_probs_dropout_prob: f64,
+    /// `initializer_range`: the standard deviation of a new classifier's weights.
+    pub initializer_range: f64,
+    /// `drop_path_rate`: TimeSformer's stochastic depth, rising linearly from 0 at
+    /// the first layer to this at the last (training only; the others have none).
+    pub drop_path_rate: f64,
     /// VideoMAE: mean-pool tokens then `fc_norm` (true), or final `layernorm` and token 0.
     pub use_mean_pooling: bool,
+    /// V-JEPA 2: self-attention layers of the attentive pooler (`num_pooler_layers`).
+    pub num_pooler_layers: usize,
+    /// V-JEPA 2: the pooler's attention dropout (`attention_dropout`; training only).
+    pub pooler_attention_dropout: f64,
     /// Class names by index (`id2label`).
     pub labels: Vec<String>,
     /// The whole `config.json`, to write back on export with only the labels changed.
@@ -106,6 +120,14 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The dropout probabilities of encoder layer `layer` ([`super::layers::Rates`]); drop-path is
+    /// `torch.linspace(0, drop_path_rate, num_hidden_layers)[layer]`, as TimeSformer's layers take it.
+    pub fn rates(&self, layer: usize) -> super::layers::Rates {
+        let n = self.num_hidden_layers;
+        let path = if n > 1 { (self.drop_path_rate * layer as f64 / (n - 1) as f64) as f32 as f64 } else { 0.0 };
+        super::layers::Rates { hidden: self.hidden_dropout_prob, attention: self.attention_probs_dropout_prob, path }
+    }
+
     /// Tokens per clip (without CLS).
     pub fn num_patches(&self) -> usize {
         (self.num_frames / self.tubelet_size) * (self.image_size / self.patch_size).pow(2)
@@ -128,7 +150,7 @@ impl ModelConfig {
         }
         let model_type = string(&raw, "model_type")?.unwrap_or_default();
         let Some(arch) = Architecture::from_model_type(model_type) else {
-            return Err(format!("model_type '{model_type}' is not VideoMAE, TimeSformer or ViViT"));
+            return Err(format!("model_type '{model_type}' is not VideoMAE, TimeSformer, ViViT or V-JEPA 2"));
         };
         let int = |k: &str, d: usize| uint(&raw, k, d);
         let (frames, tubelet, patch, eps, act) = match arch {
@@ -150,12 +172,54 @@ impl ModelConfig {
                 }
                 (32, tt, th, 1e-6, "gelu_fast")
             }
+            Architecture::Vjepa2 => (64, int("tubelet_size", 2)?, int("patch_size", 16)?, 1e-6, "gelu"),
         };
-        let hidden_act = match string(&raw, "hidden_act")?.unwrap_or(act) {
-            "gelu" => Activation::Gelu,
-            "gelu_fast" | "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            other => return Err(format!("hidden_act '{other}' is not supported (gelu, gelu_fast)")),
+        // V-JEPA 2 names its sizes differently: crop_size, frames_per_clip, in_chans, mlp_ratio.
+        let vjepa2 = arch == Architecture::Vjepa2;
+        let (k_image, k_frames, k_channels, image) = if vjepa2 {
+            ("crop_size", "frames_per_clip", "in_chans", 256)
+        } else {
+            ("image_size", "num_frames", "num_channels", 224)
         };
+        let (hidden, layers, heads) = if vjepa2 { (1024, 24, 16) } else { (768, 12, 12) };
+        let hidden_size = int("hidden_size", hidden)?;
+        let intermediate_size = if vjepa2 {
+            let ratio = number(&raw, "mlp_ratio")?.unwrap_or(4.0);
+            if !(ratio.is_finite() && ratio > 0.0 && ratio <= 64.0) {
+                return Err(format!("mlp_ratio must be a number above 0 (at most 64), got {ratio}"));
+            }
+            // transformers: int(hidden_size * mlp_ratio).
+            (hidden_size as f64 * ratio) as usize
+        } else {
+            int("intermediate_size", 3072)?
+        };
+        let act = string(&raw, "hidden_act")?.unwrap_or(act);
+        let Some(hidden_act) = Activation::from_name(act) else {
+            return Err(format!("hidden_act '{act}' is not supported (vidi has {})", Activation::NAMES));
+        };
+        let probability = |k: &str| -> Result<f64, String> {
+            let p = number(&raw, k)?.unwrap_or(0.0);
+            if (0.0..=1.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err(format!("{k} must be a probability from 0 to 1, got {p}"))
+            }
+        };
+        let (hidden_dropout_prob, attention_probs_dropout_prob) =
+            (probability("hidden_dropout_prob")?, probability("attention_probs_dropout_prob")?);
+        let initializer_range = number(&raw, "initializer_range")?.unwrap_or(0.02);
+        if !(initializer_range.is_finite() && initializer_range >= 0.0) {
+            return Err(format!("initializer_range must be a finite number of at least 0, got {initializer_range}"));
+        }
+        // Only TimeSformer's and V-JEPA 2's layers read drop_path_rate; the others' configs
+        // may carry it unused, as in transformers. V-JEPA 2 has no hidden dropout.
+        let drop_path_rate = if matches!(arch, Architecture::Timesformer | Architecture::Vjepa2) {
+            probability("drop_path_rate")?
+        } else {
+            0.0
+        };
+        let hidden_dropout_prob = if vjepa2 { 0.0 } else { hidden_dropout_prob };
+        let pooler_attention_dropout = if vjepa2 { probability("attention_dropout")? } else { 0.0 };
         if arch == Architecture::Timesformer {
             let at = string(&raw, "attention_type")?.unwrap_or("divided_space_time");
             if at != "divided_space_time" {
@@ -167,27 +231,33 @@ impl ModelConfig {
         let labels = labels_of(&raw)?;
         let cfg = ModelConfig {
             arch,
-            image_size: int("image_size", 224)?,
+            image_size: int(k_image, image)?,
             patch_size: patch,
-            num_channels: int("num_channels", 3)?,
-            num_frames: int("num_frames", frames)?,
+            num_channels: int(k_channels, 3)?,
+            num_frames: int(k_frames, frames)?,
             tubelet_size: tubelet,
-            hidden_size: int("hidden_size", 768)?,
-            num_hidden_layers: int("num_hidden_layers", 12)?,
-            num_attention_heads: int("num_attention_heads", 12)?,
-            intermediate_size: int("intermediate_size", 3072)?,
+            hidden_size,
+            num_hidden_layers: int("num_hidden_layers", layers)?,
+            num_attention_heads: int("num_attention_heads", heads)?,
+            intermediate_size,
             hidden_act,
             layer_norm_eps: number(&raw, "layer_norm_eps")?.unwrap_or(eps),
             qkv_bias,
+            hidden_dropout_prob,
+            attention_probs_dropout_prob,
+            drop_path_rate,
+            initializer_range,
             use_mean_pooling: boolean(&raw, "use_mean_pooling")?.unwrap_or(true),
+            num_pooler_layers: if vjepa2 { int("num_pooler_layers", 3)? } else { 0 },
+            pooler_attention_dropout,
             labels,
             raw,
         };
         let sizes = [
-            ("image_size", cfg.image_size),
+            (k_image, cfg.image_size),
             ("patch_size", cfg.patch_size),
-            ("num_channels", cfg.num_channels),
-            ("num_frames", cfg.num_frames),
+            (k_channels, cfg.num_channels),
+            (k_frames, cfg.num_frames),
             ("hidden_size", cfg.hidden_size),
             ("num_attention_heads", cfg.num_attention_heads),
             ("intermediate_size", cfg.intermediate_size),
@@ -199,13 +269,22 @@ impl ModelConfig {
             return Err("hidden_size is not a multiple of num_attention_heads".into());
         }
         if cfg.patch_size == 0 || !cfg.image_size.is_multiple_of(cfg.patch_size) {
-            return Err(format!("image_size {} is not a multiple of patch_size {}", cfg.image_size, cfg.patch_size));
+            return Err(format!("{k_image} {} is not a multiple of patch_size {}", cfg.image_size, cfg.patch_size));
         }
         if cfg.tubelet_size == 0 || !cfg.num_frames.is_multiple_of(cfg.tubelet_size) {
             return Err(format!(
-                "num_frames {} is not a multiple of tubelet_size {}",
+                "{k_frames} {} is not a multiple of tubelet_size {}",
                 cfg.num_frames, cfg.tubelet_size
             ));
+        }
+        if vjepa2 && !(cfg.hidden_size / cfg.num_attention_heads).is_multiple_of(2) {
+            return Err(format!(
+                "hidden_size / num_attention_heads = {} is odd: V-JEPA 2's rotary embeddings rotate pairs of dimensions",
+                cfg.hidden_size / cfg.num_attention_heads
+            ));
+        }
+        if cfg.num_pooler_layers > MAX_LAYERS {
+            return Err(format!("num_pooler_layers {} is more than {MAX_LAYERS}", cfg.num_pooler_layers));
         }
         // What is built from the config before any weight is checked (the list of
         // layers, VideoMAE's position table) must stay small whatever the file says.
@@ -348,10 +427,21 @@ pub fn states_labels(raw: &Value) -> bool {
     field(raw, "id2label").is_some() || field(raw, "num_labels").is_some()
 }
 
-/// Reads `preprocessor_config.json`; fields it lacks take the defaults of
+/// The processor file of an architecture's checkpoints: `preprocessor_config.json`, or for
+/// V-JEPA 2 the `video_preprocessor_config.json` transformers 5 writes (the other name where only it is there).
+pub fn processor_file(dir: &Path, arch: Architecture) -> std::path::PathBuf {
+    let video = dir.join("video_preprocessor_config.json");
+    if arch == Architecture::Vjepa2 && (video.exists() || !dir.join("preprocessor_config.json").exists()) {
+        video
+    } else {
+        dir.join("preprocessor_config.json")
+    }
+}
+
+/// Reads the processor file ([`processor_file`]); fields it lacks take the defaults of
 /// the architecture's processor.
 pub fn read_processor(dir: &Path, arch: Architecture) -> Result<ImageProcessor, ModelError> {
-    let path = dir.join("preprocessor_config.json");
+    let path = processor_file(dir, arch);
     let raw: Value = if path.exists() {
         let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
         serde_json::from_str(&text).map_err(|e| ModelError::BadConfig { path: path.clone(), reason: e.to_string() })?
@@ -374,6 +464,10 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
         p.offset = true;
         p.image_mean = [0.5; 3];
         p.image_std = [0.5; 3];
+    }
+    if arch == Architecture::Vjepa2 {
+        // VJEPA2VideoProcessor: crop 256, ImageNet mean/std (the defaults), bilinear.
+        p.crop_size = (256, 256);
     }
     let b = |k: &str, d: bool| boolean(raw, k).map(|v| v.unwrap_or(d));
     p.do_resize = b("do_resize", p.do_resize)?;
@@ -426,6 +520,10 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
             ));
         }
         p.image_std = s;
+    }
+    if arch == Architecture::Vjepa2 {
+        // VJEPA2VideoProcessor sets the resize from the crop whatever `size` says: int(crop * 256 / 224).
+        p.size = ProcessorSize::ShortestEdge { shortest_edge: p.crop_size.0 * 256 / 224 };
     }
     match field(raw, "resample") {
         None => {}

@@ -17,6 +17,7 @@ pub mod layers;
 pub mod timesformer;
 pub mod videomae;
 pub mod vivit;
+pub mod vjepa2;
 pub mod weights;
 
 use std::collections::BTreeMap;
@@ -130,6 +131,8 @@ pub enum Head {
         labels: Vec<String>,
         /// Seed of the initialisation.
         seed: u64,
+        /// Standard deviation of the new weights (`initializer_range`).
+        std: f32,
     },
 }
 
@@ -155,6 +158,8 @@ pub enum Net {
     Timesformer(timesformer::Timesformer),
     /// ViViT.
     Vivit(vivit::Vivit),
+    /// V-JEPA 2.
+    Vjepa2(vjepa2::Vjepa2),
 }
 
 impl Net {
@@ -164,6 +169,7 @@ impl Net {
             Architecture::VideoMae => Net::VideoMae(videomae::VideoMae::empty(config, device)),
             Architecture::Timesformer => Net::Timesformer(timesformer::Timesformer::empty(config)),
             Architecture::Vivit => Net::Vivit(vivit::Vivit::empty(config)),
+            Architecture::Vjepa2 => Net::Vjepa2(vjepa2::Vjepa2::empty(config)),
         };
         net.walk(config, &mut checkpoint::Load { weights: w, head, device })?;
         Ok(net)
@@ -175,6 +181,7 @@ impl Net {
             Net::VideoMae(m) => m.walk(config, w),
             Net::Timesformer(m) => m.walk(config, w),
             Net::Vivit(m) => m.walk(config, w),
+            Net::Vjepa2(m) => m.walk(config, w),
         }
     }
 }
@@ -236,7 +243,7 @@ impl VideoModel {
                 return Err(ModelError::BadConfig { path: config_path, reason: "no labels to fine-tune for".into() })
             }
             Some(labels) if Some(labels.len()) != ckpt_labels || *labels != config.labels => {
-                Head::New { labels: labels.clone(), seed: opts.seed }
+                Head::New { labels: labels.clone(), seed: opts.seed, std: config.initializer_range as f32 }
             }
             _ => match ckpt_labels {
                 Some(0) => {
@@ -297,7 +304,11 @@ impl VideoModel {
         let unused = w.unused();
         check_no_extra_layers(&config, &unused, &w.source, &config_path)?;
         for k in unused {
-            if videomae::keys::PRETRAINING_ONLY.iter().any(|p| k.starts_with(p)) {
+            let pretraining = match config.arch {
+                Architecture::Vjepa2 => k.starts_with(vjepa2::keys::PREDICTOR),
+                _ => videomae::keys::PRETRAINING_ONLY.iter().any(|p| k.starts_with(p)),
+            };
+            if pretraining {
                 report.ignored_pretraining.push(k);
             } else {
                 report.unused.push(k);
@@ -343,13 +354,27 @@ impl VideoModel {
         }
     }
 
-    /// Logits for `pixel_values` (batch, frames, channels, height, width), normalised.
+    /// Logits for `pixel_values` (batch, frames, channels, height, width), normalised:
+    /// evaluation, every dropout off.
     pub fn forward(&self, pixel_values: Tensor<5>) -> Result<Tensor<2>, ModelError> {
+        self.run(pixel_values, None)
+    }
+
+    /// [`VideoModel::forward`] in training: the config's dropouts and drop-path
+    /// (`hidden_dropout_prob`, `attention_probs_dropout_prob`, `drop_path_rate`)
+    /// apply where transformers applies them, their masks drawn from `seed`
+    /// alone (the same seed gives the same masks, on any device).
+    pub fn forward_train(&self, pixel_values: Tensor<5>, seed: u64) -> Result<Tensor<2>, ModelError> {
+        self.run(pixel_values, Some(seed))
+    }
+
+    fn run(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Result<Tensor<2>, ModelError> {
         self.check_input(&pixel_values.dims())?;
         Ok(match &self.net {
-            Net::VideoMae(m) => m.forward(pixel_values),
-            Net::Timesformer(m) => m.forward(pixel_values),
-            Net::Vivit(m) => m.forward(pixel_values),
+            Net::VideoMae(m) => m.forward(pixel_values, seed),
+            Net::Timesformer(m) => m.forward(pixel_values, seed),
+            Net::Vivit(m) => m.forward(pixel_values, seed),
+            Net::Vjepa2(m) => m.forward(pixel_values, seed),
         })
     }
 
@@ -401,7 +426,12 @@ impl VideoModel {
         crate::util::write_atomic(&path, config.as_bytes()).map_err(|source| ModelError::Io { path, source })?;
         let processor =
             serde_json::to_string_pretty(&processor_json(&self.processor, self.config.arch)).unwrap_or_default();
-        let path = dir.join("preprocessor_config.json");
+        // V-JEPA 2's processor file is transformers 5's video_preprocessor_config.json.
+        let path = if self.config.arch == Architecture::Vjepa2 {
+            dir.join("video_preprocessor_config.json")
+        } else {
+            dir.join("preprocessor_config.json")
+        };
         crate::util::write_atomic(&path, processor.as_bytes()).map_err(|source| ModelError::Io { path, source })?;
         weights::write_safetensors(&dir.join("model.safetensors"), &self.export_tensors())
     }
@@ -428,6 +458,7 @@ fn layer_key(arch: Architecture, i: usize) -> String {
         Architecture::VideoMae => videomae::keys::layer(i),
         Architecture::Timesformer => timesformer::keys::layer(i),
         Architecture::Vivit => vivit::keys::layer(i),
+        Architecture::Vjepa2 => vjepa2::keys::layer(i),
     }
 }
 
@@ -477,7 +508,11 @@ pub fn processor_json(p: &ImageProcessor, arch: Architecture) -> serde_json::Val
         ProcessorSize::ShortestEdge { shortest_edge } => serde_json::json!({ "shortest_edge": shortest_edge }),
         ProcessorSize::HeightWidth { height, width } => serde_json::json!({ "height": height, "width": width }),
     };
-    let class = if arch == Architecture::Vivit { "VivitImageProcessor" } else { "VideoMAEImageProcessor" };
+    let class = match arch {
+        Architecture::Vivit => "VivitImageProcessor",
+        Architecture::Vjepa2 => "VJEPA2VideoProcessor",
+        _ => "VideoMAEImageProcessor",
+    };
     let mut v = serde_json::json!({
         "image_processor_type": class,
         "do_resize": p.do_resize,
@@ -493,6 +528,12 @@ pub fn processor_json(p: &ImageProcessor, arch: Architecture) -> serde_json::Val
     });
     if arch == Architecture::Vivit {
         v["offset"] = serde_json::json!(p.offset);
+    }
+    if arch == Architecture::Vjepa2 {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("image_processor_type");
+        }
+        v["video_processor_type"] = serde_json::json!(class);
     }
     v
 }

@@ -52,6 +52,9 @@ pub struct DividedBlock {
     pub norm2: layers::Norm,
     /// MLP.
     pub mlp: Mlp,
+    /// Dropout and drop-path probabilities (training only).
+    #[module(skip)]
+    pub rates: layers::Rates,
 }
 
 impl DividedBlock {
@@ -63,13 +66,22 @@ impl DividedBlock {
     /// alone, and the mean of CLS's per-frame outputs commutes with the output
     /// projection, so this is transformers' computation without its reordering.
     ///
+    /// In training (`seed`), transformers' random parts: dropout of each
+    /// attention's probabilities and output; drop-path of each temporal
+    /// sequence (a patch's frames) before `temporal_dense`, of each frame's
+    /// spatial sequence before CLS's mean, and of each sample's MLP output.
+    ///
     /// # Shapes
     /// x: [batch, 1 + patches * frames, hidden] (token = 1 + patch * frames + frame) -> same
-    pub fn forward(&self, x: Tensor<3>, frames: usize) -> Tensor<3> {
-        let t = self.temporal_attn.grouped(self.temporal_norm.forward(x.clone()), Groups::Frames(frames), None);
+    pub fn forward(&self, x: Tensor<3>, frames: usize, seed: Option<u64>) -> Tensor<3> {
+        let drop = seed.filter(|_| self.rates.active());
+        let temporal = drop.map(|s| self.rates.attention(ops::mix(s, 1)));
+        let t =
+            self.temporal_attn.grouped(self.temporal_norm.forward(x.clone()), Groups::Frames(frames), None, temporal);
         let x = ops::linear_add(&self.temporal_dense, t, x, 1);
-        let h = self.attn.grouped(self.norm1.forward(x.clone()), Groups::Patches(frames), Some(x));
-        self.mlp.forward_add(self.norm2.forward(h.clone()), h)
+        let spatial = drop.map(|s| self.rates.attention(ops::mix(s, 2)));
+        let h = self.attn.grouped(self.norm1.forward(x.clone()), Groups::Patches(frames), Some(x), spatial);
+        self.mlp.forward_add(self.norm2.forward(h.clone()), h, drop.map(|s| (self.rates, ops::mix(s, 3))))
     }
 }
 
@@ -92,13 +104,15 @@ pub struct Timesformer {
     pub classifier: Linear,
     /// Patch size.
     pub patch_size: usize,
+    /// `hidden_dropout_prob`, of the embeddings (training only).
+    pub hidden_dropout: f64,
 }
 
 impl Timesformer {
     /// The network of `cfg`'s shape, its weights empty until [`super::checkpoint::Load`] walks it.
     pub fn empty(cfg: &ModelConfig) -> Timesformer {
         let (eps, heads) = (cfg.layer_norm_eps, cfg.num_attention_heads);
-        let block = || DividedBlock {
+        let block = |i: usize| DividedBlock {
             temporal_norm: empty_norm(eps),
             temporal_attn: empty_attention(heads),
             temporal_dense: empty_linear(),
@@ -106,16 +120,18 @@ impl Timesformer {
             attn: empty_attention(heads),
             norm2: empty_norm(eps),
             mlp: empty_mlp(cfg),
+            rates: cfg.rates(i),
         };
         Timesformer {
             patch: empty_linear(),
             cls: empty_param(),
             pos: empty_param(),
             time: empty_param(),
-            blocks: (0..cfg.num_hidden_layers).map(|_| block()).collect(),
+            blocks: (0..cfg.num_hidden_layers).map(block).collect(),
             norm: empty_norm(eps),
             classifier: empty_linear(),
             patch_size: cfg.patch_size,
+            hidden_dropout: cfg.hidden_dropout_prob,
         }
     }
 
@@ -139,11 +155,11 @@ impl Timesformer {
         w.classifier(&mut self.classifier, keys::CLASSIFIER, d)
     }
 
-    /// Token features after the final LayerNorm.
+    /// Token features after the final LayerNorm; `seed`: training's dropouts (see [`layers::Rates`]).
     ///
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, 1 + patches * frames, hidden]
-    pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
+    pub fn encode(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<3> {
         let [b, f, c, h, w] = pixel_values.dims();
         let x =
             ops::linear(&self.patch, layers::tubelets(pixel_values.reshape([b * f, 1, c, h, w]), 1, self.patch_size));
@@ -151,22 +167,29 @@ impl Timesformer {
         let pos = self.pos.val();
         let cls = self.cls.val() + pos.clone().narrow(1, 0, 1); // [1, 1, d]
         let x = x + pos.narrow(1, 1, patches);
+        // The embeddings' dropouts (training): after the positions (`pos_drop`, CLS
+        // included), after the time embeddings (`time_drop`, patches only).
+        let drop = |x: Tensor<3>, site: u64| match layers::site_seed(seed, usize::MAX, site) {
+            Some(s) => ops::dropout(x, self.hidden_dropout, s, 1),
+            None => x,
+        };
+        let (x, cls) = (drop(x, 0), drop(cls.repeat_dim(0, b), 1));
         // Token order patch * frames + frame, plus a time embedding per frame.
         let x = x.reshape([b, f, patches, d]).swap_dims(1, 2).reshape([b * patches, f, d]) + self.time.val();
-        let x = x.reshape([b, patches * f, d]);
-        let mut x = Tensor::cat(vec![cls.repeat_dim(0, b), x], 1);
-        for blk in &self.blocks {
-            x = blk.forward(x, f);
+        let x = drop(x.reshape([b, patches * f, d]), 2);
+        let mut x = Tensor::cat(vec![cls, x], 1);
+        for (i, blk) in self.blocks.iter().enumerate() {
+            x = blk.forward(x, f, layers::site_seed(seed, i, 0));
         }
         self.norm.forward(x)
     }
 
-    /// Logits.
+    /// Logits; `seed`: training's dropouts, `None` in evaluation.
     ///
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, labels]
-    pub fn forward(&self, pixel_values: Tensor<5>) -> Tensor<2> {
-        let x = self.encode(pixel_values);
+    pub fn forward(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<2> {
+        let x = self.encode(pixel_values, seed);
         let [b, _, d] = x.dims();
         self.classifier.forward(x.narrow(1, 0, 1).reshape([b, d]))
     }

@@ -71,7 +71,7 @@ impl VideoMae {
         let eps = cfg.layer_norm_eps;
         VideoMae {
             patch: empty_linear(),
-            blocks: (0..cfg.num_hidden_layers).map(|_| empty_block(cfg)).collect(),
+            blocks: (0..cfg.num_hidden_layers).map(|i| empty_block(cfg, i)).collect(),
             // transformers builds fc_norm with PyTorch's default eps.
             head_norm: empty_norm(if cfg.use_mean_pooling { 1e-5 } else { eps }),
             classifier: empty_linear(),
@@ -93,25 +93,25 @@ impl VideoMae {
         w.classifier(&mut self.classifier, keys::CLASSIFIER, d)
     }
 
-    /// Token features after the encoder.
+    /// Token features after the encoder; `seed`: training's dropouts (see [`layers::Rates`]).
     ///
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, tokens, hidden]
-    pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
+    pub fn encode(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<3> {
         let x = ops::linear(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
         let mut x = x + self.pos.clone();
-        for b in &self.blocks {
-            x = b.forward(x);
+        for (i, b) in self.blocks.iter().enumerate() {
+            x = b.forward(x, layers::site_seed(seed, i, 0));
         }
         x
     }
 
-    /// Logits.
+    /// Logits; `seed`: training's dropouts, `None` in evaluation.
     ///
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, labels]
-    pub fn forward(&self, pixel_values: Tensor<5>) -> Tensor<2> {
-        let x = self.encode(pixel_values);
+    pub fn forward(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<2> {
+        let x = self.encode(pixel_values, seed);
         let [b, _, d] = x.dims();
         let pooled = if self.mean_pooling {
             self.head_norm.forward(x.mean_dim(1)).reshape([b, d])

@@ -49,6 +49,8 @@ pub struct Vivit {
     pub tubelet: usize,
     /// Patch size.
     pub patch_size: usize,
+    /// `hidden_dropout_prob`, of the embeddings (training only).
+    pub hidden_dropout: f64,
 }
 
 impl Vivit {
@@ -58,7 +60,8 @@ impl Vivit {
             patch: empty_linear(),
             cls: empty_param(),
             pos: empty_param(),
-            blocks: (0..cfg.num_hidden_layers).map(|_| empty_block(cfg)).collect(),
+            blocks: (0..cfg.num_hidden_layers).map(|i| empty_block(cfg, i)).collect(),
+            hidden_dropout: cfg.hidden_dropout_prob,
             norm: empty_norm(cfg.layer_norm_eps),
             classifier: empty_linear(),
             tubelet: cfg.tubelet_size,
@@ -79,26 +82,29 @@ impl Vivit {
         w.classifier(&mut self.classifier, keys::CLASSIFIER, d)
     }
 
-    /// Token features after the final LayerNorm.
+    /// Token features after the final LayerNorm; `seed`: training's dropouts (see [`layers::Rates`]).
     ///
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, 1 + tokens, hidden]
-    pub fn encode(&self, pixel_values: Tensor<5>) -> Tensor<3> {
+    pub fn encode(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<3> {
         let b = pixel_values.dims()[0];
         let x = ops::linear(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
         let mut x = Tensor::cat(vec![self.cls.val().repeat_dim(0, b), x], 1) + self.pos.val();
-        for blk in &self.blocks {
-            x = blk.forward(x);
+        if let Some(s) = layers::site_seed(seed, usize::MAX, 0) {
+            x = ops::dropout(x, self.hidden_dropout, s, 1);
+        }
+        for (i, blk) in self.blocks.iter().enumerate() {
+            x = blk.forward(x, layers::site_seed(seed, i, 0));
         }
         self.norm.forward(x)
     }
 
-    /// Logits.
+    /// Logits; `seed`: training's dropouts, `None` in evaluation.
     ///
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, labels]
-    pub fn forward(&self, pixel_values: Tensor<5>) -> Tensor<2> {
-        let x = self.encode(pixel_values);
+    pub fn forward(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<2> {
+        let x = self.encode(pixel_values, seed);
         let [b, _, d] = x.dims();
         self.classifier.forward(x.narrow(1, 0, 1).reshape([b, d]))
     }

@@ -539,12 +539,16 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], scale: f64) -> Tensor<
 
 /// Forward and backward of one micro-batch on an autodiff device: adds its
 /// gradients to `acc` and returns its loss (mean cross-entropy x `scale` x batch).
+/// The config's dropouts and drop-path draw their masks from `seed`
+/// ([`VideoModel::forward_train`]; a run derives it from its seed, the step
+/// and the micro-batch, see [`step_seed`]).
 pub fn accumulate(
     model: &VideoModel,
     pixel_values: Vec<f32>,
     shape: [usize; 5],
     labels: &[usize],
     scale: f64,
+    seed: u64,
     acc: &mut GradAccumulator,
 ) -> Result<f64, ModelError> {
     let per = model.clips_per_pass();
@@ -553,19 +557,28 @@ pub fn accumulate(
         // clips, so the pieces' gradients add up to the whole's.
         let clip: usize = shape[1..].iter().product();
         let mut loss = 0.0;
-        for (piece, labels) in pixel_values.chunks(per * clip).zip(labels.chunks(per)) {
+        for (i, (piece, labels)) in pixel_values.chunks(per * clip).zip(labels.chunks(per)).enumerate() {
             let piece_shape = [labels.len(), shape[1], shape[2], shape[3], shape[4]];
-            loss += accumulate(model, piece.to_vec(), piece_shape, labels, scale, acc)?;
+            let piece_seed = crate::backend::ops::mix(seed, i as u64);
+            loss += accumulate(model, piece.to_vec(), piece_shape, labels, scale, piece_seed, acc)?;
         }
         return Ok(loss);
     }
     let x: Tensor<5> = Tensor::from_data(TensorData::new(pixel_values, shape), &model.device);
-    let logits = model.forward(x)?;
+    let logits = model.forward_train(x, seed)?;
     let loss = cross_entropy(logits, labels, scale);
     let value = loss.clone().into_scalar::<f32>() as f64;
     let grads = loss.backward();
     acc.add(&model.net, &grads);
     Ok(value)
+}
+
+/// The dropout seed of micro-batch `micro` of optimizer step `step` (counted
+/// from 0 over the whole run) of a run seeded `seed`: a resumed run, which
+/// goes on from the step it stopped at, draws the masks the uninterrupted one drew.
+pub fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
+    use crate::backend::ops::mix;
+    mix(mix(mix(seed, 0x6472_6f70), step), micro as u64)
 }
 
 /// One optimizer step on the model's network with the accumulated gradients.

@@ -17,8 +17,8 @@ use burn::module::Module;
 use super::lock::RunLock;
 use super::optim::{self, AdamW, GradAccumulator};
 use super::{
-    accumulate, apply_step, dataset_items_of, inference_copy, io_err, space, train_preset, ResumeOptions, TrainConfig,
-    TrainError, TrainEvent, TrainSummary, TrainerState,
+    accumulate, apply_step, dataset_items_of, inference_copy, io_err, space, step_seed, train_preset, ResumeOptions,
+    TrainConfig, TrainError, TrainEvent, TrainSummary, TrainerState,
 };
 use crate::backend;
 use crate::dataset::loader::{balanced, Example, Loader, LoaderOptions};
@@ -386,7 +386,7 @@ impl<'a> Run<'a> {
                 }
                 let mut acc = GradAccumulator::default();
                 let (mut step_loss, mut step_clips) = (0f64, 0usize);
-                for _ in 0..cfg.grad_accum {
+                for micro in 0..cfg.grad_accum {
                     let Some(batch) = loader.next() else { break };
                     for (path, reason) in &batch.skipped {
                         let _ = self.events.send(TrainEvent::Skipped { path: path.clone(), reason: reason.clone() });
@@ -395,7 +395,9 @@ impl<'a> Run<'a> {
                         continue;
                     }
                     let scale = 1.0 / p.effective as f64;
-                    step_loss += accumulate(&model, batch.pixel_values, batch.shape, &batch.labels, scale, &mut acc)?;
+                    let seed = step_seed(cfg.seed, state.global_step, micro);
+                    step_loss +=
+                        accumulate(&model, batch.pixel_values, batch.shape, &batch.labels, scale, seed, &mut acc)?;
                     step_clips += batch.labels.len();
                 }
                 if acc.is_empty() {

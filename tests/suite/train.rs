@@ -53,7 +53,7 @@ pub fn optimizer_steps_match_pytorch_on(device: &burn::tensor::Device) {
         for step in 0..3u64 {
             let mut acc = GradAccumulator::default();
             let loss =
-                vidi::train::accumulate(&model, pixels.clone(), shape, &labels, 1.0 / labels.len() as f64, &mut acc)
+                vidi::train::accumulate(&model, pixels.clone(), shape, &labels, 1.0 / labels.len() as f64, 0, &mut acc)
                     .unwrap();
             let want_loss = log["losses"][step as usize].as_f64().unwrap();
             assert!((loss - want_loss).abs() < 1e-5, "{name} step {step}: loss {loss} vs {want_loss}");
@@ -112,11 +112,11 @@ fn gradient_accumulation_equals_the_full_batch() {
             for i in 0..2 {
                 let s = [1, shape[1], shape[2], shape[3], shape[4]];
                 let px = pixels[i * one..(i + 1) * one].to_vec();
-                vidi::train::accumulate(&model, px, s, &labels[i..i + 1], 0.5, &mut acc).unwrap();
+                vidi::train::accumulate(&model, px, s, &labels[i..i + 1], 0.5, 0, &mut acc).unwrap();
             }
         } else {
             let s: [usize; 5] = shape.clone().try_into().unwrap();
-            vidi::train::accumulate(&model, pixels.clone(), s, &labels, 0.5, &mut acc).unwrap();
+            vidi::train::accumulate(&model, pixels.clone(), s, &labels, 0.5, 0, &mut acc).unwrap();
         }
         let (model, _) = vidi::train::apply_step(model, &mut opt, acc, 1e-3);
         vidi::train::inference_copy(&model).export_tensors()
@@ -257,11 +257,20 @@ fn weights_of(dir: &Path) -> std::collections::BTreeMap<String, vidi::model::wei
 }
 
 /// A run stopped mid-epoch and resumed (and one "killed" with only its
-/// epoch checkpoint left) ends with the weights of the uninterrupted run.
+/// epoch checkpoint left) ends with the weights of the uninterrupted run,
+/// with dropout in the model's config: the masks of each step are drawn again.
 #[test]
 fn resumed_run_matches_uninterrupted_run() {
     let m = motion();
     let mut cfg = motion_config(m, 2);
+    let init = m.root.join("init-dropout");
+    copy_dir(&m.init, &init);
+    let path = init.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["hidden_dropout_prob"] = serde_json::json!(0.2);
+    config["attention_probs_dropout_prob"] = serde_json::json!(0.1);
+    std::fs::write(&path, config.to_string()).unwrap();
+    cfg.model = init.to_string_lossy().into_owned();
     cfg.batch_size = 4;
     cfg.grad_accum = 2;
     let full = m.root.join("run-full");

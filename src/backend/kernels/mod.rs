@@ -499,6 +499,37 @@ unsafe fn gemm_f32(
     }
 }
 
+/// A counter-based random number: the same for the same `(seed, index)` in
+/// any order, on any thread and for any backend (SplitMix64's finaliser).
+#[inline(always)]
+pub fn mix(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A dropout mask of `len` values, PyTorch's semantics: each unit of `group`
+/// consecutive values is kept with probability `1 - p` (scaled by
+/// `1 / (1 - p)`) or dropped (0) as a whole. `group` 1 is element-wise
+/// dropout; a sample's whole row block is drop-path (stochastic depth).
+/// Unit `u` is kept when `mix(seed, u)`'s top 24 bits, as a uniform number
+/// in [0, 1), are at least `p`.
+pub fn dropout_mask(len: usize, p: f64, seed: u64, group: usize) -> Vec<f32> {
+    let group = group.max(1);
+    let scale = if p < 1.0 { (1.0 / (1.0 - p)) as f32 } else { 0.0 };
+    let mut out = vec![0f32; len];
+    let per_task = group * (((1 << 16) / group).max(1));
+    out.par_chunks_mut(per_task).enumerate().for_each(|(c, chunk)| {
+        let first_unit = (c * per_task / group) as u64;
+        for (j, unit) in chunk.chunks_mut(group).enumerate() {
+            let u = (mix(seed, first_unit + j as u64) >> 40) as f64 / (1u64 << 24) as f64;
+            unit.fill(if u >= p { scale } else { 0.0 });
+        }
+    });
+    out
+}
+
 /// GELU, exact (`erf`; `tanh_approx` false) or the tanh approximation (`gelu_fast`,
 /// `gelu_new`), elementwise.
 pub fn gelu(x: Tensor<3>, tanh_approx: bool) -> Tensor<3> {

@@ -115,7 +115,9 @@ fn config_invariants(c: &ModelConfig) -> Result<(), String> {
                 }
             }
         }
-        Architecture::VideoMae => sizes.extend([("patch_size", c.patch_size), ("tubelet_size", c.tubelet_size)]),
+        Architecture::VideoMae | Architecture::Vjepa2 => {
+            sizes.extend([("patch_size", c.patch_size), ("tubelet_size", c.tubelet_size)])
+        }
         Architecture::Timesformer => sizes.push(("patch_size", c.patch_size)),
     }
     for (k, got) in sizes {
