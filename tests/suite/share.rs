@@ -389,13 +389,20 @@ fn the_app_shares_a_model_to_the_hub() {
     let step_until = |h: &mut egui_kittest::Harness<'_, VidiApp>, text: &str| {
         let t = std::time::Instant::now();
         while h.query_by_label_contains(text).is_none() {
-            assert!(t.elapsed().as_secs() < 60, "'{text}' never appeared");
+            if t.elapsed().as_secs() >= 60 {
+                use egui_kittest::kittest::NodeT;
+                let all: Vec<String> = h.root().children_recursive().filter_map(|n| n.accesskit_node().label().or(n.accesskit_node().value())).collect();
+                panic!("'{text}' never appeared; the window shows {all:?}");
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
             h.step();
         }
     };
     step_until(&mut h, "logged in as alice");
     // The repo name is prefilled: the account and the run folder's name.
+    h.step();
+    // The model's check ends with a line above the box: wait for the layout to settle before clicking.
+    step_until(&mut h, "Ready: a model folder");
     h.step();
     h.get_by_role_and_label(egui::accesskit::Role::Button, "Share to Hub").click();
     step_until(&mut h, "pushed to");

@@ -148,11 +148,16 @@ impl Sharing {
 
     /// Takes the answers.
     pub fn poll(&mut self, jobs: &mut Jobs) {
-        if let Some(Ok(u)) = jobs.poll(&self.whoami).end {
-            self.share.user(u);
+        // A job that crashed says so, like one that failed.
+        match jobs.poll(&self.whoami).end {
+            Some(Ok(u)) => self.share.user(u),
+            Some(Err(crashed)) => self.share.user(Err(crashed.to_string())),
+            None => {}
         }
-        if let Some(Ok(r)) = jobs.poll(&self.push).end {
-            self.share.pushed(r);
+        match jobs.poll(&self.push).end {
+            Some(Ok(r)) => self.share.pushed(r),
+            Some(Err(crashed)) => self.share.pushed(Err(crashed.to_string())),
+            None => {}
         }
     }
 }
