@@ -391,7 +391,11 @@ fn the_app_shares_a_model_to_the_hub() {
         while h.query_by_label_contains(text).is_none() {
             if t.elapsed().as_secs() >= 60 {
                 use egui_kittest::kittest::NodeT;
-                let all: Vec<String> = h.root().children_recursive().filter_map(|n| n.accesskit_node().label().or(n.accesskit_node().value())).collect();
+                let all: Vec<String> = h
+                    .root()
+                    .children_recursive()
+                    .filter_map(|n| n.accesskit_node().label().or(n.accesskit_node().value()))
+                    .collect();
                 panic!("'{text}' never appeared; the window shows {all:?}");
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
