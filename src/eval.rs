@@ -175,67 +175,7 @@ pub fn split_items(
 /// The views of one video, (T, C, H, W) each (see [`crate::infer::eval_views`]).
 /// A segment's views are drawn the same way over its range alone.
 pub fn video_views(example: &Example, model: &VideoModel, opts: &EvalOptions) -> Result<Vec<Clip>, String> {
-    match &example.segment {
-        None => crate::infer::eval_views(&example.item, model, &opts.views),
-        Some(seg) => segment_views(&example.item.path, seg, model, &opts.views),
-    }
-}
-
-/// [`crate::infer::eval_views`] over a segment: the clip windows are drawn over
-/// the segment's duration and placed on the video's clock ([`Segment::place`]).
-fn segment_views(
-    path: &Path,
-    seg: &Segment,
-    model: &VideoModel,
-    opts: &crate::infer::Views,
-) -> Result<Vec<Clip>, String> {
-    use crate::dataset::presets::{Preset, ValPreset};
-    use crate::dataset::sampler::{guide_clip_duration, ClipSampler};
-    use rand::SeedableRng;
-    let cfg = &model.config;
-    let size = cfg.image_size;
-    let p = &model.processor;
-    let val = ValPreset {
-        num_frames: cfg.num_frames,
-        sample_rate: opts.sample_rate,
-        fps: opts.fps,
-        mean: p.image_mean,
-        std: p.image_std,
-        resize: (size, size),
-        antialias: true,
-    };
-    let sampler = ClipSampler::ConstantClipsPerVideo {
-        clip_duration: guide_clip_duration(cfg.num_frames, opts.sample_rate, opts.fps),
-        clips_per_video: opts.clips.max(1),
-    };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let preset = Preset::Val(val.clone());
-    let dec = crate::video::DecodeOptions { threads: 1, bound: Some(preset.frame_bound()), ..Default::default() };
-    let mut views = Vec::new();
-    for w in sampler.clips(seg.duration_s(), &mut rng).into_iter().map(|w| seg.place(w)) {
-        let frames = crate::video::decode_time_range_subsampled(path, w.start_secs, w.end_secs, cfg.num_frames, &dec)
-            .map_err(|e| e.to_string())?;
-        if frames.frames.is_empty() {
-            return Err(format!("no frames between {:.2}s and {:.2}s", w.start_secs, w.end_secs));
-        }
-        if opts.crops <= 1 {
-            views.push(preset.apply(&frames.frames, &mut rng).map_err(|e| e.to_string())?);
-            continue;
-        }
-        let picked: Vec<_> =
-            preset.frame_selection(frames.frames.len()).into_iter().map(|i| &frames.frames[i]).collect();
-        let clip = Clip::from_frames_each(&picked, 1.0, |one| {
-            one.rescale(1.0 / 255.0, 0.0).normalize(&val.mean, &val.std).short_side_scale(size)
-        })
-        .map_err(|e| e.to_string())?;
-        let n = opts.crops;
-        for i in 0..n {
-            let (top, left) =
-                if clip.w >= clip.h { (0, (clip.w - size) * i / (n - 1)) } else { ((clip.h - size) * i / (n - 1), 0) };
-            views.push(clip.crop(top, left, size, size).map_err(|e| e.to_string())?);
-        }
-    }
-    Ok(views)
+    crate::infer::eval_views_in(&example.item, example.segment.as_ref(), model, &opts.views)
 }
 
 /// Evaluates `model` on `items` (whole videos or segments; labels index

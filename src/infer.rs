@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::dataset::loader::Item;
 use crate::dataset::presets::{Preset, ValPreset};
-use crate::dataset::sampler::{guide_clip_duration, ClipSampler};
+use crate::dataset::sampler::{guide_clip_duration, ClipSampler, Segment};
 use crate::dataset::transforms::Clip;
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
@@ -366,6 +366,17 @@ impl Default for Views {
 
 /// The views `vidi eval` scores of one video, (T, C, H, W) each.
 pub fn eval_views(item: &Item, model: &VideoModel, opts: &Views) -> Result<Vec<Clip>, String> {
+    eval_views_in(item, None, model, opts)
+}
+
+/// [`eval_views`] of a video, or of a segment of it: a segment's clip windows
+/// are drawn over its duration and placed on the video's clock ([`Segment::place`]).
+pub fn eval_views_in(
+    item: &Item,
+    segment: Option<&Segment>,
+    model: &VideoModel,
+    opts: &Views,
+) -> Result<Vec<Clip>, String> {
     let cfg = &model.config;
     let size = cfg.image_size;
     let p = &model.processor;
@@ -378,9 +389,10 @@ pub fn eval_views(item: &Item, model: &VideoModel, opts: &Views) -> Result<Vec<C
         resize: (size, size),
         antialias: true,
     };
-    let duration = match item.duration_s {
-        Some(d) => d,
-        None => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
+    let duration = match (segment, item.duration_s) {
+        (Some(seg), _) => seg.duration_s(),
+        (None, Some(d)) => d,
+        (None, None) => probe(&item.path).map_err(|e| e.to_string())?.sampling_duration_s(),
     };
     let sampler = ClipSampler::ConstantClipsPerVideo {
         clip_duration: guide_clip_duration(cfg.num_frames, opts.sample_rate, opts.fps),
@@ -391,6 +403,7 @@ pub fn eval_views(item: &Item, model: &VideoModel, opts: &Views) -> Result<Vec<C
     let dec = DecodeOptions { threads: 1, bound: Some(bound), ..Default::default() };
     let mut views = Vec::new();
     for w in sampler.clips(duration, &mut rng) {
+        let w = segment.map_or(w, |seg| seg.place(w));
         let frames = decode_time_range_subsampled(&item.path, w.start_secs, w.end_secs, cfg.num_frames, &dec)
             .map_err(|e| e.to_string())?;
         if frames.frames.is_empty() {
