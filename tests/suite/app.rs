@@ -85,6 +85,12 @@ pub fn frame_label(h: &Harness<'static, VidiApp>) -> String {
     labels[0].clone()
 }
 
+/// The player's position line, if a player shows one.
+pub fn frame_label_if_any(h: &Harness<'static, VidiApp>) -> Option<String> {
+    use egui_kittest::kittest::NodeT;
+    h.query_all_by_label_contains("frame ").filter_map(|n| n.accesskit_node().value()).find(|l| l.starts_with("frame "))
+}
+
 /// Steps until a label containing `text` shows, or panics after `secs`.
 pub fn wait_for(h: &mut Harness<'static, VidiApp>, text: &str, secs: u64) {
     let t = Instant::now();

@@ -470,3 +470,37 @@ fn the_classify_tab_classifies_a_live_stream_until_stopped() {
     crate::app::wait_for(&mut h, "windows in ", 20);
     assert!(!h.state().busy());
 }
+
+#[test]
+fn a_segment_of_an_annotation_file_plays_its_range_alone() {
+    use egui_kittest::kittest::Queryable;
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("match.mp4");
+    std::fs::copy(clip("mmaction2_demo.mp4"), &long).unwrap();
+    let csv = dir.path().join("ann.csv");
+    std::fs::write(&csv, "video,label,start,end\nmatch.mp4,wrestling,2.0,4.0\nmatch.mp4,resting,6.0,7.0\n").unwrap();
+    let settings = vidi::app::Settings {
+        data_dir: csv.to_string_lossy().into_owned(),
+        tab: vidi::app::Tab::Dataset,
+        ..Default::default()
+    };
+    let mut h = crate::app::harness(crate::app::new_app(settings, Vec::new()));
+    h.step();
+    h.get_by_label("Open").click();
+    crate::app::settle(&mut h, 60);
+    h.get_by_label_contains("match.mp4 2.00").click();
+    // The frames whose times lie in [2 s, 4 s): ffprobe's 28 fps constant rate gives 56.
+    let t = Instant::now();
+    loop {
+        h.step();
+        if crate::app::frame_label_if_any(&h).is_some_and(|l| l.contains("/56 ")) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", crate::app::frame_label_if_any(&h));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // Decoding has stopped at the segment's end: no frame past it arrives.
+    std::thread::sleep(Duration::from_millis(500));
+    h.step();
+    assert!(crate::app::frame_label_if_any(&h).unwrap().contains("/56 "));
+}

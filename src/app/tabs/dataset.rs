@@ -148,8 +148,9 @@ impl DatasetTab {
         }));
     }
 
-    fn select(&mut self, video: PathBuf, commands: &CommandSender) {
-        self.player.open(&video, commands);
+    /// Shows `video` (a segment of it: only that range plays) in the player and its frame strip.
+    fn select(&mut self, video: PathBuf, segment: Option<(f64, f64)>, commands: &CommandSender) {
+        self.player.open_range(&video, segment, commands);
         self.selected = Some(video.clone());
         self.strip.clear();
         commands.restart(self.strip_job.start(move |_, _| {
@@ -294,13 +295,13 @@ impl DatasetTab {
                     smp.class
                 );
                 if ui.selectable_label(self.selected.as_ref() == Some(&smp.path), name).clicked() {
-                    clicked = Some(smp.path.clone());
+                    clicked = Some((smp.path.clone(), smp.segment.map(|g| (g.start_s, g.end_s))));
                 }
             }
         });
-        if let Some(v) = clicked {
+        if let Some((v, segment)) = clicked {
             env.commands.set(Setting::Video(v.to_string_lossy().into_owned()));
-            self.select(v, env.commands);
+            self.select(v, segment, env.commands);
         }
         if let Some((src, out, opts)) = split_clicked {
             self.split_done = None;

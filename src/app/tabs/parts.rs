@@ -181,9 +181,16 @@ impl VideoPlayer {
 
     /// Loads `path` and plays it (nothing happens if it is loaded already).
     pub fn open(&mut self, path: &Path, commands: &CommandSender) {
-        if self.player.open(path) {
+        self.open_range(path, None, commands);
+    }
+
+    /// Loads and plays the part of `path` in `range` (seconds, end exclusive): a segment.
+    pub fn open_range(&mut self, path: &Path, range: Option<(f64, f64)>, commands: &CommandSender) {
+        if self.player.open_range(path, range) {
             let p = path.to_path_buf();
-            commands.restart(self.decode.start(move |report, cancel| player::decode(&p, &|f| report.send(f), cancel)));
+            commands.restart(
+                self.decode.start(move |report, cancel| player::decode_range(&p, range, &|f| report.send(f), cancel)),
+            );
         }
     }
 

@@ -21,11 +21,30 @@ const BUDGET_BYTES: usize = 384 << 20;
 /// Decodes `path` for the player, frame by frame into `on_frame`, until the
 /// memory budget is spent or `cancel` is set. Returns whether the video was cut short.
 pub fn decode(path: &Path, on_frame: &dyn Fn(RgbFrame), cancel: &AtomicBool) -> Result<bool, String> {
+    decode_range(path, None, on_frame, cancel)
+}
+
+/// [`decode`] of the frames whose times lie in `range` (seconds, end
+/// exclusive) alone: a segment plays from its start to its end.
+pub fn decode_range(
+    path: &Path,
+    range: Option<(f64, f64)>,
+    on_frame: &dyn Fn(RgbFrame),
+    cancel: &AtomicBool,
+) -> Result<bool, String> {
     let mut bytes = 0usize;
     let mut truncated = false;
     // Frames far larger than the screen are scaled down as they are decoded.
     let opts = DecodeOptions { bound: Some(FrameBound { short_side: HEIGHT }), ..Default::default() };
     crate::video::for_each_frame(path, &opts, &mut |f| {
+        if let (Some((start, end)), Some(t)) = (range, f.time_secs) {
+            if t < start - 1e-6 {
+                return !cancel.load(Ordering::Relaxed);
+            }
+            if t >= end - 1e-6 {
+                return false;
+            }
+        }
         let f = super::small(&f, HEIGHT);
         bytes += f.data.len();
         truncated = bytes > BUDGET_BYTES;
@@ -40,6 +59,8 @@ pub fn decode(path: &Path, on_frame: &dyn Fn(RgbFrame), cancel: &AtomicBool) -> 
 #[derive(Default)]
 pub struct Player {
     path: Option<PathBuf>,
+    /// The part of the video played (seconds), when it is a segment.
+    range: Option<(f64, f64)>,
     frames: Vec<RgbFrame>,
     /// The frame shown.
     pos: usize,
@@ -63,11 +84,17 @@ impl Player {
     /// Loads `path` and starts playing it as its frames come. Returns false
     /// (and does nothing) if it is loaded already; else the owner decodes it.
     pub fn open(&mut self, path: &Path) -> bool {
-        if self.path.as_deref() == Some(path) {
+        self.open_range(path, None)
+    }
+
+    /// [`Player::open`] of the part of `path` in `range` (seconds): a segment.
+    pub fn open_range(&mut self, path: &Path, range: Option<(f64, f64)>) -> bool {
+        if self.path.as_deref() == Some(path) && self.range == range {
             return false;
         }
         *self = Player {
             path: Some(path.to_path_buf()),
+            range,
             playing: true,
             texture: self.texture.take(),
             ..Default::default()
