@@ -437,7 +437,13 @@ fn the_classify_tab_takes_a_url_shows_its_timeline_and_seeks_where_clicked() {
     let windows = (frames - span) / span + 1;
     h.get_by_label_contains(&format!("{windows} windows of {span} frames; "));
     // The clip plays from its download; a click on the strip's middle goes to the window there.
-    crate::app::wait_for(&mut h, "frame ", 30);
+    // Wait until the player holds the whole clip (it decodes while it plays), then click.
+    let t = Instant::now();
+    while !crate::app::frame_label_if_any(&h).is_some_and(|l| l.contains(&format!("/{frames} "))) {
+        assert!(t.elapsed() < Duration::from_secs(60), "{:?}", crate::app::frame_label_if_any(&h));
+        std::thread::sleep(Duration::from_millis(30));
+        h.step();
+    }
     h.get_by_label(&format!("timeline of {url}")).click();
     h.step();
     h.step();
