@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::index::{
-    index_folder_with_progress, probe_all, ucf101_group, DatasetIndex, IndexOptions, Layout, LeakingGroup, Sample,
-    Unreadable, SPLITS,
+    finish_tables, index_folder_with_progress, probe_all, ucf101_group, DatasetIndex, IndexOptions, Layout, Sample,
+    Unreadable,
 };
 use super::lists::{parse_list, read_classes, ClassTable, Format, Row, RowLabel};
 use super::sampler::Segment;
@@ -423,20 +423,7 @@ fn build_index(
         let label = classes.iter().position(|c| *c == p.class).unwrap_or(0);
         samples.push(Sample { path: p.path, class: p.class, label, split: p.split, group, info, segment });
     }
-    for per in counts.values_mut() {
-        for c in &classes {
-            per.entry(c.clone()).or_insert(0);
-        }
-    }
-    let leaking_groups = group_splits
-        .into_iter()
-        .filter(|(_, s)| s.len() > 1)
-        .map(|(group, s)| {
-            let mut splits: Vec<String> = s.into_iter().collect();
-            splits.sort_by_key(|x| SPLITS.iter().position(|s| s == x).unwrap_or(99));
-            LeakingGroup { group, splits }
-        })
-        .collect();
+    let leaking_groups = finish_tables(&mut counts, &classes, group_splits);
     let mut index = DatasetIndex {
         root: src.path.clone(),
         layout,

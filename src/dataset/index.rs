@@ -317,17 +317,7 @@ pub fn index_folder_with_progress(
         let label = classes.binary_search(&class).unwrap_or(0);
         samples.push(Sample { path, class, label, split, group, info, segment: None });
     }
-    // Every class appears in every split's table, with 0 where it has none.
-    for per in counts.values_mut() {
-        for c in &classes {
-            per.entry(c.clone()).or_insert(0);
-        }
-    }
-    let leaking_groups = group_splits
-        .into_iter()
-        .filter(|(_, s)| s.len() > 1)
-        .map(|(group, s)| LeakingGroup { group, splits: sort_splits(s) })
-        .collect();
+    let leaking_groups = finish_tables(&mut counts, &classes, group_splits);
 
     let mut index = DatasetIndex {
         root: root.into(),
@@ -347,6 +337,25 @@ pub fn index_folder_with_progress(
     };
     index.finish_report();
     Ok(index)
+}
+
+/// Puts every class in every split's table (0 where it has none) and lists
+/// the groups found in more than one split.
+pub(crate) fn finish_tables(
+    counts: &mut BTreeMap<String, BTreeMap<String, usize>>,
+    classes: &[String],
+    group_splits: BTreeMap<String, BTreeSet<String>>,
+) -> Vec<LeakingGroup> {
+    for per in counts.values_mut() {
+        for c in classes {
+            per.entry(c.clone()).or_insert(0);
+        }
+    }
+    group_splits
+        .into_iter()
+        .filter(|(_, s)| s.len() > 1)
+        .map(|(group, s)| LeakingGroup { group, splits: sort_splits(s) })
+        .collect()
 }
 
 fn sort_splits(s: BTreeSet<String>) -> Vec<String> {

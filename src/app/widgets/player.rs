@@ -1,7 +1,7 @@
 //! A small video player: play/pause, scrub, frame step, at the file's own
 //! timing (frame timestamps, so variable frame rates play right).
 //!
-//! Frames are decoded by [`decode`] (its owner runs it on a worker thread and
+//! Frames are decoded by [`decode_range`] (its owner runs it on a worker thread and
 //! hands the frames over), scaled down for display, and kept in memory up to a
 //! budget; playback starts while decoding goes on. One texture is updated when
 //! the shown frame changes.
@@ -19,13 +19,9 @@ const HEIGHT: u32 = 270;
 const BUDGET_BYTES: usize = 384 << 20;
 
 /// Decodes `path` for the player, frame by frame into `on_frame`, until the
-/// memory budget is spent or `cancel` is set. Returns whether the video was cut short.
-pub fn decode(path: &Path, on_frame: &dyn Fn(RgbFrame), cancel: &AtomicBool) -> Result<bool, String> {
-    decode_range(path, None, on_frame, cancel)
-}
-
-/// [`decode`] of the frames whose times lie in `range` (seconds, end
-/// exclusive) alone: a segment plays from its start to its end.
+/// memory budget is spent or `cancel` is set; with a `range` (seconds, end
+/// exclusive), only the frames whose times lie in it: a segment plays from
+/// its start to its end. Returns whether the video was cut short.
 pub fn decode_range(
     path: &Path,
     range: Option<(f64, f64)>,
@@ -81,13 +77,9 @@ impl Player {
         self.path.as_deref()
     }
 
-    /// Loads `path` and starts playing it as its frames come. Returns false
-    /// (and does nothing) if it is loaded already; else the owner decodes it.
-    pub fn open(&mut self, path: &Path) -> bool {
-        self.open_range(path, None)
-    }
-
-    /// [`Player::open`] of the part of `path` in `range` (seconds): a segment.
+    /// Loads `path` (or its part in `range`, seconds: a segment) and starts
+    /// playing it as its frames come. Returns false (and does nothing) if it
+    /// is loaded already; else the owner decodes it.
     pub fn open_range(&mut self, path: &Path, range: Option<(f64, f64)>) -> bool {
         if self.path.as_deref() == Some(path) && self.range == range {
             return false;
