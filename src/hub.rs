@@ -582,6 +582,15 @@ pub const REFERENCE_MODELS: [(&str, &str); 4] = [
     ("MCG-NJU/videomae-base", "VideoMAE-base pre-trained: the guide's starting point for fine-tuning"),
 ];
 
+/// Where `vidi login` saves the token: `HF_TOKEN_PATH`, else `$HF_HOME/token`
+/// (where the Hub's own tools look).
+pub fn default_token_file() -> PathBuf {
+    match std::env::var_os("HF_TOKEN_PATH").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => hf_hub::hf_home().join("token"),
+    }
+}
+
 /// Where the Hub is and where its cache lies. `None` fields take hf-hub's own
 /// defaults (`HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE`).
 #[derive(Clone, Debug, Default)]
@@ -592,6 +601,9 @@ pub struct HubSettings {
     pub cache_dir: Option<PathBuf>,
     /// The token for pushing (else `HF_TOKEN`, else the one `vidi login` saved).
     pub token: Option<String>,
+    /// Where a login saves the token and where it is read from (else
+    /// `HF_TOKEN_PATH`, else `$HF_HOME/token`).
+    pub token_file: Option<PathBuf>,
 }
 
 impl HubSettings {
@@ -644,7 +656,7 @@ impl HubSettings {
         if set("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some() {
             return None;
         }
-        let file = set("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_hub::hf_home().join("token"));
+        let file = self.token_file.clone().unwrap_or_else(default_token_file);
         set("HF_TOKEN")
             .or_else(|| std::fs::read_to_string(file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
     }

@@ -77,10 +77,7 @@ pub enum ShareError {
 
 /// Where the token file is.
 pub fn token_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("HF_TOKEN_PATH").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    hf_hub::hf_home().join("token")
+    crate::hub::default_token_file()
 }
 
 /// The token in use (`HF_TOKEN`, else the token file), if any.
@@ -159,7 +156,7 @@ pub fn login_on(token: &str, hub: &HubSettings) -> Result<(String, PathBuf), Sha
         return Err(ShareError::BadToken { endpoint: endpoint(hub) });
     }
     let user = whoami_at(token, hub)?;
-    let path = token_path();
+    let path = hub.token_file.clone().unwrap_or_else(token_path);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ShareError::Io { path: dir.into(), source })?;
     }

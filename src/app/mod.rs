@@ -23,8 +23,10 @@ use tabs::{Command, CommandSender};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// Last dataset folder.
+    /// Last dataset folder (or annotation file).
     pub data_dir: String,
+    /// Split lists that go with `data_dir` (UCF101's, HMDB51's, mmaction2's).
+    pub data_lists: DataLists,
     /// The base model Train fine-tunes (folder or Hub id).
     pub model: String,
     /// The model Evaluate and Classify use (folder or Hub id; one field, shared by the two tabs).
@@ -49,11 +51,50 @@ pub struct Settings {
     pub downloads: String,
 }
 
+/// The classes file and split lists of a dataset given as a videos folder
+/// with lists (`vidi ... --classes --train --val --test`); empty when unused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataLists {
+    /// `classInd.txt`, or a file of one class name per line.
+    pub classes: String,
+    /// The train split's list.
+    pub train: String,
+    /// The val split's list.
+    pub val: String,
+    /// The test split's list.
+    pub test: String,
+}
+
+impl DataLists {
+    /// Whether no list is given.
+    pub fn is_empty(&self) -> bool {
+        *self == DataLists::default()
+    }
+}
+
+impl Settings {
+    /// The dataset source the Dataset, Train and Evaluate tabs read: the
+    /// folder or annotation file, with its lists.
+    pub fn data_source(&self) -> crate::dataset::DataSource {
+        let path = |s: &str| (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()));
+        let l = &self.data_lists;
+        crate::dataset::DataSource {
+            path: PathBuf::from(self.data_dir.trim()),
+            classes: path(&l.classes),
+            train: path(&l.train).into_iter().collect(),
+            val: path(&l.val).into_iter().collect(),
+            test: path(&l.test).into_iter().collect(),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         let t = crate::train::TrainConfig::default();
         Settings {
             data_dir: String::new(),
+            data_lists: DataLists::default(),
             model: t.model,
             use_model: String::new(),
             run_dir: "vidi-run".into(),
@@ -133,9 +174,14 @@ impl VidiApp {
             Command::Set(s) => s.apply(&mut self.settings),
             Command::OpenPaths(paths) => {
                 let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
-                if let Some(d) = dirs.into_iter().next() {
+                // A folder, or an annotation file, opens as the dataset (without lists);
+                // videos are classified.
+                let (lists, files): (Vec<PathBuf>, Vec<PathBuf>) =
+                    files.into_iter().partition(|p| widgets::files::is_list_file(p));
+                if let Some(d) = dirs.into_iter().chain(lists).next() {
                     self.settings.data_dir = d.to_string_lossy().into_owned();
-                    self.tabs.open_dataset(self.settings.data_dir.clone());
+                    self.settings.data_lists = DataLists::default();
+                    self.tabs.open_dataset(self.settings.data_source());
                     self.settings.tab = Tab::Dataset;
                 }
                 if !files.is_empty() {

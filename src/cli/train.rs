@@ -17,8 +17,14 @@ use super::common::{load_model, print_json, progress_bar, resolve_model, ModelAr
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Continue the run in this folder from its latest checkpoint. Its settings come from its
-    /// config.json; only --epochs and --max-unreadable may change them (and are saved there).
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["data", "model", "out"])]
+    /// config.json; only --epochs and --max-unreadable may change them (and are saved there):
+    /// any other setting given with it is refused, never silently ignored.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
+        "data", "model", "out", "classes", "train_lists", "val_lists", "test_lists", "balance", "revision",
+        "batch_size", "grad_accum", "lr", "warmup_ratio", "weight_decay", "beta1", "beta2", "eps",
+        "max_grad_norm", "max_steps", "seed", "logging_steps", "workers", "sample_rate", "fps",
+        "short_side", "flip_p", "device",
+    ])]
     pub resume: Option<PathBuf>,
     /// Dataset: a folder with train/ and val/ (and test/) holding one folder per class, a
     /// folder of videos with --train/--val lists, or an annotation file with a split column

@@ -608,3 +608,87 @@ fn csv_with_groups_splits_group_aware() {
     let again = vidi_error(&["dataset", "split", s(&src), "--out", s(&out)]);
     assert_eq!(again, format!("error: {}: already exists; choose a new file (nothing was written)", out.display()));
 }
+
+/// The app takes the same sources: UCF101's official lists typed into the
+/// Dataset tab's split-list fields, and an annotation file dropped on the
+/// window, whose class imbalance the Train tab then shows beside "Balance classes".
+#[test]
+fn the_app_reads_official_lists_and_a_dropped_csv_and_train_warns_of_its_imbalance() {
+    use eframe::egui;
+    use egui_kittest::kittest::Queryable;
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("UCF-101");
+    ucf_videos(&videos);
+    let lists = dir.path().join("lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(lists.join("classInd.txt"), "1 ApplyEyeMakeup\r\n2 Archery\r\n").unwrap();
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi 1\r\nArchery/v_Archery_g02_c01.avi 2\r\nArchery/v_Archery_g03_c01.avi 2\r\n",
+    )
+    .unwrap();
+    std::fs::write(lists.join("testlist01.txt"), "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n").unwrap();
+    let settings = vidi::app::Settings {
+        data_dir: videos.to_string_lossy().into_owned(),
+        tab: vidi::app::Tab::Dataset,
+        ..Default::default()
+    };
+    let mut h = crate::app::harness(crate::app::new_app(settings, Vec::new()));
+    h.step();
+    h.get_by_label("Split lists (UCF101, HMDB51, mmaction2)").click();
+    h.step();
+    h.get_by_label("Classes file").focus();
+    h.step();
+    h.get_by_label("Classes file").type_text(s(&lists.join("classInd.txt")));
+    h.step();
+    h.get_by_label("Train list").focus();
+    h.step();
+    h.get_by_label("Train list").type_text(s(&lists.join("trainlist01.txt")));
+    h.step();
+    h.get_by_label("Test list").focus();
+    h.step();
+    h.get_by_label("Test list").type_text(s(&lists.join("testlist01.txt")));
+    h.step();
+    h.get_by_label("Open").click();
+    crate::app::settle(&mut h, 60);
+    // Three train rows and one test row, two classes, read as UCF101 lists.
+    crate::app::wait_for(&mut h, "2 classes, 4 samples (ucf101)", 5);
+    assert_eq!(h.state().settings.data_source().train, vec![lists.join("trainlist01.txt")]);
+
+    // A CSV of 7 segments of one class and 2 of another, dropped on the window.
+    let long = dir.path().join("long.mp4");
+    std::fs::copy(clip("mmaction2_demo.mp4"), &long).unwrap();
+    let mut csv = String::from("file,label,start,end\n");
+    for k in 0..7 {
+        csv.push_str(&format!("long.mp4,big,{k},{}\n", k + 1));
+    }
+    csv.push_str("long.mp4,small,7.5,8.5\nlong.mp4,small,8.5,9.5\n");
+    let ann = dir.path().join("ann.csv");
+    std::fs::write(&ann, &csv).unwrap();
+    /// A file dropped from a file manager, as the window delivers it.
+    #[derive(Debug)]
+    struct Dropped(PathBuf);
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            std::fs::read(&self.0).map_err(|e| e.to_string())
+        }
+    }
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(ann.clone())));
+    h.step();
+    crate::app::settle(&mut h, 60);
+    crate::app::wait_for(&mut h, "2 classes, 9 samples, 9 of them segments (csv)", 5);
+    // The lists were for the folder: a dropped file is a source of its own.
+    assert!(h.state().settings.data_lists.is_empty());
+    assert_eq!(h.state().settings.data_dir, ann.to_string_lossy());
+    // The warning says what to press in the app, not what to type.
+    crate::app::wait_for(&mut h, "Tick \"Balance classes\" on the Train tab", 5);
+    assert!(h.query_by_label_contains("vidi train --balance").is_none());
+    h.get_by_label("Train").click();
+    h.step();
+    h.step();
+    crate::app::wait_for(&mut h, "class imbalance in all: 'big' has 7 samples, 'small' has 2 (3.5x", 5);
+    assert!(h.query_by_label("Balance classes").is_some());
+}

@@ -366,6 +366,22 @@ fn preview_shows_sampled_and_augmented_frames() {
     h.get_by_label("Sampled frames:");
     h.get_by_label("Augmented frames (un-normalised):");
     h.get_by_label_contains("clip 0.");
+    // The val preset resizes to the crop size and never flips: its controls for those are greyed out.
+    let disabled = |h: &Harness<'static, VidiApp>, role, name: &str| {
+        use egui_kittest::kittest::NodeT;
+        h.get_by_role_and_label(role, name).accesskit_node().is_disabled()
+    };
+    use egui::accesskit::Role;
+    assert!(!disabled(&h, Role::SpinButton, "short side min") && !disabled(&h, Role::Slider, "flip p"));
+    h.get_by_label("val preset").click();
+    h.step();
+    assert!(disabled(&h, Role::SpinButton, "short side min"));
+    assert!(disabled(&h, Role::SpinButton, "short side max"));
+    assert!(disabled(&h, Role::Slider, "flip p"));
+    assert!(!disabled(&h, Role::SpinButton, "crop size") && !disabled(&h, Role::SpinButton, "frames"));
+    h.get_by_label_contains("train preset only");
+    h.get_by_label("train preset").click();
+    h.step();
     // A bad path is an error message, not a crash.
     h.state_mut().settings.video = f.root.join("missing.mp4").to_string_lossy().into_owned();
     h.get_by_label("New sample").click();
@@ -796,8 +812,45 @@ fn training_starts_shows_progress_and_stops() {
     // Generous: a frame that waited on the training step would take the step's whole time.
     assert!(worst < 1000.0, "a frame took {worst} ms: the UI blocked");
     h.get_by_label("Stop").click();
+    h.step();
+    // Said at once, while the step under way ends.
+    h.get_by_label("stopping: the step under way ends and a checkpoint is saved…");
     settle(&mut h, 60);
     h.get_by_label_contains("stopped at step");
+    // The curves: the mouse wheel over them scrolls the page, never the plot;
+    // a drag pans it and "Reset view" shows the whole curve again.
+    let id = egui::Id::NULL.with(("vidi-plot", "loss"));
+    let memory = |h: &Harness<'static, VidiApp>| egui_plot::PlotMemory::load(&h.ctx, id).expect("the loss plot");
+    let whole = *memory(&h).bounds();
+    let centre = memory(&h).transform().frame().center();
+    h.hover_at(centre);
+    h.step();
+    for _ in 0..5 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+    h.step();
+    assert_eq!(*memory(&h).bounds(), whole, "the wheel moved the loss curve");
+    let centre = memory(&h).transform().frame().center();
+    h.drag_at(centre);
+    h.step();
+    for k in 1..=6 {
+        h.hover_at(centre + egui::vec2(15.0 * k as f32, 0.0));
+        h.step();
+    }
+    h.drop_at(centre + egui::vec2(90.0, 0.0));
+    h.step();
+    assert_ne!(*memory(&h).bounds(), whole, "a drag did not pan the loss curve");
+    h.get_by_label("Reset view").click();
+    h.step();
+    h.step();
+    assert_eq!(*memory(&h).bounds(), whole, "Reset view did not show the whole curve");
     let stopped = std::fs::read_dir(&run)
         .unwrap()
         .filter_map(|e| e.ok())

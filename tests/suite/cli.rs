@@ -230,3 +230,20 @@ fn a_missing_model_folder_is_not_a_hub_id() {
         assert!(t.elapsed() < std::time::Duration::from_secs(20), "{model}: {:?}", t.elapsed());
     }
 }
+
+/// `train --resume` takes its settings from the run: a setting given with it
+/// is refused by name (it used to be ignored silently), and the run is untouched.
+#[test]
+fn resume_refuses_settings_it_would_ignore() {
+    let run = tempfile::tempdir().unwrap();
+    std::fs::write(run.path().join("config.json"), "{}").unwrap();
+    for flag in [["--lr", "1e-3"], ["--max-steps", "5"], ["--batch-size", "2"], ["--seed", "7"], ["--device", "cpu"]] {
+        let o = vidi(&["train", "--resume", run.path().to_str().unwrap(), flag[0], flag[1]]);
+        assert!(!o.status.success(), "{flag:?} was taken with --resume");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("cannot be used with") && err.contains(flag[0]), "{flag:?}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(run.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("config.json")]);
+    assert_eq!(std::fs::read_to_string(run.path().join("config.json")).unwrap(), "{}");
+}

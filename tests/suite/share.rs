@@ -382,6 +382,7 @@ fn the_app_shares_a_model_to_the_hub() {
         endpoint: Some(hub.url.clone()),
         cache_dir: Some(tmp.path().join("cache")),
         token: Some(GOOD.into()),
+        token_file: None,
     };
     let mut h = egui_kittest::Harness::builder()
         .with_size(egui::vec2(1200.0, 1400.0))
@@ -426,4 +427,73 @@ fn the_app_shares_a_model_to_the_hub() {
     for f in walk(&tmp.path().join("run")) {
         assert!(!String::from_utf8_lossy(&std::fs::read(&f).unwrap()).contains(GOOD), "token in {}", f.display());
     }
+}
+
+/// The app's log-in box in place of `vidi login`: not logged in, a hidden
+/// token field, a refused token said so in one line, a good one checked with
+/// the Hub and saved, and the token never shown in the window.
+#[cfg(feature = "gui")]
+#[test]
+fn the_app_logs_in_with_a_hidden_token_field() {
+    use eframe::egui;
+    use egui_kittest::kittest::{NodeT, Queryable};
+    use vidi::app::{Settings, Tab, VidiApp};
+    let hub = start();
+    let tmp = tempfile::tempdir().unwrap();
+    let best = fake_run(tmp.path());
+    let settings = Settings {
+        run_dir: tmp.path().join("run").to_string_lossy().into_owned(),
+        use_model: best.to_string_lossy().into_owned(),
+        tab: Tab::Evaluate,
+        ..Default::default()
+    };
+    let token_file = tmp.path().join("hf").join("token");
+    let mut app = VidiApp::new(settings, vidi::backend::cpu(), Vec::new());
+    app.hub = vidi::hub::HubSettings {
+        endpoint: Some(hub.url.clone()),
+        cache_dir: Some(tmp.path().join("cache")),
+        token: None,
+        token_file: Some(token_file.clone()),
+    };
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1200.0, 1400.0))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    let texts = |h: &egui_kittest::Harness<'_, VidiApp>| -> Vec<String> {
+        h.root()
+            .children_recursive()
+            .filter_map(|n| n.accesskit_node().label().or(n.accesskit_node().value()))
+            .collect()
+    };
+    let step_until = |h: &mut egui_kittest::Harness<'_, VidiApp>, text: &str| {
+        let t = std::time::Instant::now();
+        while h.query_by_label_contains(text).is_none() {
+            assert!(t.elapsed().as_secs() < 60, "'{text}' never appeared; the window shows {:?}", texts(h));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            h.step();
+        }
+    };
+    step_until(&mut h, "Log in with a Hub access token");
+    // No command to type: a field, and the field hides what is typed.
+    assert!(texts(&h).iter().all(|t| !t.contains("vidi login")), "{:?}", texts(&h));
+    let field = egui::accesskit::Role::PasswordInput;
+    h.get_by_role_and_label(field, "Hub token").focus();
+    h.step();
+    h.get_by_role_and_label(field, "Hub token").type_text("hf_wrong");
+    h.step();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Log in").click();
+    step_until(&mut h, "refused the token");
+    assert!(!token_file.exists(), "a refused token was saved");
+    h.get_by_role_and_label(field, "Hub token").focus();
+    h.step();
+    h.get_by_role_and_label(field, "Hub token").type_text(GOOD);
+    h.step();
+    assert!(texts(&h).iter().all(|t| !t.contains(GOOD)), "the token shows in the window: {:?}", texts(&h));
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Log in").click();
+    step_until(&mut h, "logged in as alice");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), GOOD);
+    assert!(texts(&h).iter().all(|t| !t.contains(GOOD)));
+    // The Hub saw the refused token, then the good one, on whoami.
+    let s = hub.state.lock().unwrap();
+    let whoami: Vec<_> = s.seen.iter().filter(|r| r.url.contains("whoami-v2")).collect();
+    assert!(whoami.len() >= 2, "{} whoami requests", whoami.len());
 }

@@ -98,18 +98,28 @@ impl AugmentTab {
             ui.radio_value(&mut self.train, false, "val preset");
             number(ui, "seed", &mut self.seed, 0..=u64::MAX);
         });
-        let p = &mut self.p;
+        let (p, train) = (&mut self.p, self.train);
         egui::Grid::new("preview-params").show(ui, |ui| {
             number(ui, "frames", &mut p.num_frames, 1..=64);
             number(ui, "sample rate", &mut p.sample_rate, 1..=16);
-            ui.end_row();
-            number(ui, "short side min", &mut p.min_short_side, 8..=1024);
-            number(ui, "short side max", &mut p.max_short_side, 8..=1024);
-            ui.end_row();
             number(ui, "crop size", &mut p.crop, 8..=1024);
-            let l = ui.label("flip p");
-            ui.add(egui::Slider::new(&mut p.flip_p, 0.0..=1.0)).labelled_by(l.id);
             ui.end_row();
+        });
+        // The val preset resizes to the crop size and never flips: these apply to train alone.
+        ui.scope(|ui| {
+            if !train {
+                ui.disable();
+            }
+            egui::Grid::new("preview-train-params").show(ui, |ui| {
+                number(ui, "short side min", &mut p.min_short_side, 8..=1024);
+                number(ui, "short side max", &mut p.max_short_side, 8..=1024);
+                let l = ui.label("flip p");
+                ui.add(egui::Slider::new(&mut p.flip_p, 0.0..=1.0)).labelled_by(l.id);
+                ui.end_row();
+            });
+            if !train {
+                ui.weak("train preset only: the val preset resizes to the crop size and does not flip");
+            }
         });
         if p.max_short_side < p.min_short_side {
             p.max_short_side = p.min_short_side;

@@ -12,8 +12,10 @@ use crate::app::Settings;
 /// A change of one remembered setting.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Setting {
-    /// The dataset folder.
+    /// The dataset folder (or annotation file).
     DataDir(String),
+    /// The split lists that go with the dataset folder.
+    DataLists(crate::app::DataLists),
     /// Train's base model (folder or Hub id).
     Model(String),
     /// The model Evaluate and Classify use.
@@ -39,6 +41,7 @@ impl Setting {
     pub fn apply(self, s: &mut Settings) {
         match self {
             Setting::DataDir(v) => s.data_dir = v,
+            Setting::DataLists(v) => s.data_lists = v,
             Setting::Model(v) => s.model = v,
             Setting::UseModel(v) => s.use_model = v,
             Setting::RunDir(v) => s.run_dir = v,
@@ -58,7 +61,7 @@ pub enum Command {
     ShowTab(Tab),
     /// Change a setting.
     Set(Setting),
-    /// Folders open on the Dataset tab; files are queued on the Classify tab.
+    /// Folders and annotation files open on the Dataset tab; videos are queued on the Classify tab.
     OpenPaths(Vec<PathBuf>),
     /// Run the offline demo (on the Train tab).
     RunDemo,

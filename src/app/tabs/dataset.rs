@@ -10,10 +10,11 @@ use super::command::{Command, CommandSender, Setting};
 use super::parts::VideoPlayer;
 use super::{Env, Tab};
 use crate::app::jobs::{JobKey, Jobs};
-use crate::app::widgets::files::{path_field, Pick};
+use crate::app::widgets::files::{path_field, pick_button, Pick};
 use crate::app::widgets::split_dialog::SplitDialog;
 use crate::app::widgets::{error_line, fraction, frames, small, warning_text};
-use crate::dataset::{DatasetIndex, IndexOptions, Layout};
+use crate::app::DataLists;
+use crate::dataset::{DataSource, DatasetIndex, IndexOptions, Layout};
 use crate::video::{DecodeOptions, FrameBound, RgbFrame};
 
 /// The Dataset tab.
@@ -30,8 +31,10 @@ pub struct DatasetTab {
     /// What the last split wrote, in words.
     split_done: Option<String>,
     strip_job: JobKey<(), (PathBuf, Result<Vec<RgbFrame>, String>)>,
-    /// A folder to read once no job of this tab runs.
-    pending_open: Option<String>,
+    /// A dataset source to read once no job of this tab runs.
+    pending_open: Option<DataSource>,
+    /// The source `index` was read from (or is being read from).
+    index_of: Option<DataSource>,
     selected: Option<PathBuf>,
     strip: Vec<egui::TextureHandle>,
     error: Option<String>,
@@ -52,6 +55,7 @@ impl Default for DatasetTab {
             split_done: None,
             strip_job: JobKey::new("vidi-strip"),
             pending_open: None,
+            index_of: None,
             selected: None,
             strip: Vec::new(),
             error: None,
@@ -108,7 +112,25 @@ fn download_error(e: &crate::hub::HubError) -> String {
 /// Fewer clips than this in a class are too few to learn it.
 const FEW_CLIPS: usize = 10;
 
+/// A dataset warning as the app says it: a button to press, not a command to run.
+pub fn in_app_words(warning: &str) -> String {
+    match warning.split_once("; consider vidi train --balance") {
+        Some((what, _)) => format!("{what}. Tick \"Balance classes\" on the Train tab to draw the classes evenly."),
+        None => warning.to_string(),
+    }
+}
+
 impl DatasetTab {
+    /// The class-imbalance warnings of `src`, when this tab has read it.
+    pub fn imbalance_of(&self, src: &DataSource) -> Vec<String> {
+        match (&self.index, &self.index_of) {
+            (Some(index), Some(of)) if of == src => {
+                index.warnings.iter().filter(|w| w.starts_with("class imbalance")).cloned().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether a job of this tab runs (the buttons wait for it).
     fn working(&self, jobs: &Jobs) -> bool {
         jobs.is_running(&self.index_job)
@@ -128,23 +150,20 @@ impl DatasetTab {
     }
 
     /// Reads the folder `dir` once no job of this tab runs.
-    pub fn open(&mut self, dir: String) {
-        self.pending_open = Some(dir);
+    pub fn open(&mut self, src: DataSource) {
+        self.pending_open = Some(src);
     }
 
-    fn start_index(&mut self, dir: String, commands: &CommandSender) {
+    fn start_index(&mut self, src: DataSource, commands: &CommandSender) {
         // The report shown is of the folder read last: it goes while another is read.
         (self.error, self.index, self.selected) = (None, None, None);
+        self.index_of = Some(src.clone());
         self.strip.clear();
         commands.start(self.index_job.start(move |report, _| {
             let mut progress = |d: usize, t: usize| report.send((d, t));
             // A folder, or an annotation file (CSV, lists, JSON) as the source.
-            crate::dataset::index_source(
-                &crate::dataset::DataSource::path(Path::new(&dir)),
-                &IndexOptions { check_readable: true, threads: 2 },
-                &mut progress,
-            )
-            .map_err(|e| e.to_string())
+            crate::dataset::index_source(&src, &IndexOptions { check_readable: true, threads: 2 }, &mut progress)
+                .map_err(|e| e.to_string())
         }));
     }
 
@@ -165,7 +184,7 @@ impl DatasetTab {
     pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
         let s = env.settings;
         ui.heading("Dataset");
-        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Drop a folder on the window, browse, or type its path. Or an annotation file: a CSV (video,label[,start,end][,split][,group]), a Kinetics CSV, a Something-Something JSON list.");
+        ui.label("A folder of class folders: <dir>/{train,val,test}/<Class>/* or <dir>/<Class>/*. Or an annotation file: a CSV (video,label[,start,end][,split][,group]), a Kinetics CSV, a Something-Something JSON list. Drop either on the window, browse, or type its path; for official split lists (UCF101, HMDB51, mmaction2), open the videos folder with its lists below.");
         let (enter, dir) = env.edit(&s.data_dir, Setting::DataDir, |v| {
             path_field(ui, "Folder", v, "e.g. UCF101_subset", "Folder", Pick::Folder).lost_focus()
                 && ui.input(|i| i.key_pressed(egui::Key::Enter))
@@ -175,25 +194,53 @@ impl DatasetTab {
         let mut picked_file = None;
         ui.horizontal(|ui| {
             open = ui.add_enabled(idle, egui::Button::new("Open")).clicked();
-            if ui.add_enabled(idle, egui::Button::new("Annotation file…")).clicked() {
-                picked_file = rfd::FileDialog::new()
-                    .add_filter("annotations", &["csv", "txt", "json"])
-                    .pick_file()
-                    .map(|p| p.to_string_lossy().into_owned());
-            }
+            picked_file = pick_button(ui, "annotation-file", "Annotation file…", idle, Pick::List).into_iter().next();
             ui.label("or");
             let text = format!("Download the UCF101 subset (the guide's dataset) into {}", s.downloads);
             if ui.add_enabled(idle, egui::Button::new(text)).clicked() {
                 self.download(env.hub.clone(), PathBuf::from(&s.downloads), env.commands);
             }
         });
+        let lists_open = !s.data_lists.is_empty();
+        let (_, lists) = env.edit(&s.data_lists, Setting::DataLists, |l| {
+            egui::CollapsingHeader::new("Split lists (UCF101, HMDB51, mmaction2)").default_open(lists_open).show(
+                ui,
+                |ui| {
+                    ui.label(
+                        "With official split lists, the folder above holds the videos the lists name. \
+                     Leave these empty for a folder of class folders or an annotation file.",
+                    );
+                    for (label, v, hint) in [
+                        ("Classes file", &mut l.classes, "classInd.txt, or one class name per line"),
+                        ("Train list", &mut l.train, "e.g. trainlist01.txt"),
+                        ("Val list", &mut l.val, "optional"),
+                        ("Test list", &mut l.test, "e.g. testlist01.txt"),
+                    ] {
+                        ui.horizontal(|ui| {
+                            crate::app::widgets::labelled_text(ui, label, v, hint, 360.0);
+                            if let Some(p) = pick_button(ui, label, "Browse…", true, Pick::List).into_iter().next() {
+                                *v = p.to_string_lossy().into_owned();
+                            }
+                        });
+                    }
+                },
+            );
+        });
+        let source = |data_dir: &str, lists: &DataLists| {
+            let mut with = s.clone();
+            (with.data_dir, with.data_lists) = (data_dir.to_string(), lists.clone());
+            with.data_source()
+        };
         if let Some(f) = picked_file {
+            // An annotation file is the whole source: no lists go with it.
+            let f = f.to_string_lossy().into_owned();
             env.commands.set(Setting::DataDir(f.clone()));
+            env.commands.set(Setting::DataLists(DataLists::default()));
             self.split_done = None;
-            self.open(f);
+            self.open(source(&f, &DataLists::default()));
         } else if open || (enter && idle) {
             self.split_done = None;
-            self.open(dir.clone());
+            self.open(source(&dir, &lists));
         }
         if let Some((what, d, t)) = self.download {
             let mb = |b: u64| b as f64 / 1e6;
@@ -222,7 +269,7 @@ impl DatasetTab {
         };
         ui.label(format!("{} classes, {} samples{segments} ({from})", index.classes.len(), index.samples.len()));
         for w in &index.warnings {
-            ui.colored_label(egui::Color32::from_rgb(200, 120, 0), format!("warning: {w}"));
+            ui.colored_label(egui::Color32::from_rgb(200, 120, 0), format!("warning: {}", in_app_words(w)));
         }
         let splits: Vec<String> = index.counts.keys().cloned().collect();
         egui::Grid::new("class-counts").striped(true).show(ui, |ui| {
@@ -360,9 +407,9 @@ impl DatasetTab {
     fn opened(&mut self, r: Result<PathBuf, String>, commands: &CommandSender) {
         match r {
             Ok(dir) => {
-                let dir = dir.to_string_lossy().into_owned();
-                commands.set(Setting::DataDir(dir.clone()));
-                self.open(dir);
+                commands.set(Setting::DataDir(dir.to_string_lossy().into_owned()));
+                commands.set(Setting::DataLists(DataLists::default()));
+                self.open(DataSource::path(dir));
             }
             Err(e) => self.error = Some(e),
         }

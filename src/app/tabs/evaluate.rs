@@ -54,7 +54,7 @@ impl Default for EvaluateTab {
 
 fn eval_job(
     model: String,
-    data: String,
+    data: crate::dataset::DataSource,
     split: String,
     opts: crate::eval::EvalOptions,
     (device, hub): (burn::tensor::Device, crate::hub::HubSettings),
@@ -66,12 +66,8 @@ fn eval_job(
     let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
     let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
     // A folder, or an annotation file (its segments are scored over their own range).
-    let index = crate::dataset::index_source(
-        &crate::dataset::DataSource::path(Path::new(&data)),
-        &IndexOptions { check_readable: true, threads: 2 },
-        &mut |_, _| {},
-    )
-    .map_err(|e| e.to_string())?;
+    let index = crate::dataset::index_source(&data, &IndexOptions { check_readable: true, threads: 2 }, &mut |_, _| {})
+        .map_err(|e| e.to_string())?;
     let items = crate::eval::split_items(&index, &split, &m.labels)?;
     crate::eval::evaluate(&m, &items, &opts, &mut |_, _| {}, cancel).map_err(|e| e.to_string())
 }
@@ -87,8 +83,11 @@ impl EvaluateTab {
         }
         self.model.show(ui, env, false);
         let (_, data) = env.edit(&s.data_dir, Setting::DataDir, |v| {
-            path_field(ui, "Dataset", v, "split layout", "Dataset", Pick::Folder)
+            path_field(ui, "Dataset", v, "split layout, or an annotation file", "Dataset", Pick::Folder)
         });
+        if !s.data_lists.is_empty() {
+            ui.weak("with the split lists set on the Dataset tab");
+        }
         ui.horizontal(|ui| {
             let l = ui.label("split");
             ui.text_edit_singleline(&mut self.split).labelled_by(l.id);
@@ -101,7 +100,9 @@ impl EvaluateTab {
         let inputs = (s.use_model.clone(), data.clone(), self.split.clone(), self.clips, self.crops);
         let running = env.jobs.is_running(&self.job);
         if ui.add_enabled(!running, egui::Button::new("Run evaluation")).clicked() {
-            let (m, d, sp) = (s.use_model.clone(), data, self.split.clone());
+            let mut with = s.clone();
+            with.data_dir = data;
+            let (m, d, sp) = (s.use_model.clone(), with.data_source(), self.split.clone());
             let mut views = crate::infer::Views { clips: self.clips, crops: self.crops, ..Default::default() };
             if let Some((sample_rate, fps)) = super::parts::run_clip_window(&m) {
                 (views.sample_rate, views.fps) = (sample_rate, fps);

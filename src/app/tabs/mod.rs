@@ -105,7 +105,10 @@ impl Tabs {
             Tab::Start => start::show(ui, env),
             Tab::Dataset => self.dataset.show(ui, env),
             Tab::Preview => self.augment.show(ui, env),
-            Tab::Train => self.train.show(ui, env),
+            Tab::Train => {
+                let imbalance = self.dataset.imbalance_of(&env.settings.data_source());
+                self.train.show(ui, env, &imbalance)
+            }
             Tab::Evaluate => self.evaluate.show(ui, env),
             Tab::Classify => self.classify.show(ui, env),
         }
@@ -120,9 +123,9 @@ impl Tabs {
         self.classify.poll(jobs, commands);
     }
 
-    /// Opens the dataset folder `dir` (its path is in the settings, or on its way there).
-    pub fn open_dataset(&mut self, dir: String) {
-        self.dataset.open(dir);
+    /// Opens the dataset source `src` (its path is in the settings, or on its way there).
+    pub fn open_dataset(&mut self, src: crate::dataset::DataSource) {
+        self.dataset.open(src);
     }
 
     /// Runs the offline demo on the Train tab, in a new folder under the downloads folder.

@@ -221,8 +221,13 @@ impl TrainTab {
         (self.step, self.rate, self.error, self.result, self.making) = Default::default();
         (self.stopping, self.val_videos) = (false, None);
         self.share.reset();
+        let src = s.data_source();
         let cfg = crate::train::TrainConfig {
-            data: PathBuf::from(&s.data_dir),
+            data: src.path,
+            classes: src.classes,
+            train_lists: src.train,
+            val_lists: src.val,
+            test_lists: src.test,
             model: s.model.clone(),
             epochs: s.epochs,
             batch_size: s.batch_size,
@@ -273,7 +278,7 @@ impl TrainTab {
     }
 
     /// The settings' form, or, while the demo is the run shown, the demo's own settings.
-    fn form(&mut self, ui: &mut egui::Ui, env: &Env, running: bool) {
+    fn form(&mut self, ui: &mut egui::Ui, env: &Env, running: bool, imbalance: &[String]) {
         let s = env.settings;
         if let Some(d) = self.demo.clone() {
             ui.group(|ui| {
@@ -312,7 +317,9 @@ impl TrainTab {
             )
         });
         let data = Path::new(&data);
-        if !data.as_os_str().is_empty() && data.is_dir() {
+        if !s.data_lists.is_empty() {
+            ui.weak("with the split lists set on the Dataset tab");
+        } else if !data.as_os_str().is_empty() && data.is_dir() {
             if !data.join("train").is_dir() {
                 warning_text(
                     ui,
@@ -352,8 +359,11 @@ impl TrainTab {
             Some((_, what, _)) => ui.weak(*what),
             None => ui.weak(format!("{} passes over the training clips (set under Advanced)", s.epochs)),
         };
+        for w in imbalance {
+            warning_text(ui, &format!("{}.", w.split("; consider").next().unwrap_or(w)));
+        }
         ui.checkbox(&mut self.balance, "Balance classes")
-            .on_hover_text("draw each epoch's clips evenly from the classes (see the Dataset tab's imbalance warning)");
+            .on_hover_text("draw each epoch's clips evenly from the classes (for data with a much larger class)");
         egui::CollapsingHeader::new("Advanced: epochs, batch size, learning rate, seed")
             .id_salt("train-advanced")
             .show(ui, |ui| {
@@ -380,11 +390,13 @@ impl TrainTab {
             });
     }
 
-    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
+    /// Draws the tab; `imbalance` holds the Dataset tab's class-imbalance
+    /// warnings of the dataset set here, when it has read it.
+    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env, imbalance: &[String]) {
         let s = env.settings;
         ui.heading("Train");
         let running = env.jobs.is_running(&self.job);
-        self.form(ui, env, running);
+        self.form(ui, env, running, imbalance);
         ui.horizontal(|ui| {
             if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
                 self.start(s, Run::Start, env.compute, env.commands);

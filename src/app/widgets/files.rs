@@ -14,6 +14,19 @@ pub enum Pick {
     Folder,
     /// Video files.
     Files,
+    /// An annotation or list file (CSV, JSON, text lists).
+    List,
+}
+
+/// Annotation and list file name endings: what a dropped file must end with to
+/// open as a dataset rather than be classified.
+pub const LIST_EXTENSIONS: [&str; 3] = ["csv", "txt", "json"];
+
+/// Whether `path` names an annotation or list file (by its ending).
+pub fn is_list_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| LIST_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Video file name endings the dialogs offer.
@@ -84,8 +97,14 @@ fn dialog_button(
 
 /// A "Browse…" button for folders or video files; returns what was picked, on a later frame.
 pub fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
+    pick_button(ui, key, "Browse…", true, pick)
+}
+
+/// A button labelled `label` that runs a file dialog for `pick` on a worker
+/// thread; returns what was picked, on a later frame.
+pub fn pick_button(ui: &mut egui::Ui, key: &str, label: &str, enabled: bool, pick: Pick) -> Vec<PathBuf> {
     let hint_id = egui::Id::NULL.with(("vidi-dialog-hint", key));
-    let done = dialog_button(ui, key, "Browse…", true, move || {
+    let done = dialog_button(ui, key, label, enabled, move || {
         let dialog = rfd::FileDialog::new();
         match pick {
             Pick::Folder => dialog.pick_folder().into_iter().collect(),
@@ -94,6 +113,12 @@ pub fn browse(ui: &mut egui::Ui, key: &str, pick: Pick) -> Vec<PathBuf> {
                 .add_filter("all files", &["*"])
                 .pick_files()
                 .unwrap_or_default(),
+            Pick::List => dialog
+                .add_filter("annotations and lists", &LIST_EXTENSIONS)
+                .add_filter("all files", &["*"])
+                .pick_file()
+                .into_iter()
+                .collect(),
         }
     });
     if let Some((picked, never_opened)) = done {

@@ -6,11 +6,13 @@ use eframe::egui;
 /// accuracy, side by side; points are `[step, value]`. The mouse wheel scrolls
 /// the page, not the plots (drag pans them; "Reset view" or a double click
 /// shows all again); the legends sit in room kept free above the curves.
+/// The plots' ids are `Id::NULL.with(("vidi-plot", "loss"))` and `("vidi-plot", "lr-acc")`.
 pub fn training(ui: &mut egui::Ui, loss: &[[f64; 2]], lr: &[[f64; 2]], val: &[[f64; 2]]) {
     use egui_plot::{Corner, Legend, Line, Plot, Points};
     let reset = ui.small_button("Reset view").on_hover_text("show the whole of both curves again").clicked();
     let plot = |id: &str, y: &str| {
         let p = Plot::new(id.to_string())
+            .id(egui::Id::NULL.with(("vidi-plot", id)))
             .height(180.0)
             .legend(Legend::default().position(Corner::RightTop))
             .allow_scroll(false)
