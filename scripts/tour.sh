@@ -31,6 +31,6 @@ click 387 12                   # the Train tab
 sleep 2
 click 243 410                  # Try it in Classify
 sleep 3
-click 65 317                   # Run classification
+click 65 340                   # Run classification
 shot 5-classify 15
 echo "screenshots in $out/"
