@@ -40,7 +40,7 @@ def load(name):
 
 
 def mib(x):
-    return "" if x is None else f"{x:.0f}"
+    return "" if x is None else f"{x:.1f}" if x < 10 else f"{x:.0f}"
 
 
 def num(x, fmt="{:.2f}"):
