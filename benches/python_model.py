@@ -1,55 +1,106 @@
 """PyTorch + transformers forward latency of the base-size video models, the
-reference for `vidi bench model`. Random weights, float32, eval, no_grad.
+reference for `vidi bench model`. Random weights, eval, no_grad.
 
     /work/pyref/bin/python benches/python_model.py --threads 2 --runs 3 [--arch videomae] [--json]
+    python benches/python_model.py --device cuda --dtype bf16 --batch 8 --arch videomae --json
+    python benches/python_model.py --config tests/fixtures/models/videomae_meanpool --batch 2
 
-Reports median seconds per forward pass (after one warm-up) and the peak
-resident memory of the process (run one --arch per process for a clean
-figure). Needs torch and transformers (tests/fixtures/requirements.txt).
+--device cuda times on the GPU (synchronised), --dtype bf16 runs under
+torch.autocast(bfloat16) (fp32 weights), --attn picks transformers' attention
+(sdpa by default, eager where transformers has no sdpa for the model: PyTorch's fused scaled_dot_product_attention). --config DIR
+builds the model of a config.json (random weights; the same shapes `vidi bench
+model --model DIR` runs). Reports median seconds per forward pass (after one
+warm-up), and peak memory: torch.cuda.max_memory_allocated on the GPU, the
+process's peak resident memory on the CPU (run one --arch per process for a
+clean figure). Needs torch and transformers (tests/fixtures/requirements.txt).
 """
 import argparse
+import contextlib
 import json
 import resource
 import statistics
 import time
 
 import torch
-from transformers import (TimesformerConfig, TimesformerForVideoClassification, VideoMAEConfig,
-                          VideoMAEForVideoClassification, VivitConfig, VivitForVideoClassification)
+from transformers import (AutoConfig, AutoModelForVideoClassification, TimesformerConfig,
+                          TimesformerForVideoClassification, VideoMAEConfig, VideoMAEForVideoClassification,
+                          VivitConfig, VivitForVideoClassification)
 
 ARCHS = {
-    "videomae": (lambda: VideoMAEForVideoClassification(VideoMAEConfig(num_labels=400)), 16),
-    "timesformer": (lambda: TimesformerForVideoClassification(TimesformerConfig(num_labels=400)), 8),
-    "vivit": (lambda: VivitForVideoClassification(VivitConfig(num_labels=400)), 32),
+    "videomae": (lambda attn: VideoMAEForVideoClassification(VideoMAEConfig(num_labels=400, attn_implementation=attn)), 16),
+    "timesformer": (lambda attn: TimesformerForVideoClassification(TimesformerConfig(num_labels=400, attn_implementation=attn)), 8),
+    "vivit": (lambda attn: VivitForVideoClassification(VivitConfig(num_labels=400, attn_implementation=attn)), 32),
 }
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--arch", choices=list(ARCHS), action="append")
+ap.add_argument("--config", metavar="DIR", help="a folder with a config.json (random weights of that shape)")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--runs", type=int, default=3)
 ap.add_argument("--batch", type=int, default=1)
+ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast to bfloat16")
+ap.add_argument("--attn", choices=["eager", "sdpa"], default="sdpa",
+                help="sdpa falls back to eager for a model transformers has no sdpa for (TimeSformer)")
 ap.add_argument("--json", action="store_true")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
+dev = torch.device(a.device)
+
+
+def sync():
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast():
+    if a.dtype == "bf16":
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+if a.config:
+    cfg = AutoConfig.from_pretrained(a.config)
+    models = [(cfg.model_type, lambda attn: AutoModelForVideoClassification.from_config(cfg, attn_implementation=attn),
+               cfg.num_frames, cfg.image_size)]
+else:
+    models = [(n, ARCHS[n][0], ARCHS[n][1], 224) for n in (a.arch or list(ARCHS))]
+
+
+def build(make):
+    try:
+        return make(a.attn)
+    except ValueError:  # no sdpa for this architecture in transformers
+        return make("eager")
+
+
 rows = []
-for name in a.arch or list(ARCHS):
-    make, frames = ARCHS[name]
-    model = make().eval()
-    x = torch.randn(a.batch, frames, 3, 224, 224)
-    with torch.no_grad():
+for name, make, frames, size in models:
+    model = build(make).eval().to(dev)
+    x = torch.randn(a.batch, frames, 3, size, size, device=dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad(), autocast():
         model(pixel_values=x)
+        sync()
         times = []
         for _ in range(a.runs):
             t = time.perf_counter()
             model(pixel_values=x)
+            sync()
             times.append(time.perf_counter() - t)
-    rows.append({"arch": name, "input": list(x.shape), "median_s": statistics.median(times),
+    med = statistics.median(times)
+    rows.append({"arch": name, "input": list(x.shape), "median_s": med, "clips_per_s": a.batch / med,
                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                 "peak_device_mib": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
                  "attn": getattr(model.config, "_attn_implementation", None), "threads": a.threads,
+                 "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "dtype": a.dtype,
                  "torch": torch.__version__})
 if a.json:
     print(json.dumps({"rows": rows}, indent=1))
 else:
-    print(f"{'arch':<12} {'input':<22} {'median_s':>9} {'peak_MiB':>9}  attention")
+    print(f"{'arch':<12} {'input':<22} {'median_s':>9} {'clips/s':>8} {'peak_MiB':>9} {'device_MiB':>10}  attention")
     for r in rows:
-        print(f"{r['arch']:<12} {str(r['input']):<22} {r['median_s']:>9.3f} {r['peak_rss_mib']:>9.0f}  {r['attn']}")
+        dm = f"{r['peak_device_mib']:.0f}" if r["peak_device_mib"] is not None else ""
+        print(f"{r['arch']:<12} {str(r['input']):<22} {r['median_s']:>9.3f} {r['clips_per_s']:>8.2f} "
+              f"{r['peak_rss_mib']:>9.0f} {dm:>10}  {r['attn']} {r['dtype']} {r['device']}")

@@ -353,20 +353,41 @@ pub struct TrainBenchRow {
     pub device_reserved_bytes: Option<u64>,
     /// Where it ran.
     pub device: String,
+    /// The dataset loader's throughput for this model's clips ([`bench_loader`]), measured
+    /// before the steps; `None` when not asked for.
+    pub loader: Option<LoaderBench>,
 }
 
-/// Times `steps` training steps (after one warm-up) of `model` with random inputs.
+/// What [`bench_train`] feeds the dataset loader: `workers` threads (0: no
+/// loader measurement) over `videos` (none: synthetic ones).
+#[derive(Clone, Debug, Default)]
+pub struct LoaderSpec {
+    /// Decode workers; 0 skips the loader.
+    pub workers: usize,
+    /// Video files; empty for synthetic videos.
+    pub videos: Vec<PathBuf>,
+}
+
+/// Times `steps` training steps (after one warm-up) of `model` with random
+/// inputs, and before them the dataset loader for the model's clips (`loader`).
 pub fn bench_train(
     model: &BenchModel,
     frames: Option<usize>,
     batch: usize,
     steps: usize,
     compute: &crate::backend::Compute,
+    loader: &LoaderSpec,
 ) -> Result<TrainBenchRow, crate::model::ModelError> {
     use crate::train::optim::{AdamW, AdamWConfig, GradAccumulator};
     let device = compute.device.clone().autodiff();
     let (mut net, weights) = model.build(frames, &device)?;
     let cfg = net.config.clone();
+    let loader = match loader.workers {
+        0 => None,
+        w => Some(bench_loader(&net, &loader.videos, batch, w, (4 * batch).max(2 * w).max(12)).map_err(|e| {
+            crate::model::ModelError::BadConfig { path: PathBuf::from("loader"), reason: e.to_string() }
+        })?),
+    };
     let shape = [batch, cfg.num_frames, cfg.num_channels, cfg.image_size, cfg.image_size];
     let k = net.labels.len().max(1);
     let mut opt = AdamW::new(AdamWConfig::default());
@@ -407,5 +428,97 @@ pub fn bench_train(
         peak_device_bytes: peak.in_use,
         device_reserved_bytes: peak.reserved,
         device: compute.description.clone(),
+        loader,
     })
+}
+
+/// How fast the dataset loader feeds a training step: clips through the
+/// train augmentation of a model's preset on worker threads, as `vidi
+/// train` loads them.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoaderBench {
+    /// Clips loaded per second (wall time of the whole pass).
+    pub clips_per_s: f64,
+    /// Clips loaded.
+    pub clips: usize,
+    /// Decode workers.
+    pub workers: usize,
+    /// The videos: "synthetic WxW, N frames" or how many files were given.
+    pub source: String,
+}
+
+/// Times the loader over `videos` (or, when empty, a few synthetic motion
+/// videos of a UCF101-like size made in a temporary folder and removed after)
+/// with the train preset of `model`, `workers` threads, batches of `batch`:
+/// at least `clips` clips, the videos repeated as often as needed.
+pub fn bench_loader(
+    model: &crate::model::VideoModel,
+    videos: &[PathBuf],
+    batch: usize,
+    workers: usize,
+    clips: usize,
+) -> Result<LoaderBench, VideoError> {
+    use crate::dataset::loader::{Item, Loader, LoaderOptions};
+    let cfg = crate::train::TrainConfig::default();
+    let preset = Preset::Train(crate::train::train_preset(model, &cfg));
+    let tmp = std::env::temp_dir().join(format!("vidi-bench-loader-{}", std::process::id()));
+    let (files, source) = if videos.is_empty() {
+        // 320 pixels for a 224-pixel model (the preset's largest short side), as UCF101's 320x240.
+        let size = ((model.config.image_size * 320).div_ceil(224) as u32).next_multiple_of(2);
+        let frames = model.config.num_frames * cfg.sample_rate + 16;
+        let synth = crate::demo::SynthOptions { classes: 2, per_class: 3, size, frames, fps: 30, seed: 0 };
+        let files = crate::demo::generate(&tmp, &synth, &mut |_, _| {});
+        (files, format!("synthetic {size}x{size}, {frames} frames"))
+    } else {
+        (Ok(videos.to_vec()), format!("{} files", videos.len()))
+    };
+    let files = files.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&tmp);
+    })?;
+    let items: Vec<Item> = (0..clips.max(files.len()))
+        .map(|i| Item { path: files[i % files.len()].clone(), label: 0, duration_s: None })
+        .collect();
+    let opts = LoaderOptions { batch_size: batch.max(1), workers: workers.max(1), ..Default::default() };
+    let t = Instant::now();
+    let (mut loaded, mut failed) = (0, None);
+    for b in Loader::new(items, preset, &opts) {
+        loaded += b.labels.len();
+        failed = failed.or(b.skipped.into_iter().next());
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&tmp);
+    if let (0, Some((path, _))) = (loaded, failed) {
+        return Err(VideoError::NoFrames { path });
+    }
+    Ok(LoaderBench { clips_per_s: loaded as f64 / secs, clips: loaded, workers: opts.workers, source })
+}
+
+/// `vidi bench adapter`: the adapters, and the window's device made headless.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterBench {
+    /// Every adapter wgpu sees.
+    pub adapters: Vec<crate::backend::AdapterReport>,
+    /// The window's device ([`crate::backend::window_device_headless`]): its description, or why it failed.
+    pub window_device: Result<String, String>,
+    /// A 64x48 by 48x32 matmul on that device against the CPU's.
+    pub window_matmul_max_abs_diff: Option<f32>,
+}
+
+/// The adapters wgpu sees, and the device the window would create, made
+/// without a window, with a matmul on it against the CPU.
+pub fn bench_adapter() -> AdapterBench {
+    use burn::tensor::{Tensor, TensorData};
+    let adapters = crate::backend::adapter_reports();
+    let made = crate::backend::window_device_headless();
+    let diff = made.as_ref().ok().map(|c| {
+        let (a, b) = (ramp(64 * 48), ramp(48 * 32).into_iter().map(|x| x * 0.5).collect::<Vec<_>>());
+        let on = |d: &burn::tensor::Device| {
+            let x = Tensor::<2>::from_data(TensorData::new(a.clone(), [64, 48]), d);
+            let y = Tensor::<2>::from_data(TensorData::new(b.clone(), [48, 32]), d);
+            crate::backend::to_host(x.matmul(y)).data
+        };
+        let (gpu, cpu) = (on(&c.device), on(&crate::backend::host_device()));
+        gpu.iter().zip(&cpu).map(|(g, c)| (g - c).abs()).fold(0.0f32, f32::max)
+    });
+    AdapterBench { adapters, window_device: made.map(|c| c.description), window_matmul_max_abs_diff: diff }
 }

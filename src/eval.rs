@@ -30,7 +30,7 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { views: Default::default(), batch_size: 8, workers: 2 }
+        EvalOptions { views: Default::default(), batch_size: 8, workers: crate::dataset::loader::default_workers() }
     }
 }
 

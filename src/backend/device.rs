@@ -45,6 +45,103 @@ pub enum BackendError {
     /// A bad `VIDI_DEVICE` value.
     #[error("VIDI_DEVICE='{0}' is not one of auto, cpu, gpu")]
     BadEnv(String),
+    /// `--precision f16` where it cannot run.
+    #[error("--precision f16 is not available: {0}; use --precision f32")]
+    NoF16(String),
+}
+
+/// The float type models compute in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats everywhere (the default).
+    #[default]
+    F32,
+    /// 16-bit floats (weights, activations and arithmetic), on a GPU whose
+    /// adapter has `SHADER_F16`; inference only.
+    F16,
+}
+
+/// Makes every float tensor later created on `compute`'s device f16, when
+/// `precision` asks for it: the device must be a GPU whose adapter has
+/// `SHADER_F16` (Burn's wgpu backend computes in f16 only there), and
+/// nothing may have been created on it yet in this process. f32 changes nothing.
+pub fn set_precision(compute: &mut Compute, precision: Precision) -> Result<(), BackendError> {
+    if precision == Precision::F32 {
+        return Ok(());
+    }
+    if !compute.is_gpu {
+        return Err(BackendError::NoF16(format!(
+            "{} computes in f32 only (f16 needs --device gpu)",
+            compute.description
+        )));
+    }
+    let f16 = burn::tensor::FloatDType::F16;
+    if !compute.device.supports_dtype(f16) {
+        return Err(BackendError::NoF16(format!("{} has no SHADER_F16 (16-bit float shaders)", compute.description)));
+    }
+    compute.device.configure(f16).map_err(|e| BackendError::NoF16(format!("{e:?}")))?;
+    compute.description.push_str(", f16");
+    Ok(())
+}
+
+/// What wgpu says about one adapter.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    /// e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// Vulkan, Metal, Dx12, Gl.
+    pub backend: String,
+    /// DiscreteGpu, IntegratedGpu, VirtualGpu, Cpu, Other.
+    pub device_type: String,
+    /// The driver and its version.
+    pub driver: String,
+    /// Whether it has 16-bit float shaders (what `--precision f16` needs).
+    pub shader_f16: bool,
+    /// Whether it reports cooperative-matrix (tensor core) support to wgpu.
+    pub cooperative_matrix: bool,
+    /// The largest storage buffer binding, bytes.
+    pub max_storage_buffer_binding_size: u64,
+    /// Every feature it reports.
+    pub features: Vec<String>,
+}
+
+/// The adapters wgpu sees, with their features.
+pub fn adapter_reports() -> Vec<AdapterReport> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster_block(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .map(|a| {
+            let (i, f, l) = (a.get_info(), a.features(), a.limits());
+            AdapterReport {
+                name: i.name,
+                backend: format!("{:?}", i.backend),
+                device_type: format!("{:?}", i.device_type),
+                driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+                shader_f16: f.contains(wgpu::Features::SHADER_F16),
+                cooperative_matrix: f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                features: f.iter_names().map(|(n, _)| n.to_string()).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The device the app's window creates for rendering and models alike
+/// ([`shared_device_descriptor`] on the adapter `--device gpu` takes: a real
+/// GPU, else the software one), made without a window, and Burn's wgpu
+/// backend on it ([`on_wgpu_device`]).
+pub fn window_device_headless() -> Result<Compute, String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters = pollster_block(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapter = adapters
+        .iter()
+        .find(|a| is_real_gpu(a.get_info().device_type))
+        .or_else(|| adapters.iter().find(|a| a.get_info().device_type == wgpu::DeviceType::Cpu))
+        .ok_or("no wgpu adapter")?;
+    let descriptor = shared_device_descriptor(adapter.features(), adapter.limits());
+    let (device, queue) = pollster_block(adapter.request_device(&descriptor)).map_err(|e| e.to_string())?;
+    on_wgpu_device(&instance, adapter, &device, &queue)
 }
 
 /// The choice from `--device` (when given) or `VIDI_DEVICE`.

@@ -36,6 +36,20 @@ pub enum BenchCommand {
     /// Example: vidi bench train --arch videomae --batch 2 --steps 3 --device cpu
     /// Example: vidi bench train --model ./my-model --frames 16 --device gpu --json
     Train(BenchTrainArgs),
+    /// The wgpu adapters and their features (SHADER_F16, cooperative matrix), and the
+    /// device the app's window would create, made headless, with a matmul on it
+    /// checked against the CPU.
+    ///
+    /// Example: vidi bench adapter --json
+    Adapter(BenchAdapterArgs),
+}
+
+/// `vidi bench adapter`.
+#[derive(Args, Debug)]
+pub struct BenchAdapterArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vidi bench model`.
@@ -59,6 +73,9 @@ pub struct BenchModelArgs {
     /// Where to compute.
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
+    /// Float precision: f16 on a GPU whose adapter has SHADER_F16 (refused elsewhere).
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: vidi::backend::Precision,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,6 +116,12 @@ pub struct BenchTrainArgs {
     /// Timed steps after one warm-up.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// Decode workers of the loader measurement (default: the cores but one; 0: no loader row).
+    #[arg(long, default_value_t = vidi::dataset::loader::default_workers())]
+    pub workers: usize,
+    /// Videos for the loader measurement (default: synthetic videos of 320x320 for a 224-pixel model).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub videos: Vec<PathBuf>,
     /// Where to compute.
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
@@ -141,7 +164,8 @@ pub fn bench_model(a: BenchModelArgs) -> Result<()> {
         (None, Some(arch)) => BenchModel::base(arch),
         (None, None) => bail!("give --arch or --model DIR"),
     };
-    let compute = compute(a.device)?;
+    let mut compute = compute(a.device)?;
+    vidi::backend::set_precision(&mut compute, a.precision)?;
     let row = vidi::bench::bench_model(&model, a.frames, a.batch.max(1), a.runs, &compute)?;
     if a.json {
         return print_json(&row);
@@ -176,25 +200,50 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
         (None, other, None) => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
     };
     let compute = compute(a.device)?;
-    let row = vidi::bench::bench_train(&model, a.frames, a.batch.max(1), a.steps, &compute)?;
+    let loader = vidi::bench::LoaderSpec { workers: a.workers, videos: a.videos.clone() };
+    let row = vidi::bench::bench_train(&model, a.frames, a.batch.max(1), a.steps, &compute, &loader)?;
     if a.json {
         return print_json(&row);
     }
     println!(
-        "{:<12} {:>6} {:>7} {:>7} {:>10} {:>8} {:>9} {:>11}  device",
-        "model", "batch", "frames", "tokens", "s/step", "clips/s", "peak_MiB", "device_MiB"
+        "{:<12} {:>6} {:>7} {:>7} {:>10} {:>8} {:>14} {:>9} {:>11}  device",
+        "model", "batch", "frames", "tokens", "s/step", "clips/s", "loader_clips/s", "peak_MiB", "device_MiB"
     );
     println!(
-        "{:<12} {:>6} {:>7} {:>7} {:>10.3} {:>8.2} {:>9} {:>11}  {}",
+        "{:<12} {:>6} {:>7} {:>7} {:>10.3} {:>8.2} {:>14} {:>9} {:>11}  {}",
         row.model,
         row.batch,
         row.frames,
         row.tokens,
         row.median_s,
         row.clips_per_s,
+        row.loader.as_ref().map(|l| format!("{:.2} ({}w)", l.clips_per_s, l.workers)).unwrap_or_default(),
         row.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_default(),
         mib(row.peak_device_bytes),
         row.device
     );
+    if let Some(l) = &row.loader {
+        println!("loader: {} clips of {} on {} workers, {:.2} clips/s", l.clips, l.source, l.workers, l.clips_per_s);
+    }
+    Ok(())
+}
+
+pub fn bench_adapter(a: BenchAdapterArgs) -> Result<()> {
+    let report = vidi::bench::bench_adapter();
+    if a.json {
+        return print_json(&report);
+    }
+    for ad in &report.adapters {
+        println!(
+            "adapter: {} ({}, {}; {}) SHADER_F16 {}, cooperative matrix {}",
+            ad.name, ad.backend, ad.device_type, ad.driver, ad.shader_f16, ad.cooperative_matrix
+        );
+        println!("  features: {}", ad.features.join(" "));
+    }
+    match (&report.window_device, &report.window_matmul_max_abs_diff) {
+        (Ok(d), Some(diff)) => println!("window device, headless: {d}; matmul vs CPU max |diff| {diff:.2e}"),
+        (Ok(d), None) => println!("window device, headless: {d}"),
+        (Err(e), _) => println!("window device, headless: FAILED: {e}"),
+    }
     Ok(())
 }

@@ -94,6 +94,9 @@ pub struct ForwardArgs {
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
+    if a.model.precision != vidi::backend::Precision::F32 {
+        bail!("vidi export writes f32 weights: leave out --precision");
+    }
     if let Some(l) = &a.labels {
         if l.is_empty() || l.iter().any(|x| x.trim().is_empty()) {
             bail!("--labels needs non-empty, comma-separated names");

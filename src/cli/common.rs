@@ -20,6 +20,10 @@ pub struct ModelArgs {
     /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
+    /// Float precision of inference: f16 on a GPU whose adapter has SHADER_F16
+    /// (refused elsewhere), else f32.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: vidi::backend::Precision,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -116,7 +120,8 @@ pub fn load_model_with(
     opts: &vidi::model::LoadOptions,
 ) -> Result<(vidi::model::VideoModel, vidi::model::LoadReport)> {
     let dir = resolve_model(&a.model, a.revision.as_deref(), a.timeout)?;
-    let compute = compute(a.device)?;
+    let mut compute = compute(a.device)?;
+    vidi::backend::set_precision(&mut compute, a.precision)?;
     eprintln!("computing on {}", compute.description);
     Ok(vidi::model::VideoModel::load(&dir, opts, &compute.device)?)
 }

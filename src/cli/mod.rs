@@ -169,6 +169,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Train(a)) => bench::bench_train(a),
         Command::Bench(BenchCommand::Decode(a)) => bench::bench_decode(a),
         Command::Bench(BenchCommand::Model(a)) => bench::bench_model(a),
+        Command::Bench(BenchCommand::Adapter(a)) => bench::bench_adapter(a),
     }
 }
 

@@ -92,8 +92,8 @@ pub struct TrainArgs {
     /// Log the mean loss every this many steps.
     #[arg(long, default_value_t = 10)]
     pub logging_steps: u64,
-    /// Decoding threads.
-    #[arg(long, default_value_t = 2)]
+    /// Decoding threads (default: the cores but one, at least 1).
+    #[arg(long, default_value_t = vidi::dataset::loader::default_workers())]
     pub workers: usize,
     /// Frame sampling rate: a clip spans model-frames x rate / fps seconds.
     #[arg(long, default_value_t = 4)]
@@ -147,8 +147,8 @@ pub struct EvalArgs {
     /// Views per model call.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    /// Decoding threads.
-    #[arg(long, default_value_t = 2)]
+    /// Decoding threads (default: the cores but one, at least 1).
+    #[arg(long, default_value_t = vidi::dataset::loader::default_workers())]
     pub workers: usize,
     /// Also write report.json, confusion.csv and confusion.png (a labelled heat-map) here.
     #[arg(long)]

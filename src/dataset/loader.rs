@@ -92,9 +92,23 @@ pub struct LoaderOptions {
     pub start: usize,
 }
 
+/// Decode workers by default: one per core but one (left to the model and
+/// the consumer), at least one, so a fast device is not left waiting.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1)
+}
+
 impl Default for LoaderOptions {
     fn default() -> Self {
-        LoaderOptions { batch_size: 8, workers: 2, prefetch: 2, shuffle: false, seed: 0, epoch: 0, start: 0 }
+        LoaderOptions {
+            batch_size: 8,
+            workers: default_workers(),
+            prefetch: 2,
+            shuffle: false,
+            seed: 0,
+            epoch: 0,
+            start: 0,
+        }
     }
 }
 

@@ -152,7 +152,7 @@ impl Default for TrainConfig {
             max_steps: None,
             seed: 42,
             logging_steps: 10,
-            workers: 2,
+            workers: crate::dataset::loader::default_workers(),
             sample_rate: 4,
             fps: 30.0,
             short_side: None,

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use vidi::backend::ops::{self_attention, Groups};
 use vidi::backend::DeviceChoice;
 
-use crate::{clip, fixtures};
+use crate::{clip, fixtures, max_abs_diff, read_tensor};
 
 /// The wgpu device `--device gpu` takes (the software adapter on CI).
 fn wgpu() -> Device {
@@ -174,6 +174,8 @@ fn step_memory(dir: &Path, frames: usize) -> (u64, u64) {
         "1",
         "--device",
         "gpu",
+        "--workers",
+        "0",
         "--json",
     ]);
     let peak = row["peak_device_bytes"].as_u64().unwrap_or_else(|| panic!("peak_device_bytes on a GPU run: {row}"));
@@ -201,4 +203,71 @@ fn training_memory_on_wgpu_grows_linearly_with_tokens() {
         assert!(ratio <= 2.3, "{t1} -> {t2} tokens: device memory {m1} -> {m2} bytes (x{ratio:.2})");
         assert!(ratio >= 1.3, "{t1} -> {t2} tokens: device memory {m1} -> {m2} bytes should grow (x{ratio:.2})");
     }
+}
+
+/// Index of the largest value of each row of `cols` values.
+fn top1(v: &[f32], cols: usize) -> Vec<usize> {
+    v.chunks(cols).map(|r| (0..cols).fold(0, |best, i| if r[i] > r[best] { i } else { best })).collect()
+}
+
+/// `--precision f16` on wgpu: where the adapter `--device gpu` takes has
+/// SHADER_F16, `vidi forward` gives transformers' (f32) logits within 1e-2 and
+/// the same top-1 on the fixtures; where it has not, a one-line refusal that
+/// names the reason. On the CPU it is always refused; f32 is the default.
+#[test]
+fn f16_inference_on_wgpu_matches_transformers_or_is_refused() {
+    let reports = vidi::backend::adapter_reports();
+    let picked = reports
+        .iter()
+        .find(|a| ["DiscreteGpu", "IntegratedGpu", "VirtualGpu"].contains(&a.device_type.as_str()))
+        .or_else(|| reports.iter().find(|a| a.device_type == "Cpu"))
+        .expect("a wgpu adapter (lavapipe on CI)");
+    let out = tempfile::tempdir().unwrap();
+    for name in ["videomae_meanpool", "timesformer", "vivit", "vjepa2"] {
+        let m = fixtures().join("models").join(name);
+        let io = m.join("io.safetensors");
+        let logits = out.path().join(format!("{name}.safetensors"));
+        let run = |device: &str| {
+            Command::new(env!("CARGO_BIN_EXE_vidi"))
+                .args(["forward", "--precision", "f16", "--device", device, "--model"])
+                .arg(&m)
+                .arg("--pixel-values")
+                .arg(&io)
+                .arg("--out")
+                .arg(&logits)
+                .env_remove("VIDI_DEVICE")
+                .output()
+                .expect("run vidi")
+        };
+        let cpu = run("cpu");
+        let err = String::from_utf8_lossy(&cpu.stderr);
+        assert!(!cpu.status.success() && err.contains("--precision f16 is not available"), "{name} on the CPU: {err}");
+        let o = run("gpu");
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !picked.shader_f16 {
+            assert!(!o.status.success(), "{name}: f16 ran on {} without SHADER_F16", picked.name);
+            assert!(err.contains("no SHADER_F16"), "{name}: {err}");
+            continue;
+        }
+        assert!(o.status.success(), "{name}: {err}");
+        let (shape, got) = read_tensor(&logits, "logits");
+        let (_, want) = read_tensor(&io, "logits");
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-2, "{name} in f16 on {}: max |logit diff| {diff}", picked.name);
+        assert_eq!(top1(&got, shape[1]), top1(&want, shape[1]), "{name} in f16: top-1");
+    }
+}
+
+/// `vidi bench train` reports the dataset loader's clips/s (on the workers
+/// asked for, for the model's clips) beside the model's.
+#[test]
+fn bench_train_reports_the_loaders_clips_per_second() {
+    let row =
+        vidi_json(&["bench", "train", "--arch", "tiny", "--steps", "1", "--device", "cpu", "--workers", "1", "--json"]);
+    let loader = &row["loader"];
+    assert_eq!(loader["workers"], 1, "{row}");
+    assert!(loader["clips"].as_u64().unwrap() >= 12, "{row}");
+    assert!(loader["clips_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    assert!(row["clips_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    assert!(vidi::dataset::loader::default_workers() >= 1);
 }
