@@ -4,9 +4,25 @@ mod cli;
 
 use clap::FromArgMatches;
 
+/// Mesa's Vulkan device-select layer asks the Wayland compositor for the
+/// default GPU whenever adapters are listed; with no `XDG_RUNTIME_DIR` (a
+/// terminal over ssh, CI, a service) libwayland prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set in the environment." into the
+/// output of every command that looks for a GPU. There it could not ask
+/// anyway, and vidi orders the adapters itself (a real GPU first), so the
+/// layer is turned off, unless the user steers it (`MESA_VK_DEVICE_SELECT`,
+/// `DRI_PRIME`, `NODEVICE_SELECT`). Runs first, before any thread.
+fn quiet_vulkan_device_select() {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    if !set("XDG_RUNTIME_DIR") && !set("MESA_VK_DEVICE_SELECT") && !set("DRI_PRIME") && !set("NODEVICE_SELECT") {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn main() -> std::process::ExitCode {
     vidi::backend::tune_allocator();
     quiet_output_failures();
+    quiet_vulkan_device_select();
     let args = match cli::Cli::from_arg_matches(&cli::command().get_matches()) {
         Ok(a) => a,
         Err(e) => e.exit(),

@@ -247,3 +247,29 @@ fn resume_refuses_settings_it_would_ignore() {
     assert_eq!(left, vec![std::ffi::OsString::from("config.json")]);
     assert_eq!(std::fs::read_to_string(run.path().join("config.json")).unwrap(), "{}");
 }
+
+/// A command that looks for a GPU prints nothing of the graphics stack's own:
+/// Mesa's Vulkan device-select layer made libwayland print "error:
+/// XDG_RUNTIME_DIR is invalid or not set" twice per lookup where that variable
+/// is unset (ssh, CI, services).
+#[test]
+fn looking_for_a_gpu_prints_no_stray_lines() {
+    let model = crate::fixtures().join("models/videomae_meanpool");
+    let clip = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
+    for device in ["auto", "gpu"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
+            .args(["classify", "--model", model.to_str().unwrap(), clip.to_str().unwrap()])
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("NODEVICE_SELECT")
+            .env("VIDI_DEVICE", device)
+            .output()
+            .expect("run vidi");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{device}: {err}");
+        assert!(!err.contains("XDG_RUNTIME_DIR"), "{device}: {err}");
+        // What is left is vidi's own: where it computes, and the software adapter's warning.
+        for l in err.lines() {
+            assert!(l.starts_with("computing on") || l.starts_with("warning: "), "{device}: stray line {l:?}");
+        }
+    }
+}
