@@ -22,6 +22,18 @@ ARCHS = {
     "timesformer": (lambda: TimesformerForVideoClassification(TimesformerConfig(num_labels=400)), 8),
     "vivit": (lambda: VivitForVideoClassification(VivitConfig(num_labels=400)), 32),
 }
+# VideoPrism-base: 16 x 288 x 288, input `pixel_values_videos`, eager attention (its only
+# non-flash one: the soft-cap).
+SIZE = {"videoprism": 288}
+INPUT = {"videoprism": "pixel_values_videos"}
+
+
+def _videoprism():
+    from transformers import VideoPrismForVideoClassification, VideoPrismVisionConfig
+    return VideoPrismForVideoClassification(VideoPrismVisionConfig(num_labels=400))
+
+
+ARCHS["videoprism"] = (_videoprism, 16)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--arch", choices=list(ARCHS), action="append")
@@ -35,13 +47,15 @@ rows = []
 for name in a.arch or list(ARCHS):
     make, frames = ARCHS[name]
     model = make().eval()
-    x = torch.randn(a.batch, frames, 3, 224, 224)
+    side = SIZE.get(name, 224)
+    x = torch.randn(a.batch, frames, 3, side, side)
+    inputs = {INPUT.get(name, "pixel_values"): x}
     with torch.no_grad():
-        model(pixel_values=x)
+        model(**inputs)
         times = []
         for _ in range(a.runs):
             t = time.perf_counter()
-            model(pixel_values=x)
+            model(**inputs)
             times.append(time.perf_counter() - t)
     rows.append({"arch": name, "input": list(x.shape), "median_s": statistics.median(times),
                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
