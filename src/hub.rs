@@ -572,7 +572,7 @@ mod tests {
 }
 
 /// The files of a model repo vidi needs, in the order tried for weights.
-const MODEL_CONFIG_FILES: [&str; 3] = ["config.json", "preprocessor_config.json", "video_preprocessor_config.json"];
+const MODEL_CONFIG_FILES: [&str; 2] = ["config.json", "preprocessor_config.json"];
 
 /// The reference checkpoints, and what each is.
 pub const REFERENCE_MODELS: [(&str, &str); 4] = [
@@ -814,8 +814,6 @@ fn resolve(
     let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
     // The processor config is optional (defaults apply).
     optional(get(MODEL_CONFIG_FILES[1], &format!("downloading preprocessor_config.json of model {spec}")))?;
-    // transformers 5's video processors (V-JEPA 2, VideoPrism) write their own file.
-    optional(get(MODEL_CONFIG_FILES[2], &format!("downloading video_preprocessor_config.json of model {spec}")))?;
     if optional(get("model.safetensors", &format!("downloading model.safetensors of model {spec}")))?.is_some() {
         return Ok(dir);
     }
