@@ -403,6 +403,12 @@ impl ModelConfig {
     }
 }
 
+/// transformers' `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD` (LlavaOnevisionVideoProcessor's defaults).
+#[allow(clippy::excessive_precision)]
+const OPENAI_CLIP_MEAN: [f32; 3] = [0.48145466, 0.4578275, 0.40821073];
+#[allow(clippy::excessive_precision)]
+const OPENAI_CLIP_STD: [f32; 3] = [0.26862954, 0.26130258, 0.27577711];
+
 /// The most encoder layers a config may state (video transformers have up to 48).
 const MAX_LAYERS: usize = 1024;
 
@@ -559,8 +565,8 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
         p.do_center_crop = false;
         p.crop_size = (288, 288);
         p.do_normalize = false;
-        p.image_mean = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-        p.image_std = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+        p.image_mean = OPENAI_CLIP_MEAN;
+        p.image_std = OPENAI_CLIP_STD;
         p.resample = Resample::Bicubic;
     }
     let b = |k: &str, d: bool| boolean(raw, k).map(|v| v.unwrap_or(d));
