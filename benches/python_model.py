@@ -31,6 +31,19 @@ ARCHS = {
     "timesformer": (lambda attn: TimesformerForVideoClassification(TimesformerConfig(num_labels=400, attn_implementation=attn)), 8),
     "vivit": (lambda attn: VivitForVideoClassification(VivitConfig(num_labels=400, attn_implementation=attn)), 32),
 }
+# VideoPrism-base: 16 x 288 x 288, input `pixel_values_videos`, eager attention (its only
+# non-flash one: the soft-cap).
+SIZE = {"videoprism": 288}
+INPUT = {"videoprism": "pixel_values_videos"}
+
+
+def _videoprism(attn):
+    from transformers import VideoPrismForVideoClassification, VideoPrismVisionConfig
+    # Eager attention whatever --attn says: the soft-cap has no sdpa path.
+    return VideoPrismForVideoClassification(VideoPrismVisionConfig(num_labels=400))
+
+
+ARCHS["videoprism"] = (_videoprism, 16)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--arch", choices=list(ARCHS), action="append")
@@ -64,7 +77,7 @@ if a.config:
     models = [(cfg.model_type, lambda attn: AutoModelForVideoClassification.from_config(cfg, attn_implementation=attn),
                cfg.num_frames, cfg.image_size)]
 else:
-    models = [(n, ARCHS[n][0], ARCHS[n][1], 224) for n in (a.arch or list(ARCHS))]
+    models = [(n, ARCHS[n][0], ARCHS[n][1], SIZE.get(n, 224)) for n in (a.arch or list(ARCHS))]
 
 
 def build(make):
@@ -78,15 +91,16 @@ rows = []
 for name, make, frames, size in models:
     model = build(make).eval().to(dev)
     x = torch.randn(a.batch, frames, 3, size, size, device=dev)
+    inputs = {INPUT.get(name, "pixel_values"): x}
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with torch.no_grad(), autocast():
-        model(pixel_values=x)
+        model(**inputs)
         sync()
         times = []
         for _ in range(a.runs):
             t = time.perf_counter()
-            model(pixel_values=x)
+            model(**inputs)
             sync()
             times.append(time.perf_counter() - t)
     med = statistics.median(times)

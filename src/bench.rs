@@ -268,6 +268,16 @@ pub fn forward_gflop(cfg: &crate::model::ModelConfig, batch: usize) -> f64 {
             let spatial = 2.0 * f * (p + 1.0) * 4.0 * d * d + 2.0 * 2.0 * f * (p + 1.0) * (p + 1.0) * d;
             temporal + spatial + 2.0 * (n + 1.0) * 2.0 * d * m
         }
+        Architecture::VideoPrism => {
+            // Spatial blocks over f frames of p patches, then temporal ones over p
+            // sequences of f frames; `layers` is the spatial count, so this is their total over it.
+            let f = cfg.num_frames as f64;
+            let p = n / f;
+            let spatial = 2.0 * n * (4.0 * d * d + 2.0 * d * m) + 2.0 * 2.0 * f * p * p * d;
+            let temporal = 2.0 * n * (4.0 * d * d + 2.0 * d * m) + 2.0 * 2.0 * p * f * f * d;
+            let (s, t) = (cfg.num_hidden_layers as f64, cfg.num_temporal_layers as f64);
+            (s * spatial + t * temporal) / layers.max(1.0)
+        }
     };
     batch as f64 * (embed + layers * per_layer) / 1e9
 }

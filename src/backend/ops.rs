@@ -468,16 +468,72 @@ pub fn rope_self_attention(
 /// # Shapes
 /// q: `[batch, queries, heads * dh]`, k, v: `[batch, tokens, heads * dh]` -> `[batch, queries, heads * dh]`
 pub fn cross_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, drop: Option<(f64, u64)>) -> Tensor<3> {
+    let dh = q.dims()[2] / heads;
+    scaled_cross_attention(q, k, v, heads, 1.0 / (dh as f64).sqrt(), drop)
+}
+
+/// [`cross_attention`] with the scores scaled by `scale` instead of `1 / sqrt(dh)`
+/// (VideoPrism's pooling head scales its query itself and passes 1).
+///
+/// # Shapes
+/// q: `[batch, queries, heads * dh]`, k, v: `[batch, tokens, heads * dh]` -> `[batch, queries, heads * dh]`
+pub fn scaled_cross_attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    heads: usize,
+    scale: f64,
+    drop: Option<(f64, u64)>,
+) -> Tensor<3> {
     let ([b, m, d], n) = (q.dims(), k.dims()[1]);
     let dh = d / heads;
     let q = q.reshape([b, m, heads, dh]).swap_dims(1, 2);
     let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
-    let scores = q.matmul(split(k).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let scores = q.matmul(split(k).swap_dims(2, 3));
+    let scores = if scale == 1.0 { scores } else { scores.mul_scalar(scale) };
     let mut probs = activation::softmax(scores, 3);
     if let Some((p, seed)) = drop {
         probs = dropout(probs, p, seed, 1);
     }
     probs.matmul(split(v)).swap_dims(1, 2).reshape([b, m, d])
+}
+
+/// Self-attention over each batch entry's tokens with soft-capped logits
+/// (VideoPrism): `softmax(cap * tanh(q k^T / sqrt(dh) / cap)) v` per head
+/// (`cap` 0: no cap), its output projection `o`, and `residual` added; in
+/// training [`AttentionDrop`]'s dropout of the probabilities and of `o`'s
+/// output (no drop-path). By Burn's tensor operations on every route, the
+/// scores materialised (the cap sits between the product and the softmax,
+/// where vidi's fused kernels have no step).
+///
+/// # Shapes
+/// x, residual: `[batch, tokens, hidden]` -> `[batch, tokens, hidden]`
+pub fn capped_self_attention(
+    x: Tensor<3>,
+    [q, k, v, o]: [&Linear; 4],
+    heads: usize,
+    cap: f64,
+    residual: Tensor<3>,
+    drop: Option<AttentionDrop>,
+) -> Tensor<3> {
+    let drop = drop.filter(AttentionDrop::active);
+    pace(&x.device());
+    let [b, n, _] = x.dims();
+    let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+    let d = qx.dims()[2];
+    let dh = d / heads;
+    let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
+    let scores = split(qx).matmul(split(kx).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let scores = if cap > 0.0 { scores.div_scalar(cap).tanh().mul_scalar(cap) } else { scores };
+    let mut probs = activation::softmax(scores, 3);
+    if let Some(dr) = drop.filter(|d| d.probs > 0.0) {
+        probs = dropout(probs, dr.probs, mix(dr.seed, 1), 1);
+    }
+    let ctx = probs.matmul(split(vx)).swap_dims(1, 2).reshape([b, n, d]);
+    match drop {
+        None => linear_add(o, ctx, residual, 0),
+        Some(dr) => residual + dropout(linear(o, ctx), dr.hidden, mix(dr.seed, 2), 1),
+    }
 }
 
 /// `attend` over the sequences of `groups`: `x`'s tokens gathered into

@@ -101,7 +101,7 @@ pub struct BenchDecodeArgs {
 /// `vidi bench train`.
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
-    /// videomae, timesformer, vivit (base size, 400 labels) or tiny (the demo's model).
+    /// videomae, timesformer, vivit, vjepa2, videoprism (base size, 400 labels) or tiny (the demo's model).
     #[arg(long, default_value = "videomae", conflicts_with = "model")]
     pub arch: String,
     /// A model folder: a config.json alone (random weights) or a whole checkpoint.
@@ -190,14 +190,20 @@ pub fn bench_model(a: BenchModelArgs) -> Result<()> {
 }
 
 pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let model = match (&a.model, a.arch.as_str(), Architecture::from_model_type(&a.arch)) {
+    // The --arch names of `bench model` (`videoprism`), or a model_type.
+    let arch = <Architecture as clap::ValueEnum>::from_str(&a.arch, false)
+        .ok()
+        .or_else(|| Architecture::from_model_type(&a.arch));
+    let model = match (&a.model, a.arch.as_str(), arch) {
         (Some(dir), _, _) => BenchModel::Dir(dir.clone()),
         (None, _, Some(arch)) => BenchModel::base(arch),
         (None, "tiny", None) => {
             let labels: Vec<String> = vidi::demo::MOTIONS.iter().map(|s| s.to_string()).collect();
             BenchModel::Config { name: "tiny".into(), config: vidi::demo::tiny_videomae_config(&labels) }
         }
-        (None, other, None) => bail!("--arch '{other}' is not videomae, timesformer, vivit or tiny"),
+        (None, other, None) => {
+            bail!("--arch '{other}' is not videomae, timesformer, vivit, vjepa2, videoprism or tiny")
+        }
     };
     let compute = compute(a.device)?;
     let loader = vidi::bench::LoaderSpec { workers: a.workers, videos: a.videos.clone() };

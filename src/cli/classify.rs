@@ -88,7 +88,8 @@ pub struct ForwardArgs {
     /// safetensors file with an f32 tensor `pixel_values` (B, T, C, H, W).
     #[arg(long)]
     pub pixel_values: PathBuf,
-    /// Where to write `logits` (B, num_labels).
+    /// Where to write `logits` (B, num_labels), for every architecture (transformers'
+    /// VideoPrism gives (B, 1, num_labels): the same values).
     #[arg(long)]
     pub out: PathBuf,
 }

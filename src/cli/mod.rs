@@ -20,7 +20,7 @@ use bench::BenchCommand;
 use dataset::DatasetCommand;
 use download::DownloadCommand;
 
-/// Fine-tune and run video classifiers (VideoMAE, TimeSformer, ViViT) on your own videos.
+/// Fine-tune and run video classifiers (VideoMAE, TimeSformer, ViViT, V-JEPA 2, VideoPrism) on your own videos.
 ///
 /// With no subcommand vidi opens the desktop app; video files given on the command
 /// line are queued on its Classify tab, a folder opens on its Dataset tab.

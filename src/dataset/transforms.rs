@@ -391,6 +391,93 @@ impl Coeffs {
     }
 }
 
+/// Separable bicubic weights for one axis as PyTorch's antialiased
+/// `interpolate(mode="bicubic", antialias=True)` computes them (PIL's
+/// scheme: cubic kernel with a = -0.5, support 2, widened by the scale when
+/// downscaling).
+fn cubic_coeffs(in_size: usize, out_size: usize) -> Coeffs {
+    fn cubic(x: f64) -> f64 {
+        let (a, x) = (-0.5, x.abs());
+        if x < 1.0 {
+            ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+        } else if x < 2.0 {
+            (((x - 5.0) * x + 8.0) * x - 4.0) * a
+        } else {
+            0.0
+        }
+    }
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 2.0 * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0f64; out_size * ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(xmin as i64) as usize;
+        let n = (xmax - xmin).min(ksize);
+        let k = &mut weights[xx * ksize..xx * ksize + ksize];
+        let mut ww = 0.0;
+        for x in 0..n {
+            let w = cubic(((x + xmin) as f64 - center + 0.5) / filterscale);
+            k[x] = w;
+            ww += w;
+        }
+        if ww != 0.0 {
+            for v in k.iter_mut().take(n) {
+                *v /= ww;
+            }
+        }
+        bounds.push((xmin, n));
+    }
+    Coeffs { ksize, bounds, weights }
+}
+
+/// torchvision `resize(BICUBIC, antialias=True)` of an RGB24 picture to
+/// `nw x nh`, as PyTorch's 8-bit antialiased kernel computes it: the
+/// horizontal pass then the vertical one, each in fixed point (the weights
+/// scaled by the largest power of two that keeps the largest in 15 bits,
+/// rounded half away from zero), rounded and clamped to 8 bits after each.
+pub fn tv_resize_bicubic(src: &RgbFrame, nw: usize, nh: usize) -> RgbFrame {
+    fn fixed(c: &Coeffs) -> (Vec<i64>, u32) {
+        let wmax = c.weights.iter().cloned().fold(0.0, f64::max);
+        let mut p = 0u32;
+        while p < 22 && ((0.5 + wmax * (1u64 << (p + 1)) as f64) as i64) < (1 << 15) {
+            p += 1;
+        }
+        let scale = (1u64 << p) as f64;
+        let w = c.weights.iter().map(|w| if *w < 0.0 { (w * scale - 0.5) as i64 } else { (w * scale + 0.5) as i64 });
+        (w.collect(), p)
+    }
+    let pass = |c: &Coeffs, i: usize, px: &dyn Fn(usize) -> i64, (w, p): &(Vec<i64>, u32)| -> u8 {
+        let (lo, n) = c.bounds[i];
+        let taps = &w[i * c.ksize..i * c.ksize + n];
+        let acc = taps.iter().enumerate().fold(1i64 << (p - 1), |a, (k, wt)| a + wt * px(lo + k));
+        (acc >> p).clamp(0, 255) as u8
+    };
+    let (w, h) = (src.width as usize, src.height as usize);
+    let (hx, vy) = (cubic_coeffs(w, nw), cubic_coeffs(h, nh));
+    let (fx, fy) = (fixed(&hx), fixed(&vy));
+    let mut tmp = vec![0u8; h * nw * 3];
+    for y in 0..h {
+        for x in 0..nw {
+            for c in 0..3 {
+                tmp[(y * nw + x) * 3 + c] = pass(&hx, x, &|i| src.data[(y * w + i) * 3 + c] as i64, &fx);
+            }
+        }
+    }
+    let mut data = vec![0u8; nh * nw * 3];
+    for y in 0..nh {
+        for x in 0..nw {
+            for c in 0..3 {
+                data[(y * nw + x) * 3 + c] = pass(&vy, y, &|i| tmp[(i * nw + x) * 3 + c] as i64, &fy);
+            }
+        }
+    }
+    RgbFrame { width: nw as u32, height: nh as u32, data, time_secs: src.time_secs }
+}
+
 /// PIL `Image.resize(size, BILINEAR)` on an RGB24 picture: horizontal pass,
 /// then vertical, each rounded to uint8 in 22-bit fixed point, exactly as
 /// Pillow's `ImagingResample` does. This is the resize step of the
@@ -535,6 +622,20 @@ pub struct ImageProcessor {
     pub image_mean: [f32; 3],
     /// Per-channel standard deviation.
     pub image_std: [f32; 3],
+    /// The resize filter (`resample`).
+    #[serde(default)]
+    pub resample: Resample,
+}
+
+/// The resize filter of a processor (`resample`, PIL's numbering).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resample {
+    /// 2: bilinear, as PIL resizes 8-bit pictures (the image processors).
+    #[default]
+    Bilinear,
+    /// 3: bicubic with antialiasing in float, rounded back to 8 bits, as
+    /// torchvision's `resize` does it (transformers 5's video processors).
+    Bicubic,
 }
 
 impl Default for ImageProcessor {
@@ -551,6 +652,7 @@ impl Default for ImageProcessor {
             do_normalize: true,
             image_mean: [0.485, 0.456, 0.406],
             image_std: [0.229, 0.224, 0.225],
+            resample: Resample::Bilinear,
         }
     }
 }
@@ -579,6 +681,11 @@ impl ImageProcessor {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let one = |(f, &(nw, nh)): (&RgbFrame, &(usize, usize))| -> RgbFrame {
+            if self.resample == Resample::Bicubic {
+                let same = nw == f.width as usize && nh == f.height as usize;
+                let r = if same { f.clone() } else { tv_resize_bicubic(f, nw, nh) };
+                return if self.do_center_crop { hf_center_crop(&r, self.crop_size.0, self.crop_size.1) } else { r };
+            }
             if self.do_center_crop {
                 // transformers' center_crop: offsets (dim - crop) // 2, zero padding outside.
                 let (ch, cw) = (self.crop_size.0 as i64, self.crop_size.1 as i64);

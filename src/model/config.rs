@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::ModelError;
-use crate::dataset::transforms::{ImageProcessor, ProcessorSize};
+use crate::dataset::transforms::{ImageProcessor, ProcessorSize, Resample};
 
 /// Which architecture a checkpoint is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -23,12 +23,21 @@ pub enum Architecture {
     /// V-JEPA 2 (ViT-L, 16 x 256 x 256 for the SSv2 classifier): 3-D RoPE encoder, attentive pooler.
     #[value(name = "vjepa2")]
     Vjepa2,
+    /// VideoPrism (base: 16 x 288 x 288): factorised spatial + temporal encoder, attention-pooling head;
+    /// logits (batch, labels), where transformers gives (batch, 1, labels).
+    #[value(name = "videoprism")]
+    VideoPrism,
 }
 
 impl Architecture {
     /// Every architecture vidi has.
-    pub const ALL: [Architecture; 4] =
-        [Architecture::VideoMae, Architecture::Timesformer, Architecture::Vivit, Architecture::Vjepa2];
+    pub const ALL: [Architecture; 5] = [
+        Architecture::VideoMae,
+        Architecture::Timesformer,
+        Architecture::Vivit,
+        Architecture::Vjepa2,
+        Architecture::VideoPrism,
+    ];
 
     /// The architecture of a `model_type` string (`config.json`, `--arch`).
     pub fn from_model_type(model_type: &str) -> Option<Architecture> {
@@ -42,6 +51,7 @@ impl Architecture {
             Architecture::Timesformer => "timesformer",
             Architecture::Vivit => "vivit",
             Architecture::Vjepa2 => "vjepa2",
+            Architecture::VideoPrism => "videoprism_vision_model",
         }
     }
 
@@ -52,6 +62,7 @@ impl Architecture {
             Architecture::Timesformer => "TimeSformer",
             Architecture::Vivit => "ViViT",
             Architecture::Vjepa2 => "V-JEPA 2",
+            Architecture::VideoPrism => "VideoPrism",
         }
     }
 
@@ -62,6 +73,7 @@ impl Architecture {
             Architecture::Timesformer => "TimesformerForVideoClassification",
             Architecture::Vivit => "VivitForVideoClassification",
             Architecture::Vjepa2 => "VJEPA2ForVideoClassification",
+            Architecture::VideoPrism => "VideoPrismForVideoClassification",
         }
     }
 }
@@ -113,6 +125,11 @@ pub struct ModelConfig {
     pub num_pooler_layers: usize,
     /// V-JEPA 2: the pooler's attention dropout (`attention_dropout`; training only).
     pub pooler_attention_dropout: f64,
+    /// VideoPrism: blocks over each patch position's frames (`num_temporal_layers`;
+    /// `num_hidden_layers` holds `num_spatial_layers`).
+    pub num_temporal_layers: usize,
+    /// VideoPrism: `attn_logit_softcapping` of the encoder's attention (0: none).
+    pub attn_logit_softcapping: f64,
     /// Class names by index (`id2label`).
     pub labels: Vec<String>,
     /// The whole `config.json`, to write back on export with only the labels changed.
@@ -150,7 +167,15 @@ impl ModelConfig {
         }
         let model_type = string(&raw, "model_type")?.unwrap_or_default();
         let Some(arch) = Architecture::from_model_type(model_type) else {
-            return Err(format!("model_type '{model_type}' is not VideoMAE, TimeSformer, ViViT or V-JEPA 2"));
+            if model_type == "videoprism" {
+                return Err("model_type 'videoprism' is VideoPrism's video-text model (VideoPrismClipModel): vidi \
+                            takes its vision model, model_type 'videoprism_vision_model'"
+                    .into());
+            }
+            return Err(format!(
+                "model_type '{model_type}' is not VideoMAE, TimeSformer, ViViT, V-JEPA 2 or VideoPrism \
+                 (videoprism_vision_model)"
+            ));
         };
         let int = |k: &str, d: usize| uint(&raw, k, d);
         let (frames, tubelet, patch, eps, act) = match arch {
@@ -173,7 +198,29 @@ impl ModelConfig {
                 (32, tt, th, 1e-6, "gelu_fast")
             }
             Architecture::Vjepa2 => (64, int("tubelet_size", 2)?, int("patch_size", 16)?, 1e-6, "gelu"),
+            // Per-frame patches: tubelet_size [1, p, p]; the layers need 1 frame per tubelet.
+            Architecture::VideoPrism => {
+                let t = match field(&raw, "tubelet_size") {
+                    None => Some(vec![1, 18, 18]),
+                    Some(Value::Array(a)) => a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>(),
+                    Some(v) => return Err(wrong_type("tubelet_size", "[1, p, p]", v)),
+                };
+                let p = match t.as_deref() {
+                    Some([1, h, w]) if h == w => *h as usize,
+                    Some([1, h, w]) => {
+                        return Err(format!("tubelet_size: non-square patches ({h}x{w}) are not supported"))
+                    }
+                    Some([t, _, _]) => {
+                        return Err(format!(
+                        "tubelet_size [{t}, ..]: VideoPrism's layers take one frame per patch (tubelet_size [1, p, p])"
+                    ))
+                    }
+                    _ => return Err("tubelet_size must be [1, p, p], three whole numbers".into()),
+                };
+                (16, 1, p, 1e-6, "gelu_python")
+            }
         };
+        let videoprism = arch == Architecture::VideoPrism;
         // V-JEPA 2 names its sizes differently: crop_size, frames_per_clip, in_chans, mlp_ratio.
         let vjepa2 = arch == Architecture::Vjepa2;
         let (k_image, k_frames, k_channels, image) = if vjepa2 {
@@ -182,6 +229,35 @@ impl ModelConfig {
             ("image_size", "num_frames", "num_channels", 224)
         };
         let (hidden, layers, heads) = if vjepa2 { (1024, 24, 16) } else { (768, 12, 12) };
+        // VideoPrism's image_size may be [height, width]; its layers: num_spatial_layers + num_temporal_layers.
+        let image = if videoprism { 288 } else { image };
+        let image_size = match field(&raw, k_image) {
+            Some(Value::Array(a)) if videoprism => match a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>() {
+                Some(v) if v.len() == 2 && v[0] == v[1] => v[0] as usize,
+                Some(v) if v.len() == 2 => {
+                    return Err(format!("image_size {}x{}: non-square inputs are not supported", v[0], v[1]))
+                }
+                _ => return Err(wrong_type(k_image, "a whole number or [height, width]", &Value::Array(a.clone()))),
+            },
+            _ => int(k_image, image)?,
+        };
+        let k_layers = if videoprism { "num_spatial_layers" } else { "num_hidden_layers" };
+        let num_temporal_layers = if videoprism { int("num_temporal_layers", 4)? } else { 0 };
+        let attn_logit_softcapping = if videoprism {
+            // transformers passes it to the attention as `softcap` (None: no cap).
+            let cap = match raw.get("attn_logit_softcapping") {
+                None => 50.0,
+                Some(Value::Null) => 0.0,
+                Some(v) => v.as_f64().ok_or_else(|| wrong_type("attn_logit_softcapping", "a number or null", v))?,
+            };
+            let null = raw.get("attn_logit_softcapping").is_some_and(Value::is_null);
+            if !(cap.is_finite() && (cap > 0.0 || null)) {
+                return Err(format!("attn_logit_softcapping must be a number above 0 (or null for none), got {cap}"));
+            }
+            cap
+        } else {
+            0.0
+        };
         let hidden_size = int("hidden_size", hidden)?;
         let intermediate_size = if vjepa2 {
             let ratio = number(&raw, "mlp_ratio")?.unwrap_or(4.0);
@@ -231,13 +307,13 @@ impl ModelConfig {
         let labels = labels_of(&raw)?;
         let cfg = ModelConfig {
             arch,
-            image_size: int(k_image, image)?,
+            image_size,
             patch_size: patch,
             num_channels: int(k_channels, 3)?,
             num_frames: int(k_frames, frames)?,
             tubelet_size: tubelet,
             hidden_size,
-            num_hidden_layers: int("num_hidden_layers", layers)?,
+            num_hidden_layers: int(k_layers, layers)?,
             num_attention_heads: int("num_attention_heads", heads)?,
             intermediate_size,
             hidden_act,
@@ -250,6 +326,8 @@ impl ModelConfig {
             use_mean_pooling: boolean(&raw, "use_mean_pooling")?.unwrap_or(true),
             num_pooler_layers: if vjepa2 { int("num_pooler_layers", 3)? } else { 0 },
             pooler_attention_dropout,
+            num_temporal_layers,
+            attn_logit_softcapping,
             labels,
             raw,
         };
@@ -288,6 +366,9 @@ impl ModelConfig {
         }
         // What is built from the config before any weight is checked (the list of
         // layers, VideoMAE's position table) must stay small whatever the file says.
+        if cfg.num_temporal_layers > MAX_LAYERS {
+            return Err(format!("num_temporal_layers {} is more than {MAX_LAYERS}", cfg.num_temporal_layers));
+        }
         if cfg.num_hidden_layers > MAX_LAYERS {
             return Err(format!("num_hidden_layers {} is more than {MAX_LAYERS}", cfg.num_hidden_layers));
         }
@@ -321,6 +402,12 @@ impl ModelConfig {
         v
     }
 }
+
+/// transformers' `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD` (LlavaOnevisionVideoProcessor's defaults).
+#[allow(clippy::excessive_precision)]
+const OPENAI_CLIP_MEAN: [f32; 3] = [0.48145466, 0.4578275, 0.40821073];
+#[allow(clippy::excessive_precision)]
+const OPENAI_CLIP_STD: [f32; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 /// The most encoder layers a config may state (video transformers have up to 48).
 const MAX_LAYERS: usize = 1024;
@@ -431,7 +518,8 @@ pub fn states_labels(raw: &Value) -> bool {
 /// V-JEPA 2 the `video_preprocessor_config.json` transformers 5 writes (the other name where only it is there).
 pub fn processor_file(dir: &Path, arch: Architecture) -> std::path::PathBuf {
     let video = dir.join("video_preprocessor_config.json");
-    if arch == Architecture::Vjepa2 && (video.exists() || !dir.join("preprocessor_config.json").exists()) {
+    let video_first = matches!(arch, Architecture::Vjepa2 | Architecture::VideoPrism);
+    if video_first && (video.exists() || !dir.join("preprocessor_config.json").exists()) {
         video
     } else {
         dir.join("preprocessor_config.json")
@@ -468,6 +556,18 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
     if arch == Architecture::Vjepa2 {
         // VJEPA2VideoProcessor: crop 256, ImageNet mean/std (the defaults), bilinear.
         p.crop_size = (256, 256);
+    }
+    if arch == Architecture::VideoPrism {
+        // transformers 5 pairs VideoPrism with LlavaOnevisionVideoProcessor, used with
+        // VideoPrismProcessor's video defaults: resize to 288 x 288 (bicubic), no crop,
+        // 1/255, no normalisation (OpenAI CLIP mean/std when a file turns it on).
+        p.size = ProcessorSize::HeightWidth { height: 288, width: 288 };
+        p.do_center_crop = false;
+        p.crop_size = (288, 288);
+        p.do_normalize = false;
+        p.image_mean = OPENAI_CLIP_MEAN;
+        p.image_std = OPENAI_CLIP_STD;
+        p.resample = Resample::Bicubic;
     }
     let b = |k: &str, d: bool| boolean(raw, k).map(|v| v.unwrap_or(d));
     p.do_resize = b("do_resize", p.do_resize)?;
@@ -527,8 +627,13 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
     }
     match field(raw, "resample") {
         None => {}
-        Some(v) if v.as_u64() == Some(2) => {}
-        Some(v) => return Err(format!("resample {v} is not supported (2, bilinear, is what the checkpoints use)")),
+        Some(v) if v.as_u64() == Some(2) => p.resample = Resample::Bilinear,
+        // Bicubic is the video processors' (torchvision) filter: VideoPrism's.
+        Some(v) if v.as_u64() == Some(3) && arch == Architecture::VideoPrism => p.resample = Resample::Bicubic,
+        Some(v) => {
+            let which = if arch == Architecture::VideoPrism { "2 (bilinear) or 3 (bicubic)" } else { "2 (bilinear)" };
+            return Err(format!("resample {v} is not supported ({which}, what the checkpoints use)"));
+        }
     }
     Ok(p)
 }

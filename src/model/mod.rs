@@ -16,6 +16,7 @@ pub mod config;
 pub mod layers;
 pub mod timesformer;
 pub mod videomae;
+pub mod videoprism;
 pub mod vivit;
 pub mod vjepa2;
 pub mod weights;
@@ -31,7 +32,7 @@ use weights::TensorMap;
 
 use crate::backend::{to_device, to_host, HostTensor};
 
-use crate::dataset::transforms::{ImageProcessor, ProcessorSize};
+use crate::dataset::transforms::{ImageProcessor, ProcessorSize, Resample};
 
 /// What went wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +161,8 @@ pub enum Net {
     Vivit(vivit::Vivit),
     /// V-JEPA 2.
     Vjepa2(vjepa2::Vjepa2),
+    /// VideoPrism.
+    VideoPrism(videoprism::VideoPrism),
 }
 
 impl Net {
@@ -170,6 +173,7 @@ impl Net {
             Architecture::Timesformer => Net::Timesformer(timesformer::Timesformer::empty(config)),
             Architecture::Vivit => Net::Vivit(vivit::Vivit::empty(config)),
             Architecture::Vjepa2 => Net::Vjepa2(vjepa2::Vjepa2::empty(config)),
+            Architecture::VideoPrism => Net::VideoPrism(videoprism::VideoPrism::empty(config)),
         };
         net.walk(config, &mut checkpoint::Load { weights: w, head, device })?;
         Ok(net)
@@ -182,6 +186,7 @@ impl Net {
             Net::Timesformer(m) => m.walk(config, w),
             Net::Vivit(m) => m.walk(config, w),
             Net::Vjepa2(m) => m.walk(config, w),
+            Net::VideoPrism(m) => m.walk(config, w),
         }
     }
 }
@@ -234,6 +239,10 @@ impl VideoModel {
         let mut config = ModelConfig::from_dir(dir)?;
         let processor = config::read_processor(dir, config.arch)?;
         let mut w = weights::read_checkpoint(dir)?;
+        if config.arch == Architecture::VideoPrism {
+            // The vision model's own checkpoints name the encoder without the classifier's prefix.
+            w.add_prefix_if_missing(videoprism::keys::PREFIX, videoprism::keys::NORM1);
+        }
         let mut report = LoadReport { source: w.source.clone(), ..Default::default() };
 
         let config_path = dir.join("config.json");
@@ -300,6 +309,14 @@ impl VideoModel {
             }
         }
 
+        // A checkpoint of the vision model alone (the published ones) gets a new pooling head.
+        if config.arch == Architecture::VideoPrism && !w.contains("head.pooling_attention_query") {
+            let new = videoprism::new_head(&config, opts.seed);
+            report.newly_initialized.extend(new.keys().filter(|k| !w.contains(k)).cloned());
+            w.insert_missing(new);
+            report.newly_initialized.sort();
+        }
+
         let net = Net::build(&config, &mut w, &head, device)?;
         let unused = w.unused();
         check_no_extra_layers(&config, &unused, &w.source, &config_path)?;
@@ -327,6 +344,9 @@ impl VideoModel {
         device: &Device,
     ) -> Result<VideoModel, ModelError> {
         let mut w = TensorMap::synthetic(seed);
+        if config.arch == Architecture::VideoPrism {
+            w.insert_missing(videoprism::identity_norms(&config));
+        }
         let head = Head::Checkpoint { labels: config.labels.len().max(1) };
         let net = Net::build(&config, &mut w, &head, device)?;
         let labels = config.labels.clone();
@@ -375,6 +395,7 @@ impl VideoModel {
             Net::Timesformer(m) => m.forward(pixel_values, seed),
             Net::Vivit(m) => m.forward(pixel_values, seed),
             Net::Vjepa2(m) => m.forward(pixel_values, seed),
+            Net::VideoPrism(m) => m.forward(pixel_values, seed),
         })
     }
 
@@ -426,8 +447,8 @@ impl VideoModel {
         crate::util::write_atomic(&path, config.as_bytes()).map_err(|source| ModelError::Io { path, source })?;
         let processor =
             serde_json::to_string_pretty(&processor_json(&self.processor, self.config.arch)).unwrap_or_default();
-        // V-JEPA 2's processor file is transformers 5's video_preprocessor_config.json.
-        let path = if self.config.arch == Architecture::Vjepa2 {
+        // V-JEPA 2's and VideoPrism's processor file is transformers 5's video_preprocessor_config.json.
+        let path = if matches!(self.config.arch, Architecture::Vjepa2 | Architecture::VideoPrism) {
             dir.join("video_preprocessor_config.json")
         } else {
             dir.join("preprocessor_config.json")
@@ -459,6 +480,7 @@ fn layer_key(arch: Architecture, i: usize) -> String {
         Architecture::Timesformer => timesformer::keys::layer(i),
         Architecture::Vivit => vivit::keys::layer(i),
         Architecture::Vjepa2 => vjepa2::keys::layer(i),
+        Architecture::VideoPrism => videoprism::keys::spatial_layer(i),
     }
 }
 
@@ -511,13 +533,17 @@ pub fn processor_json(p: &ImageProcessor, arch: Architecture) -> serde_json::Val
     let class = match arch {
         Architecture::Vivit => "VivitImageProcessor",
         Architecture::Vjepa2 => "VJEPA2VideoProcessor",
+        Architecture::VideoPrism => "LlavaOnevisionVideoProcessor",
         _ => "VideoMAEImageProcessor",
     };
     let mut v = serde_json::json!({
         "image_processor_type": class,
         "do_resize": p.do_resize,
         "size": size,
-        "resample": 2,
+        "resample": match p.resample {
+            Resample::Bilinear => 2,
+            Resample::Bicubic => 3,
+        },
         "do_center_crop": p.do_center_crop,
         "crop_size": { "height": p.crop_size.0, "width": p.crop_size.1 },
         "do_rescale": p.do_rescale,
@@ -529,7 +555,7 @@ pub fn processor_json(p: &ImageProcessor, arch: Architecture) -> serde_json::Val
     if arch == Architecture::Vivit {
         v["offset"] = serde_json::json!(p.offset);
     }
-    if arch == Architecture::Vjepa2 {
+    if matches!(arch, Architecture::Vjepa2 | Architecture::VideoPrism) {
         if let Some(o) = v.as_object_mut() {
             o.remove("image_processor_type");
         }

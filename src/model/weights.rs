@@ -96,6 +96,19 @@ impl TensorMap {
         }
     }
 
+    /// Puts `prefix` in front of every key when `probe` (a key under the
+    /// prefix) is absent and `probe` without the prefix is there: a base
+    /// model's checkpoint read into a classifier that holds it under `prefix`.
+    pub fn add_prefix_if_missing(&mut self, prefix: &str, probe: &str) {
+        let bare = probe.strip_prefix(prefix).map(|b| format!("{b}.weight"));
+        let has_bare = bare.is_some_and(|b| self.tensors.contains_key(&b));
+        if self.tensors.contains_key(&format!("{probe}.weight")) || !has_bare {
+            return;
+        }
+        let tensors = std::mem::take(&mut self.tensors);
+        self.tensors = tensors.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)).collect();
+    }
+
     /// Shape of a key, if present.
     pub fn shape(&self, key: &str) -> Option<&[usize]> {
         self.tensors.get(key).map(|t| t.shape.as_slice())

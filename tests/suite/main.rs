@@ -19,6 +19,7 @@ mod sources;
 mod train;
 mod transforms;
 mod video;
+mod videoprism;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

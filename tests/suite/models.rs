@@ -223,6 +223,7 @@ fn gradients_match_finite_differences() {
             Net::Timesformer(m) => m.classifier.bias.as_ref().unwrap().val(),
             Net::Vivit(m) => m.classifier.bias.as_ref().unwrap().val(),
             Net::Vjepa2(m) => m.classifier.bias.as_ref().unwrap().val(),
+            Net::VideoPrism(m) => m.classifier.bias.as_ref().unwrap().val(),
         };
         let gb: Vec<f32> = bias
             .grad(&grads)

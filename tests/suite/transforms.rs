@@ -167,6 +167,7 @@ fn pixel_transforms_match_within_one_level() {
                     do_normalize: p["do_normalize"].as_bool().unwrap(),
                     image_mean: f3(&p["image_mean"]),
                     image_std: f3(&p["image_std"]),
+                    ..Default::default()
                 };
                 let out = proc.apply(&frames).unwrap();
                 let min_std = proc.image_std.iter().cloned().fold(f32::MAX, f32::min);

@@ -119,6 +119,19 @@ fn config_invariants(c: &ModelConfig) -> Result<(), String> {
             sizes.extend([("patch_size", c.patch_size), ("tubelet_size", c.tubelet_size)])
         }
         Architecture::Timesformer => sizes.push(("patch_size", c.patch_size)),
+        Architecture::VideoPrism => {
+            // Its depth is num_spatial_layers (+ num_temporal_layers); tubelet_size is [1, p, p].
+            sizes.retain(|(k, _)| *k != "num_hidden_layers");
+            sizes.push(("num_spatial_layers", c.num_hidden_layers));
+            if given("image_size").is_some_and(Value::is_array) {
+                sizes.retain(|(k, _)| *k != "image_size");
+            }
+            if let Some(t) = given("tubelet_size") {
+                if t[0].as_u64() != Some(1) || t[1].as_u64() != Some(c.patch_size as u64) {
+                    return Err(format!("tubelet_size {t} read as 1 x {}", c.patch_size));
+                }
+            }
+        }
     }
     for (k, got) in sizes {
         if let Some(v) = given(k) {
