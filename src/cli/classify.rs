@@ -91,6 +91,10 @@ pub struct ForwardArgs {
     /// Where to write `logits` (B, num_labels).
     #[arg(long)]
     pub out: PathBuf,
+    /// Take clips of another frame count or picture size than the config's, as
+    /// transformers' `interpolate_pos_encoding` (refused where transformers cannot).
+    #[arg(long)]
+    pub interpolate_pos_encoding: bool,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
@@ -410,7 +414,7 @@ pub fn forward(a: ForwardArgs) -> Result<()> {
     let Some(pixels) = tensors.get("pixel_values") else {
         bail!("{}: no tensor named pixel_values", a.pixel_values.display());
     };
-    let logits = model.forward_host(pixels.clone())?;
+    let logits = model.forward_host_with(pixels.clone(), a.interpolate_pos_encoding)?;
     let mut out = std::collections::BTreeMap::new();
     out.insert("logits".to_string(), logits);
     vidi::model::weights::write_safetensors(&a.out, &out)?;
