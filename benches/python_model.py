@@ -4,6 +4,7 @@ reference for `vidi bench model`. Random weights, eval, no_grad.
     /work/pyref/bin/python benches/python_model.py --threads 2 --runs 3 [--arch videomae] [--json]
     python benches/python_model.py --device cuda --dtype bf16 --batch 8 --arch videomae --json
     python benches/python_model.py --config tests/fixtures/models/videomae_meanpool --batch 2
+    /work/pyref/bin/python benches/python_model.py --threads 2 --runs 3 --arch vjepa2   # ViT-L, 16x256x256
 
 --device cuda times on the GPU (synchronised), --dtype bf16 runs under
 torch.autocast(bfloat16) (fp32 weights), --attn picks transformers' attention
@@ -33,8 +34,8 @@ ARCHS = {
 }
 # VideoPrism-base: 16 x 288 x 288, input `pixel_values_videos`, eager attention (its only
 # non-flash one: the soft-cap).
-SIZE = {"videoprism": 288}
-INPUT = {"videoprism": "pixel_values_videos"}
+SIZE = {"videoprism": 288, "vjepa2": 256}
+INPUT = {"videoprism": "pixel_values_videos", "vjepa2": "pixel_values_videos"}
 
 
 def _videoprism(attn):
@@ -44,6 +45,16 @@ def _videoprism(attn):
 
 
 ARCHS["videoprism"] = (_videoprism, 16)
+
+
+def _vjepa2(attn):
+    from transformers import VJEPA2Config, VJEPA2ForVideoClassification
+    # ViT-L at the size of facebook/vjepa2-vitl-fpc16-256-ssv2 (16 frames of 256x256); --frames changes it.
+    return VJEPA2ForVideoClassification(VJEPA2Config(num_labels=400, frames_per_clip=a.frames or 16,
+                                                     attn_implementation=attn))
+
+
+ARCHS["vjepa2"] = (_vjepa2, 16)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--arch", choices=list(ARCHS), action="append")
@@ -56,6 +67,7 @@ ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16:
 ap.add_argument("--attn", choices=["eager", "sdpa"], default="sdpa",
                 help="sdpa falls back to eager for a model transformers has no sdpa for (TimeSformer)")
 ap.add_argument("--json", action="store_true")
+ap.add_argument("--frames", type=int, help="frames per clip (vjepa2 only; default 16)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
@@ -77,7 +89,8 @@ if a.config:
     models = [(cfg.model_type, lambda attn: AutoModelForVideoClassification.from_config(cfg, attn_implementation=attn),
                cfg.num_frames, cfg.image_size)]
 else:
-    models = [(n, ARCHS[n][0], ARCHS[n][1], SIZE.get(n, 224)) for n in (a.arch or list(ARCHS))]
+    models = [(n, ARCHS[n][0], a.frames if n == "vjepa2" and a.frames else ARCHS[n][1], SIZE.get(n, 224))
+              for n in (a.arch or list(ARCHS))]
 
 
 def build(make):

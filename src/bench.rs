@@ -279,7 +279,16 @@ pub fn forward_gflop(cfg: &crate::model::ModelConfig, batch: usize) -> f64 {
             (s * spatial + t * temporal) / layers.max(1.0)
         }
     };
-    batch as f64 * (embed + layers * per_layer) / 1e9
+    // V-JEPA 2's attentive pooler: self-attention blocks (MLP 4 x hidden) over the tokens,
+    // then the query token's cross-attention (keys and values of every token) and MLP.
+    let pooler = if cfg.arch == Architecture::Vjepa2 {
+        let block = 2.0 * n * (4.0 * d * d + 8.0 * d * d) + 2.0 * 2.0 * n * n * d;
+        let cross = 2.0 * n * 2.0 * d * d + 2.0 * d * d + 2.0 * 2.0 * n * d + 2.0 * 8.0 * d * d;
+        cfg.num_pooler_layers as f64 * block + cross
+    } else {
+        0.0
+    };
+    batch as f64 * (embed + layers * per_layer + pooler) / 1e9
 }
 
 fn peak_rss_mib() -> Option<f64> {

@@ -575,11 +575,12 @@ mod tests {
 const MODEL_CONFIG_FILES: [&str; 2] = ["config.json", "preprocessor_config.json"];
 
 /// The reference checkpoints, and what each is.
-pub const REFERENCE_MODELS: [(&str, &str); 4] = [
+pub const REFERENCE_MODELS: [(&str, &str); 5] = [
     ("MCG-NJU/videomae-base-finetuned-kinetics", "VideoMAE-base, Kinetics-400 labels"),
     ("facebook/timesformer-base-finetuned-k400", "TimeSformer-base, Kinetics-400 labels"),
     ("google/vivit-b-16x2-kinetics400", "ViViT-B/16x2, Kinetics-400 labels"),
     ("MCG-NJU/videomae-base", "VideoMAE-base pre-trained: the guide's starting point for fine-tuning"),
+    ("facebook/vjepa2-vitl-fpc16-256-ssv2", "V-JEPA 2 ViT-L, 16 x 256 x 256, Something-Something v2 labels"),
 ];
 
 /// Where `vidi login` saves the token: `HF_TOKEN_PATH`, else `$HF_HOME/token`

@@ -17,10 +17,10 @@ use crate::dataset::sampler::{guide_clip_duration, ClipSampler, Segment};
 use crate::dataset::transforms::Clip;
 use crate::model::weights::HostTensor;
 use crate::model::VideoModel;
-use crate::video::indices::{pipeline_indices, whole_video_indices};
+use crate::video::indices::{pipeline_indices, video_processor_indices, whole_video_indices};
 use crate::video::{
-    decode_indices, decode_time_range_subsampled, decode_uniform, probe, probe_stream, without_path, DecodeOptions,
-    RgbFrame, VideoError,
+    decode_indices, decode_spread, decode_time_range_subsampled, decode_uniform, probe, probe_stream, without_path,
+    DecodeOptions, RgbFrame, VideoError,
 };
 
 /// How frames are chosen from a video.
@@ -28,7 +28,9 @@ use crate::video::{
 #[serde(rename_all = "lowercase")]
 pub enum Sampling {
     /// The pipeline's: `num_frames` frames at `linspace(0, num_frames * rate - 1)` — the
-    /// start of the video only. Matches transformers exactly.
+    /// start of the video only. Matches transformers exactly. For V-JEPA 2, whose
+    /// checkpoints have a video processor, the pipeline's video-processor path:
+    /// `num_frames` frames at `arange(num_frames) * frames // num_frames` over the whole video.
     #[default]
     Pipeline,
     /// `num_frames` frames spread over the whole video: sees all of it, usually better
@@ -143,6 +145,11 @@ pub fn prepare(model: &VideoModel, video: &Path, opts: &ClassifyOptions) -> Resu
         Ok(HostTensor::new(vec![clip.t, clip.c, clip.h, clip.w], clip.data))
     };
     match opts.sampling {
+        // A model with a video processor (V-JEPA 2): the pipeline's video-processor path samples
+        // `arange(n) * frames // n` over the whole video, whatever frame_sampling_rate says.
+        Sampling::Pipeline if model.config.arch == crate::model::Architecture::Vjepa2 => {
+            Ok(vec![process(decode_spread(video, n, &dec, video_processor_indices)?.0)?])
+        }
         Sampling::Pipeline => {
             let idx = clip_indices(0, n, opts.frame_sampling_rate.max(1));
             match decode_indices(video, &idx, &dec) {

@@ -92,6 +92,10 @@ pub struct ForwardArgs {
     /// VideoPrism gives (B, 1, num_labels): the same values).
     #[arg(long)]
     pub out: PathBuf,
+    /// Take clips of another frame count or picture size than the config's, as
+    /// transformers' `interpolate_pos_encoding` (refused where transformers cannot).
+    #[arg(long)]
+    pub interpolate_pos_encoding: bool,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
@@ -414,7 +418,7 @@ pub fn forward(a: ForwardArgs) -> Result<()> {
     let Some(pixels) = tensors.get("pixel_values") else {
         bail!("{}: no tensor named pixel_values", a.pixel_values.display());
     };
-    let logits = model.forward_host(pixels.clone())?;
+    let logits = model.forward_host_with(pixels.clone(), a.interpolate_pos_encoding)?;
     let mut out = std::collections::BTreeMap::new();
     out.insert("logits".to_string(), logits);
     vidi::model::weights::write_safetensors(&a.out, &out)?;

@@ -305,6 +305,12 @@ impl ModelConfig {
         // transformers 5 writes `qv_bias` for VideoMAE; Hub configs say `qkv_bias`.
         let qkv_bias = boolean(&raw, "qkv_bias")?.or(boolean(&raw, "qv_bias")?).unwrap_or(true);
         let labels = labels_of(&raw)?;
+        if let Some(pt) = string(&raw, "problem_type")?.filter(|pt| *pt != "single_label_classification") {
+            return Err(format!(
+                "problem_type '{pt}' is not supported: vidi trains and scores single-label classifiers (softmax \
+                 scores, cross-entropy loss), problem_type single_label_classification"
+            ));
+        }
         let cfg = ModelConfig {
             arch,
             image_size,

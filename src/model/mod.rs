@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod layers;
+pub mod resize;
 pub mod timesformer;
 pub mod videomae;
 pub mod videoprism;
@@ -104,6 +105,10 @@ pub enum ModelError {
         /// Values in the tensor.
         total: usize,
     },
+    /// A clip of another size than the config's that the architecture cannot take
+    /// ([`VideoModel::forward_interpolated`]).
+    #[error("{0}")]
+    OtherSize(String),
     /// An input the model cannot take.
     #[error("the model takes (batch, {frames}, {channels}, {size}, {size}) clips; got {got:?}")]
     BadInput {
@@ -388,24 +393,49 @@ impl VideoModel {
         self.run(pixel_values, Some(seed))
     }
 
+    /// [`VideoModel::forward`] on a clip of another frame count or picture size than the
+    /// config's, as transformers computes it (`interpolate_pos_encoding`): V-JEPA 2's rotary
+    /// positions and VideoMAE's sinusoid table are computed for the clip's tokens,
+    /// TimeSformer's position embeddings interpolated (nearest) to its patch grid. What
+    /// transformers cannot run (ViViT; TimeSformer with another frame count) is refused
+    /// in one line ([`resize::check`]).
+    pub fn forward_interpolated(&self, pixel_values: Tensor<5>) -> Result<Tensor<2>, ModelError> {
+        resize::check(&self.config, &pixel_values.dims())?;
+        Ok(self.dispatch(pixel_values, None))
+    }
+
     fn run(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Result<Tensor<2>, ModelError> {
         self.check_input(&pixel_values.dims())?;
-        Ok(match &self.net {
+        Ok(self.dispatch(pixel_values, seed))
+    }
+
+    fn dispatch(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<2> {
+        match &self.net {
             Net::VideoMae(m) => m.forward(pixel_values, seed),
             Net::Timesformer(m) => m.forward(pixel_values, seed),
             Net::Vivit(m) => m.forward(pixel_values, seed),
             Net::Vjepa2(m) => m.forward(pixel_values, seed),
             Net::VideoPrism(m) => m.forward(pixel_values, seed),
-        })
+        }
     }
 
     /// [`VideoModel::forward`] on host data.
     pub fn forward_host(&self, pixel_values: HostTensor) -> Result<HostTensor, ModelError> {
-        self.check_input(&pixel_values.shape)?;
+        self.forward_host_with(pixel_values, false)
+    }
+
+    /// [`VideoModel::forward_host`], or with `interpolate` [`VideoModel::forward_interpolated`].
+    pub fn forward_host_with(&self, pixel_values: HostTensor, interpolate: bool) -> Result<HostTensor, ModelError> {
+        if interpolate {
+            resize::check(&self.config, &pixel_values.shape)?;
+        } else {
+            self.check_input(&pixel_values.shape)?;
+        }
+        let forward = |x: Tensor<5>| if interpolate { self.forward_interpolated(x) } else { self.forward(x) };
         let (b, per) = (pixel_values.shape[0], self.clips_per_pass());
         if b <= per {
             let x: Tensor<5> = to_device(pixel_values, &self.device);
-            return Ok(to_host(self.forward(x)?));
+            return Ok(to_host(forward(x)?));
         }
         // Off the CPU, a large batch runs in pieces, each activation within the device's buffers.
         let clip: usize = pixel_values.shape[1..].iter().product();
@@ -414,7 +444,7 @@ impl VideoModel {
             let mut shape = pixel_values.shape.clone();
             shape[0] = piece.len() / clip;
             let x: Tensor<5> = to_device(HostTensor::new(shape, piece.to_vec()), &self.device);
-            logits.extend(to_host(self.forward(x)?).data);
+            logits.extend(to_host(forward(x)?).data);
         }
         let labels = logits.len() / b;
         Ok(HostTensor::new(vec![b, labels], logits))

@@ -166,7 +166,22 @@ impl Timesformer {
         let [_, patches, d] = x.dims(); // [b*f, patches, d]
         let pos = self.pos.val();
         let cls = self.cls.val() + pos.clone().narrow(1, 0, 1); // [1, 1, d]
-        let x = x + pos.narrow(1, 1, patches);
+        let table = pos.dims()[1] - 1;
+        let x = if patches == table {
+            x + pos.narrow(1, 1, patches)
+        } else {
+            // Another picture size (forward_interpolated): transformers' nearest interpolation of
+            // the position grid to the clip's, `(1 + patches) / width` rows by `width` columns.
+            let side = (table as f64).sqrt().round() as usize;
+            let cols = w / self.patch_size;
+            let idx: Vec<i64> = super::resize::nearest_grid(side, (1 + patches) / cols, cols)
+                .into_iter()
+                .map(|i| 1 + i as i64)
+                .collect();
+            let idx =
+                Tensor::<1, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(idx, [patches]), &x.device());
+            x + pos.select(1, idx)
+        };
         // The embeddings' dropouts (training): after the positions (`pos_drop`, CLS
         // included), after the time embeddings (`time_drop`, patches only).
         let drop = |x: Tensor<3>, site: u64| match layers::site_seed(seed, usize::MAX, site) {

@@ -99,7 +99,10 @@ impl VideoMae {
     /// pixel_values: [batch, frames, channels, height, width] -> [batch, tokens, hidden]
     pub fn encode(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<3> {
         let x = ops::linear(&self.patch, layers::tubelets(pixel_values, self.tubelet, self.patch_size));
-        let mut x = x + self.pos.clone();
+        let [_, n, d] = x.dims();
+        // A clip of another size (forward_interpolated): the table of its token count.
+        let pos = if n == self.pos.dims()[1] { self.pos.clone() } else { to_device(sinusoid_table(n, d), &x.device()) };
+        let mut x = x + pos;
         for (i, b) in self.blocks.iter().enumerate() {
             x = b.forward(x, layers::site_seed(seed, i, 0));
         }

@@ -631,12 +631,23 @@ pub fn for_each_frame(
 /// only the chosen frames; the container's frame count is used as a first
 /// guess and checked against the real count at the end.
 pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Vec<RgbFrame>, usize), VideoError> {
+    decode_spread(path, n, opts, super::indices::whole_video_indices)
+}
+
+/// [`decode_uniform`] with another choice of `n` frames of a video of `t` frames:
+/// `pick(t, n)` (e.g. [`super::indices::video_processor_indices`]).
+pub fn decode_spread(
+    path: &Path,
+    n: usize,
+    opts: &DecodeOptions,
+    pick: fn(usize, usize) -> Vec<usize>,
+) -> Result<(Vec<RgbFrame>, usize), VideoError> {
     let mut reader = StreamReader::open(path, opts)?;
     if reader.threads == 1 {
         // Frame numbers from packet timestamps (one frame per packet, checked by
         // packet_index): decode only reference frames and the wanted ones.
         if let Some((all_pts, _)) = reader.packet_index() {
-            let indices = super::indices::whole_video_indices(all_pts.len(), n);
+            let indices = pick(all_pts.len(), n);
             let wanted: Vec<i64> = indices.iter().map(|i| all_pts[*i]).collect();
             reader.keep_pts = Some(wanted.iter().copied().collect());
             let mut by_pts: BTreeMap<i64, RgbFrame> = BTreeMap::new();
@@ -658,7 +669,7 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
         let s = reader.input.stream(reader.stream_index);
         s.map(|s| s.frames().max(0) as usize).unwrap_or(0)
     };
-    let guessed = super::indices::whole_video_indices(guess, n);
+    let guessed = pick(guess, n);
     let wanted: std::collections::BTreeSet<usize> = guessed.iter().copied().collect();
     let mut got: BTreeMap<usize, RgbFrame> = BTreeMap::new();
     let mut total = 0usize;
@@ -671,7 +682,7 @@ pub fn decode_uniform(path: &Path, n: usize, opts: &DecodeOptions) -> Result<(Ve
     if total == 0 {
         return Err(VideoError::NoFrames { path: path.into() });
     }
-    let indices = super::indices::whole_video_indices(total, n);
+    let indices = pick(total, n);
     if indices.iter().all(|i| got.contains_key(i)) {
         return Ok((take_in_order(got, &indices), total));
     }

@@ -51,6 +51,16 @@ pub fn whole_video_indices(t: usize, n: usize) -> Vec<usize> {
     numpy_linspace_i64(0.0, (t - 1) as f64, n)
 }
 
+/// The frames transformers' video processors sample (`default_sample_indices_fn`, what
+/// the pipeline reads for a model with a video processor, V-JEPA 2's):
+/// `np.arange(n) * t // n` over a whole video of `t` frames.
+pub fn video_processor_indices(t: usize, n: usize) -> Vec<usize> {
+    if t == 0 {
+        return Vec::new();
+    }
+    (0..n).map(|i| i * t / n).collect()
+}
+
 fn numpy_linspace_i64(start: f64, end: f64, n: usize) -> Vec<usize> {
     match n {
         0 => Vec::new(),

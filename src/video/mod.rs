@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 pub use decode::{
-    decode_all, decode_count_only, decode_indices, decode_time_range, decode_time_range_subsampled, decode_uniform,
-    for_each_frame, DecodeOptions, FrameBound, FrameSource, SourceFrame, TimedFrames,
+    decode_all, decode_count_only, decode_indices, decode_spread, decode_time_range, decode_time_range_subsampled,
+    decode_uniform, for_each_frame, DecodeOptions, FrameBound, FrameSource, SourceFrame, TimedFrames,
 };
 pub use encode::encode_rgb;
 pub use probe::{probe, probe_stream, VideoInfo};

@@ -199,3 +199,51 @@ fn a_hub_model_id_downloads_through_hf_endpoint_and_classifies_the_same() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.lines().last().unwrap().starts_with("error:") && !err.contains("panicked"), "{err}");
 }
+
+/// V-JEPA 2's checkpoints have a video processor, and the pipeline's video-processor
+/// path (torchcodec decoding, `arange(n) * frames // n` over the whole video, the
+/// VJEPA2VideoProcessor recipe) gave tests/fixtures/pipeline/reference_vjepa2.json
+/// (made by make_vjepa2.py there): `vidi classify` gives its labels and scores.
+#[test]
+fn classify_matches_the_transformers_pipeline_for_vjepa2() {
+    use vidi::video::indices::video_processor_indices;
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("pipeline/reference_vjepa2.json")).unwrap())
+            .unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    let mut by_model: HashMap<&str, Vec<&serde_json::Value>> = HashMap::new();
+    for c in cases {
+        by_model.entry(c["model"].as_str().unwrap()).or_default().push(c);
+        // The indices transformers sampled are the ones vidi's rule gives for the frame count torchcodec read.
+        let (total, n) = (c["total_num_frames"].as_u64().unwrap() as usize, c["num_frames"].as_u64().unwrap() as usize);
+        let want: Vec<usize> =
+            c["frame_indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_eq!(video_processor_indices(total, n), want, "{}", c["video"]);
+    }
+    for (model, cases) in by_model {
+        let model_dir = fixtures().join(model);
+        let videos: Vec<String> =
+            cases.iter().map(|c| fixtures().join(c["video"].as_str().unwrap()).display().to_string()).collect();
+        let mut args = vec!["classify", "--json", "--top-k", "3", "--model", model_dir.to_str().unwrap()];
+        args.extend(videos.iter().map(String::as_str));
+        let o = vidi(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let got = got.as_array().unwrap();
+        assert_eq!(got.len(), cases.len());
+        for (g, c) in got.iter().zip(&cases) {
+            let (gp, cp) = (g["predictions"].as_array().unwrap(), c["predictions"].as_array().unwrap());
+            assert_eq!(gp.len(), 3);
+            for (a, b) in gp.iter().zip(cp) {
+                assert_eq!(a["label"], b["label"], "{model} {}", c["video"]);
+                let d = (a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs();
+                // The same frames of the xvid AVI (164, by ffprobe and torchcodec alike) give scores
+                // up to 0.015 apart, where the MP4 and MKV agree within 5e-4: decoded pixels differ
+                // there, a cause not pinned down.
+                let tol = if c["video"].as_str().unwrap().ends_with(".avi") { 0.02 } else { 0.005 };
+                assert!(d < tol, "{model} {}: score off by {d}", c["video"]);
+            }
+        }
+    }
+}

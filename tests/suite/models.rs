@@ -189,6 +189,37 @@ fn full_size_kinetics_checkpoints_recognise_arm_wrestling() {
     }
 }
 
+/// The full-size V-JEPA 2 SSv2 classifier from the Hub gives transformers' top-5
+/// on a committed clip: tests/fixtures/pipeline/vjepa2_ssv2_top5.json, written by
+/// make_vjepa2_full.py there (a developer with the network runs it first).
+/// Needs the network (~1.3 GB): `cargo test -- --ignored`.
+#[test]
+#[ignore = "needs the network: downloads facebook/vjepa2-vitl-fpc16-256-ssv2, and the reference of make_vjepa2_full.py"]
+fn full_size_vjepa2_ssv2_gives_transformers_top5() {
+    use vidi::infer::{classify, ClassifyOptions, VideoResult};
+    let path = fixtures().join("pipeline/vjepa2_ssv2_top5.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; run tests/fixtures/pipeline/make_vjepa2_full.py (network) to write it", path.display())
+    });
+    let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let id = want["model"].as_str().unwrap();
+    let dir = vidi::hub::resolve_model(id, None, None).unwrap_or_else(|e| panic!("{id}: {e}"));
+    let (model, report) = VideoModel::load(&dir, &LoadOptions::default(), &cpu()).unwrap();
+    assert!(report.unused.is_empty() && report.newly_initialized.is_empty(), "{id}: {report:?}");
+    assert_eq!(model.config.num_frames, 16);
+    let clip = fixtures().join(want["video"].as_str().unwrap());
+    let opts = ClassifyOptions { top_k: 5, ..Default::default() };
+    let r = classify(&model, std::slice::from_ref(&clip), &opts, &mut |_, _| {});
+    let VideoResult::Ok { predictions, .. } = &r[0] else { panic!("{id}: {r:?}") };
+    let want = want["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), want.len());
+    for (g, w) in predictions.iter().zip(want) {
+        assert_eq!(g.label, w["label"].as_str().unwrap(), "{predictions:?}");
+        let d = (g.score as f64 - w["score"].as_f64().unwrap()).abs();
+        assert!(d < 0.01, "{}: score off by {d}", g.label);
+    }
+}
+
 /// The guide's starting point: the self-supervised `MCG-NJU/videomae-base`
 /// loads for fine-tuning with a new 10-label head, its decoder reported as ignored.
 #[test]
@@ -546,4 +577,80 @@ fn vjepa2_matches_transformers_and_skips_its_predictor() {
     let (a, b) = (model.forward(x.clone()).unwrap(), model.forward_train(x, 5).unwrap());
     let (a, b) = (vidi::backend::to_host(a).data, vidi::backend::to_host(b).data);
     assert!(max_abs_diff(&a, &b) > 1e-3, "training with dropout changed nothing");
+}
+
+/// Clips of another frame count or picture size than the config's (4 frames of
+/// 32x32), against transformers (tests/fixtures/models/interpolate.*, made by
+/// make_interpolate.py there): V-JEPA 2 (rotary positions) and VideoMAE (its
+/// sinusoid table recomputed) at 6 frames and at 48x32, TimeSformer (nearest-
+/// interpolated position embeddings) at 48x32; what transformers cannot run is
+/// refused in one line, and `forward` itself still takes only the config's size.
+#[test]
+fn other_clip_sizes_match_transformers_interpolate_pos_encoding() {
+    let io = fixtures().join("models/interpolate.safetensors");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("models/interpolate.json")).unwrap()).unwrap();
+    let cases = meta["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for c in cases {
+        let (name, input) = (c["model"].as_str().unwrap(), c["input"].as_str().unwrap());
+        let (model, _) = VideoModel::load(&model_dir(name), &LoadOptions::default(), &cpu()).unwrap();
+        let (shape, pixels) = read_tensor(&io, input);
+        let (_, want) = read_tensor(&io, &format!("{name}.{input}"));
+        let x = HostTensor::new(shape.clone(), pixels);
+        let err = model.forward_host(x.clone()).unwrap_err();
+        assert!(err.to_string().contains("(batch, 4, 3, 32, 32)"), "{name} {input}: {err}");
+        let got = model.forward_host_with(x, true).unwrap_or_else(|e| panic!("{name} {input}: {e}"));
+        let diff = max_abs_diff(&got.data, &want);
+        assert!(diff <= 1e-4, "{name} {input}: max |logit diff| {diff}");
+    }
+    // Refusals: ViViT (transformers' interpolate_pos_encoding fails: recorded in interpolate.json),
+    // TimeSformer with another frame count, sizes that are not whole patches.
+    let refused = meta["refused_by_transformers"].as_array().unwrap();
+    assert!(refused.iter().all(|r| r["model"] == "vivit") && refused.len() == 2);
+    let refuse = |name: &str, input: &str, want: &str| {
+        let (model, _) = VideoModel::load(&model_dir(name), &LoadOptions::default(), &cpu()).unwrap();
+        let (shape, pixels) = read_tensor(&io, input);
+        let err = model.forward_host_with(HostTensor::new(shape, pixels), true).unwrap_err().to_string();
+        assert!(err.contains(want) && !err.contains('\n'), "{name} {input}: {err}");
+    };
+    refuse("vivit", "frames_6", "interpolate_pos_encoding fails for ViViT");
+    refuse("vivit", "size_48x32", "interpolate_pos_encoding fails for ViViT");
+    refuse("timesformer", "frames_6", "takes 4 frames (num_frames), got 6");
+    let (model, _) = VideoModel::load(&model_dir("vjepa2"), &LoadOptions::default(), &cpu()).unwrap();
+    for (shape, want) in [
+        (vec![1, 5, 3, 32, 32], "a multiple of 2 frames (tubelet_size), got 5"),
+        (vec![1, 4, 3, 36, 32], "multiples of 8 (patch_size), got 36x32"),
+    ] {
+        let n = shape.iter().product();
+        let err = model.forward_host_with(HostTensor::new(shape, vec![0.0; n]), true).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    let (model, _) = VideoModel::load(&model_dir("timesformer"), &LoadOptions::default(), &cpu()).unwrap();
+    let err = model.forward_host_with(HostTensor::new(vec![1, 4, 3, 32, 8], vec![0.0; 4 * 3 * 32 * 8]), true);
+    assert!(err.unwrap_err().to_string().contains("at least 2 patches wide"));
+}
+
+/// `problem_type` other than single-label classification (transformers' sigmoid
+/// multi-label scores, regression) is refused by name, for every architecture.
+#[test]
+fn other_problem_types_are_refused() {
+    use vidi::model::config::ModelConfig;
+    for name in ["videomae_meanpool", "timesformer", "vivit", "vjepa2"] {
+        let path = model_dir(name).join("config.json");
+        let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for (pt, ok) in
+            [("single_label_classification", true), ("multi_label_classification", false), ("regression", false)]
+        {
+            let mut r = raw.clone();
+            r["problem_type"] = serde_json::json!(pt);
+            match ModelConfig::from_json(r) {
+                Ok(_) => assert!(ok, "{name}: {pt} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{name}: {pt} refused: {e}");
+                    assert!(e.starts_with(&format!("problem_type '{pt}' is not supported")), "{e}");
+                }
+            }
+        }
+    }
 }
