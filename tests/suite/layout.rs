@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// before it. The binary (`main.rs`, `cli/`) stands above them all.
 const LAYERS: [&str; 18] = [
     "util", "heatmap", "video", "dataset", "backend", "model", "hub", "net", "infer", "timeline", "live", "preview",
-    "eval", "share", "train", "bench", "demo", "app",
+    "eval", "share", "train", "demo", "bench", "app",
 ];
 
 fn src() -> PathBuf {
