@@ -336,10 +336,18 @@ struct Coeffs {
 }
 
 impl Coeffs {
+    /// The triangle filter (bilinear), support 1.
     fn new(in_size: usize, out_size: usize, antialias: bool) -> Coeffs {
+        Coeffs::with_filter(in_size, out_size, antialias, 1.0, |x| (1.0 - x.abs()).max(0.0))
+    }
+
+    /// PIL's `precompute_coeffs` for `filter` of half-width `support`: centre
+    /// `(i + 0.5) * scale`, the filter widened by the scale when downscaling
+    /// with antialias, each output's weights normalised to sum to one.
+    fn with_filter(in_size: usize, out_size: usize, antialias: bool, support: f64, filter: fn(f64) -> f64) -> Coeffs {
         let scale = in_size as f64 / out_size as f64;
         let filterscale = if antialias { scale.max(1.0) } else { 1.0 };
-        let support = filterscale;
+        let support = support * filterscale;
         let ksize = support.ceil() as usize * 2 + 1;
         let mut bounds = Vec::with_capacity(out_size);
         let mut weights = vec![0f64; out_size * ksize];
@@ -352,8 +360,7 @@ impl Coeffs {
             let k = &mut weights[xx * ksize..xx * ksize + ksize];
             let mut ww = 0.0;
             for x in 0..n {
-                let arg = ((x + xmin) as f64 - center + 0.5) * ss;
-                let w = (1.0 - arg.abs()).max(0.0);
+                let w = filter(((x + xmin) as f64 - center + 0.5) * ss);
                 k[x] = w;
                 ww += w;
             }
@@ -406,32 +413,7 @@ fn cubic_coeffs(in_size: usize, out_size: usize) -> Coeffs {
             0.0
         }
     }
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = 2.0 * filterscale;
-    let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut weights = vec![0f64; out_size * ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(xmin as i64) as usize;
-        let n = (xmax - xmin).min(ksize);
-        let k = &mut weights[xx * ksize..xx * ksize + ksize];
-        let mut ww = 0.0;
-        for x in 0..n {
-            let w = cubic(((x + xmin) as f64 - center + 0.5) / filterscale);
-            k[x] = w;
-            ww += w;
-        }
-        if ww != 0.0 {
-            for v in k.iter_mut().take(n) {
-                *v /= ww;
-            }
-        }
-        bounds.push((xmin, n));
-    }
-    Coeffs { ksize, bounds, weights }
+    Coeffs::with_filter(in_size, out_size, true, 2.0, cubic)
 }
 
 /// torchvision `resize(BICUBIC, antialias=True)` of an RGB24 picture to
