@@ -82,8 +82,9 @@ Section: video
 Priority: optional
 Description: fine-tune and run video classifiers on your own videos
  vidi loads a folder of clips, previews the training augmentations,
- fine-tunes a pretrained video transformer (VideoMAE, TimeSformer, ViViT),
- evaluates it and classifies new videos by drag-and-drop, as a desktop app
+ fine-tunes a pretrained video transformer (VideoMAE, TimeSformer, ViViT,
+ V-JEPA 2, VideoPrism), evaluates it and classifies new videos by
+ drag-and-drop, as a desktop app
  and a command line. Models are read and written in the Hugging Face
  transformers layout.
 CONTROL
