@@ -1,5 +1,5 @@
-//! The three video transformers in Burn, loaded from (and exported to) the
-//! transformers checkpoint layout.
+//! The five video transformers in Burn (VideoMAE, TimeSformer, ViViT, V-JEPA 2,
+//! VideoPrism), loaded from (and exported to) the transformers checkpoint layout.
 //!
 //! - [`config`]: `config.json` / `preprocessor_config.json`, and the one
 //!   [`Architecture`] enum the CLI and the app use too.
@@ -8,8 +8,11 @@
 //!   from one walk of each architecture's key table.
 //! - [`layers`]: attention, MLP, blocks, tubelet embedding, as plain math over
 //!   [`crate::backend::ops`].
-//! - [`videomae`], [`timesformer`], [`vivit`]: the architectures, each with
-//!   its one key table (`keys` and its `walk`) and one forward pass.
+//! - [`videomae`], [`timesformer`], [`vivit`], [`vjepa2`], [`videoprism`]: the
+//!   architectures, each with its one key table (`keys` and its `walk`) and one
+//!   forward pass.
+//! - [`resize`]: what clips of another size than the config's may do
+//!   (`interpolate_pos_encoding`).
 
 pub mod checkpoint;
 pub mod config;
@@ -155,7 +158,7 @@ pub struct LoadReport {
     pub source: PathBuf,
 }
 
-/// The network of one of the three architectures.
+/// The network of one of the five architectures.
 #[derive(burn::module::Module, Debug)]
 pub enum Net {
     /// VideoMAE.
