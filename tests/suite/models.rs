@@ -265,32 +265,37 @@ fn gradients_match_finite_differences() {
             .unwrap();
         assert!(gb.iter().all(|g| (g - 2.0).abs() < 1e-5), "{name}: bias grad {gb:?}");
         let gx: Vec<f32> = x.grad(&grads).expect("input gradient").into_data().convert::<f32>().try_to_vec().unwrap();
-        // Central differences in f32 on the inference model, at a few pixels.
-        let plain = cpu();
-        let (m0, _) = VideoModel::load(&dir, &LoadOptions::default(), &plain).unwrap();
-        let f = |p: &Vec<f32>| -> f64 {
-            m0.forward_host(HostTensor::new(shape.clone(), p.clone())).unwrap().data.iter().map(|v| *v as f64).sum()
-        };
-        // At the start, a third in and the end: the pixel of the nearest 64 that moves the logits most.
-        let n = pixels.len();
-        let pick = |c: usize| {
-            (c.saturating_sub(32)..(c + 32).min(n)).max_by(|&i, &j| gx[i].abs().total_cmp(&gx[j].abs())).unwrap()
-        };
-        for idx in [pick(0), pick(n / 3), pick(n - 1)] {
-            let h = 1e-2f32;
-            let (mut a, mut b) = (pixels.clone(), pixels.clone());
-            a[idx] += h;
-            b[idx] -= h;
-            let fd = (f(&a) - f(&b)) / (2.0 * h as f64);
-            // f32 central differences are good to ~1e-4 here; the gradients are ~1e-2.
-            assert!(fd.abs() > 1e-3, "{name}: pixel {idx} barely moves the logits ({fd}); pick another");
-            let tol = 0.03 * fd.abs() + 1e-4;
-            assert!(
-                (fd - gx[idx] as f64).abs() < tol,
-                "{name}: pixel {idx}: autodiff {} vs finite difference {fd}",
-                gx[idx]
-            );
-        }
+        pixel_gradients_match_finite_differences(name, &dir, &shape, &pixels, &gx);
+    }
+}
+
+/// The autodiff gradient `gx` of the summed logits with respect to the input
+/// `pixels` against central differences in f32 on the inference model of
+/// fixture `dir`: at the start, a third in and the end, the pixel of the
+/// nearest 64 that moves the logits most.
+pub fn pixel_gradients_match_finite_differences(name: &str, dir: &Path, shape: &[usize], pixels: &[f32], gx: &[f32]) {
+    let (m0, _) = VideoModel::load(dir, &LoadOptions::default(), &cpu()).unwrap();
+    let f = |p: &Vec<f32>| -> f64 {
+        m0.forward_host(HostTensor::new(shape.to_vec(), p.clone())).unwrap().data.iter().map(|v| *v as f64).sum()
+    };
+    let n = pixels.len();
+    let pick = |c: usize| {
+        (c.saturating_sub(32)..(c + 32).min(n)).max_by(|&i, &j| gx[i].abs().total_cmp(&gx[j].abs())).unwrap()
+    };
+    for idx in [pick(0), pick(n / 3), pick(n - 1)] {
+        let h = 1e-2f32;
+        let (mut a, mut b) = (pixels.to_vec(), pixels.to_vec());
+        a[idx] += h;
+        b[idx] -= h;
+        let fd = (f(&a) - f(&b)) / (2.0 * h as f64);
+        // f32 central differences are good to ~1e-4 here; the gradients are ~1e-2.
+        assert!(fd.abs() > 1e-3, "{name}: pixel {idx} barely moves the logits ({fd}); pick another");
+        let tol = 0.03 * fd.abs() + 1e-4;
+        assert!(
+            (fd - gx[idx] as f64).abs() < tol,
+            "{name}: pixel {idx}: autodiff {} vs finite difference {fd}",
+            gx[idx]
+        );
     }
 }
 

@@ -158,23 +158,7 @@ fn videoprism_gradients_match_finite_differences() {
     // The stored LayerNorm weight (gamma - 1) gets the gradient of the scale.
     assert!(m.head_norm.gamma.val().grad(&grads).is_some());
     let gx = vidi::backend::to_host(x.grad(&grads).unwrap()).data;
-    let (plain, _) = load(&dir, &LoadOptions::default());
-    let f = |p: &Vec<f32>| -> f64 {
-        plain.forward_host(HostTensor::new(shape.clone(), p.clone())).unwrap().data.iter().map(|v| *v as f64).sum()
-    };
-    let n = pixels.len();
-    let pick = |c: usize| {
-        (c.saturating_sub(32)..(c + 32).min(n)).max_by(|&i, &j| gx[i].abs().total_cmp(&gx[j].abs())).unwrap()
-    };
-    for idx in [pick(0), pick(n / 3), pick(n - 1)] {
-        let h = 1e-2f32;
-        let (mut a, mut b) = (pixels.clone(), pixels.clone());
-        a[idx] += h;
-        b[idx] -= h;
-        let fd = (f(&a) - f(&b)) / (2.0 * h as f64);
-        assert!(fd.abs() > 1e-3, "pixel {idx} barely moves the logits ({fd})");
-        assert!((fd - gx[idx] as f64).abs() < 0.03 * fd.abs() + 1e-4, "pixel {idx}: autodiff {} vs {fd}", gx[idx]);
-    }
+    crate::models::pixel_gradients_match_finite_differences("videoprism", &dir, &shape, &pixels, &gx);
 }
 
 /// Export: the checkpoint's keys and values exactly (the LayerNorm weights as
