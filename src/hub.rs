@@ -571,8 +571,10 @@ mod tests {
     }
 }
 
-/// The files of a model repo vidi needs, in the order tried for weights.
-const MODEL_CONFIG_FILES: [&str; 2] = ["config.json", "preprocessor_config.json"];
+/// The files of a model repo vidi needs, in the order tried for weights: the
+/// model's config, then the processor's (transformers 4's image processor file,
+/// and the video processor file transformers 5 writes for V-JEPA 2 and VideoPrism).
+const MODEL_CONFIG_FILES: [&str; 3] = ["config.json", "preprocessor_config.json", "video_preprocessor_config.json"];
 
 /// The reference checkpoints, and what each is.
 pub const REFERENCE_MODELS: [(&str, &str); 5] = [
@@ -825,8 +827,18 @@ fn resolve(
     };
     let config = get(MODEL_CONFIG_FILES[0], &format!("downloading config.json of model {spec}"))?;
     let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
-    // The processor config is optional (defaults apply).
-    optional(get(MODEL_CONFIG_FILES[1], &format!("downloading preprocessor_config.json of model {spec}")))?;
+    // The processor configs are optional (defaults apply). When the Hub cannot be
+    // reached, config.json came from the cache, and a processor file the cache
+    // lacks is taken as one the repo lacks, as transformers does offline: a cache
+    // made before vidi fetched video_preprocessor_config.json still works.
+    for file in &MODEL_CONFIG_FILES[1..] {
+        match get(file, &format!("downloading {file} of model {spec}")) {
+            Err(HubError::Offline { .. }) => {}
+            r => {
+                optional(r)?;
+            }
+        }
+    }
     if optional(get("model.safetensors", &format!("downloading model.safetensors of model {spec}")))?.is_some() {
         return Ok(dir);
     }

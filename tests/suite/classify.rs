@@ -200,6 +200,57 @@ fn a_hub_model_id_downloads_through_hf_endpoint_and_classifies_the_same() {
     assert!(err.lines().last().unwrap().starts_with("error:") && !err.contains("panicked"), "{err}");
 }
 
+/// A V-JEPA 2 repo on the Hub keeps its processor in transformers 5's
+/// video_preprocessor_config.json: a Hub id downloads it, so the scores are those of
+/// the same folder read locally, not of the processor defaults; offline, the cache
+/// gives the same.
+#[test]
+fn a_hub_vjepa2_model_brings_its_video_processor_config() {
+    let m = fixtures().join("models/vjepa2");
+    // The fixture with a processor unlike the defaults its config implies.
+    let mut proc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(m.join("video_preprocessor_config.json")).unwrap()).unwrap();
+    proc["size"]["shortest_edge"] = 48.into();
+    proc["image_mean"] = serde_json::json!([0.2, 0.3, 0.4]);
+    let changed = tempfile::tempdir().unwrap();
+    let mut files = HashMap::new();
+    for f in ["config.json", "model.safetensors", "video_preprocessor_config.json"] {
+        let bytes = if f == "video_preprocessor_config.json" {
+            serde_json::to_vec_pretty(&proc).unwrap()
+        } else {
+            std::fs::read(m.join(f)).unwrap()
+        };
+        std::fs::write(changed.path().join(f), &bytes).unwrap();
+        files.insert(format!("/someone/tiny-vjepa2/resolve/main/{f}"), bytes);
+    }
+    let hub = crate::hub::serve(files);
+    let home = tempfile::tempdir().unwrap();
+    let clip = crate::clip("asl_thanks.mkv");
+    let run = |model: &str, endpoint: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
+            .args(["classify", "--json", "--top-k", "3", "--model", model, clip.to_str().unwrap()])
+            .env("VIDI_DEVICE", "cpu")
+            .env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", endpoint)
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_CACHE")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{model}: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["predictions"].clone()
+    };
+    let from_hub = run("someone/tiny-vjepa2", &hub.url);
+    assert!(
+        hub.log.lock().unwrap().iter().any(|l| l == "GET /someone/tiny-vjepa2/resolve/main/video_preprocessor_config.json"),
+        "{:?}",
+        hub.log.lock().unwrap()
+    );
+    assert_eq!(from_hub, run(changed.path().to_str().unwrap(), &hub.url));
+    assert_ne!(from_hub, run(m.to_str().unwrap(), &hub.url), "the changed processor gives other scores");
+    assert_eq!(from_hub, run("someone/tiny-vjepa2", "http://127.0.0.1:9"), "offline, from the cache");
+}
+
 /// V-JEPA 2's checkpoints have a video processor, and the pipeline's video-processor
 /// path (torchcodec decoding, `arange(n) * frames // n` over the whole video, the
 /// VJEPA2VideoProcessor recipe) gave tests/fixtures/pipeline/reference_vjepa2.json
