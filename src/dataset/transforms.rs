@@ -326,6 +326,22 @@ pub fn short_side_size(h: usize, w: usize, size: usize) -> (usize, usize) {
     }
 }
 
+/// The `out x len` matrix (row-major; row `i` holds output `i`'s weights over
+/// the inputs) of PyTorch's `interpolate` along one axis with `mode="linear"` or
+/// `"bilinear"`, `align_corners=False`, and `antialias` as its flag; for learned
+/// position tables (VideoPrism's `interpolate_pos_encoding`).
+pub fn linear_resample_matrix(len: usize, out: usize, antialias: bool) -> Vec<f32> {
+    let c = Coeffs::new(len, out, antialias);
+    let mut m = vec![0f32; out * len];
+    for i in 0..out {
+        let (lo, taps) = c.taps(i);
+        for (k, w) in taps.into_iter().enumerate() {
+            m[i * len + lo + k] += w;
+        }
+    }
+    m
+}
+
 /// Separable resampling weights for one axis, computed as PIL's
 /// `precompute_coeffs` does (triangle filter, centre `(i + 0.5) * scale`,
 /// support widened by the scale when downscaling with antialias).

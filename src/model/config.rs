@@ -545,6 +545,38 @@ pub fn read_processor(dir: &Path, arch: Architecture) -> Result<ImageProcessor, 
     processor_from_json(&raw, arch).map_err(|reason| ModelError::BadConfig { path, reason })
 }
 
+/// The processor of the model of `config` in `dir`: its processor file
+/// ([`read_processor`]); where the checkpoint has none (a model saved by
+/// `save_pretrained` alone, which transformers' pipeline cannot run), the
+/// architecture's processor defaults with their picture sizes fitted to the
+/// model's `image_size` ([`fit_processor`]), so its clips fit the model.
+pub fn model_processor(dir: &Path, config: &ModelConfig) -> Result<ImageProcessor, ModelError> {
+    let mut p = read_processor(dir, config.arch)?;
+    if !processor_file(dir, config.arch).exists() {
+        fit_processor(&mut p, config.arch, config.image_size);
+    }
+    Ok(p)
+}
+
+/// Fits a processor's default sizes to a model of `side x side` pictures, keeping the
+/// defaults' proportion of resize to crop: the crop becomes `side`, the resize
+/// `side` scaled as the default resize is to the default crop (VideoMAE's
+/// 224 / 224, ViViT's 256 / 224; V-JEPA 2's `int(crop x 256 / 224)`), and a
+/// fixed resize (VideoPrism's 288 x 288) becomes `side x side`.
+pub fn fit_processor(p: &mut ImageProcessor, arch: Architecture, side: usize) {
+    let (crop, _) = p.crop_size;
+    if crop == side || crop == 0 {
+        return;
+    }
+    p.size = match p.size {
+        ProcessorSize::ShortestEdge { shortest_edge } => ProcessorSize::ShortestEdge {
+            shortest_edge: if arch == Architecture::Vjepa2 { side * 256 / 224 } else { shortest_edge * side / crop },
+        },
+        ProcessorSize::HeightWidth { .. } => ProcessorSize::HeightWidth { height: side, width: side },
+    };
+    p.crop_size = (side, side);
+}
+
 /// Parses a processor config (see [`read_processor`]). A key that is there
 /// must have its JSON type; `image_std` must be non-zero and finite, and
 /// `image_mean` finite (as f32), or every pixel would come out NaN or infinite.

@@ -245,7 +245,7 @@ impl VideoModel {
             });
         }
         let mut config = ModelConfig::from_dir(dir)?;
-        let processor = config::read_processor(dir, config.arch)?;
+        let processor = config::model_processor(dir, &config)?;
         let mut w = weights::read_checkpoint(dir)?;
         if config.arch == Architecture::VideoPrism {
             // The vision model's own checkpoints name the encoder without the classifier's prefix.
@@ -399,7 +399,8 @@ impl VideoModel {
     /// [`VideoModel::forward`] on a clip of another frame count or picture size than the
     /// config's, as transformers computes it (`interpolate_pos_encoding`): V-JEPA 2's rotary
     /// positions and VideoMAE's sinusoid table are computed for the clip's tokens,
-    /// TimeSformer's position embeddings interpolated (nearest) to its patch grid. What
+    /// TimeSformer's position embeddings interpolated (nearest) to its patch grid,
+    /// VideoPrism's spatial and temporal tables resized (bilinear, antialiased). What
     /// transformers cannot run (ViViT; TimeSformer with another frame count) is refused
     /// in one line ([`resize::check`]).
     pub fn forward_interpolated(&self, pixel_values: Tensor<5>) -> Result<Tensor<2>, ModelError> {

@@ -12,9 +12,14 @@
 //!   the frame count cannot change.
 //! - ViViT: refused; transformers' `interpolate_pos_encoding` reshapes the whole
 //!   time x space table as one square grid and fails on every other size.
+//! - VideoPrism: its learned spatial table is resized to the clip's patch grid
+//!   (bilinear, antialiased: [`bilinear_grid`]) and its temporal table to the
+//!   clip's frame count (the same along time), as its `interpolate_pos_encoding`
+//!   does; any frame count and any sides that are whole patches, square or not.
 
 use super::config::{Architecture, ModelConfig};
 use super::ModelError;
+use crate::dataset::transforms::linear_resample_matrix;
 
 /// Whether a model of `config` can take a clip of `shape` (batch, frames, channels,
 /// height, width) through [`super::VideoModel::forward_interpolated`]; why not in one line.
@@ -90,4 +95,25 @@ pub fn nearest(len: usize, out: usize) -> Vec<usize> {
 pub fn nearest_grid(side: usize, rows: usize, cols: usize) -> Vec<usize> {
     let (r, c) = (nearest(side, rows), nearest(side, cols));
     r.iter().flat_map(|i| c.iter().map(move |j| i * side + j)).collect()
+}
+
+/// The `rows * cols x side * side` matrix (row-major) that resizes a `side x side`
+/// table of rows (row-major grid) to `rows x cols` as PyTorch's
+/// `interpolate(mode="bilinear", antialias=True, align_corners=False)`: the
+/// product of the two axes' weights.
+pub fn bilinear_grid(side: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let (r, c) = (linear_resample_matrix(side, rows, true), linear_resample_matrix(side, cols, true));
+    let n = side * side;
+    let mut m = vec![0f32; rows * cols * n];
+    for i in 0..rows {
+        for j in 0..cols {
+            let row = &mut m[(i * cols + j) * n..(i * cols + j + 1) * n];
+            for k in 0..side {
+                for l in 0..side {
+                    row[k * side + l] = r[i * side + k] * c[j * side + l];
+                }
+            }
+        }
+    }
+    m
 }

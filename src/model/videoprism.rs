@@ -25,9 +25,10 @@ use burn::tensor::{activation, Tensor};
 use super::checkpoint::{empty_attention, empty_linear, empty_mlp, empty_norm, empty_param, Walk};
 use super::config::ModelConfig;
 use super::layers::{self, Block, Norm};
-use super::ModelError;
+use super::{resize, ModelError};
 use crate::backend::ops::{self, mix};
-use crate::backend::HostTensor;
+use crate::backend::{to_device, HostTensor};
+use crate::dataset::transforms::linear_resample_matrix;
 
 /// Checkpoint names of VideoPrism's parts (the table [`VideoPrism::walk`] visits).
 pub mod keys {
@@ -201,7 +202,7 @@ impl VideoPrism {
         let x = self.encode_spatial(pixel_values, seed);
         let [_, n, d] = x.dims();
         // Each patch position's frames, with the temporal table.
-        let x = x.reshape([b, t, n, d]).swap_dims(1, 2).reshape([b * n, t, d]) + self.temporal_pos.val();
+        let x = x.reshape([b, t, n, d]).swap_dims(1, 2).reshape([b * n, t, d]) + self.temporal_table(t);
         let mut x = self.drop_embeddings(x, layers::site_seed(seed, 1 << 20, 1));
         for (i, blk) in self.temporal.iter().enumerate() {
             x = self.layer(blk, x, layers::site_seed(seed, 1 << 16 | i, 0));
@@ -214,15 +215,50 @@ impl VideoPrism {
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch * frames, patches, hidden]
     pub fn encode_spatial(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<3> {
-        let [b, t, ..] = pixel_values.dims();
+        let pixel_values_dims = pixel_values.dims();
+        let [b, t, ..] = pixel_values_dims;
         let x = ops::linear(&self.patch, layers::tubelets(pixel_values, 1, self.patch_size));
         let [_, tn, d] = x.dims();
-        let x = x.reshape([b * t, tn / t, d]) + self.spatial_pos.val();
+        let [.., h, w] = pixel_values_dims;
+        let x = x.reshape([b * t, tn / t, d]) + self.spatial_table(h / self.patch_size, w / self.patch_size);
         let mut x = self.drop_embeddings(x, layers::site_seed(seed, 1 << 20, 0));
         for (i, blk) in self.spatial.iter().enumerate() {
             x = self.layer(blk, x, layers::site_seed(seed, i, 0));
         }
         norm(&self.norm1, x)
+    }
+
+    /// The spatial position table for a `rows x cols` patch grid: the learned one
+    /// for the config's square grid, else that one resized (bilinear, antialiased)
+    /// as transformers' `interpolate_pos_encoding` does.
+    ///
+    /// # Shapes
+    /// -> [1, rows * cols, hidden]
+    fn spatial_table(&self, rows: usize, cols: usize) -> Tensor<3> {
+        let table = self.spatial_pos.val();
+        let n = table.dims()[1];
+        let side = (n as f64).sqrt().round() as usize;
+        if rows == side && cols == side {
+            return table;
+        }
+        let m = HostTensor::new(vec![1, rows * cols, n], resize::bilinear_grid(side, rows, cols));
+        to_device::<3>(m, &table.device()).matmul(table)
+    }
+
+    /// The temporal position table for `frames` frames: the learned one for the
+    /// config's frame count, else that one resized along time (linear, antialiased),
+    /// as transformers' `interpolate_pos_encoding` does.
+    ///
+    /// # Shapes
+    /// -> [1, frames, hidden]
+    fn temporal_table(&self, frames: usize) -> Tensor<3> {
+        let table = self.temporal_pos.val();
+        let n = table.dims()[1];
+        if frames == n {
+            return table;
+        }
+        let m = HostTensor::new(vec![1, frames, n], linear_resample_matrix(n, frames, true));
+        to_device::<3>(m, &table.device()).matmul(table)
     }
 
     /// The pooled feature after `head_layernorm`.

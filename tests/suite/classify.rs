@@ -110,10 +110,14 @@ fn classify_reads_the_first_video_stream_and_says_there_was_a_choice() {
     assert_ne!(other, got, "the two streams hold different pictures");
 }
 
+/// Also on checkpoints in the shapes of transformers' own V-JEPA 2 and VideoPrism
+/// model tests, as `save_pretrained` leaves them (no processor file;
+/// tests/fixtures/models/make_tester_shapes.py): one patch per frame, three pooler
+/// layers, 3 heads, 8x8 pictures of 3 frames.
 #[test]
 fn forward_writes_the_logits_transformers_computed() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["videomae_cls", "timesformer"] {
+    for name in ["videomae_cls", "timesformer", "vjepa2_tester", "vjepa2_odd", "videoprism_tester"] {
         let m = fixtures().join("models").join(name);
         let out = dir.path().join(format!("{name}.safetensors"));
         let io = m.join("io.safetensors");
@@ -128,9 +132,10 @@ fn forward_writes_the_logits_transformers_computed() {
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let (shape, got) = read_tensor(&out, "logits");
-        let (_, want) = read_tensor(&io, "logits");
-        assert_eq!(shape, vec![2, 5]);
-        assert!(max_abs_diff(&got, &want) <= 1e-4);
+        let (want_shape, want) = read_tensor(&io, "logits");
+        assert_eq!(shape, want_shape, "{name}");
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{name}: max |logit diff| {diff}");
     }
 }
 
@@ -296,5 +301,36 @@ fn classify_matches_the_transformers_pipeline_for_vjepa2() {
                 assert!(d < tol, "{model} {}: score off by {d}", c["video"]);
             }
         }
+    }
+}
+
+/// A checkpoint saved without a processor file (`save_pretrained` alone, as
+/// transformers' own tests leave theirs; tests/fixtures/models/make_tester_shapes.py)
+/// classifies real clips: the architecture's processor defaults are fitted to
+/// the model's picture size, as its processor would be built for that size
+/// (V-JEPA 2: crop 16 and shortest edge `int(16 * 256 / 224)` = 18, the rule
+/// VJEPA2VideoProcessor applies; VideoPrism: resized to 8 x 8).
+#[test]
+fn a_checkpoint_without_a_processor_file_classifies_at_its_own_size() {
+    use vidi::dataset::transforms::ProcessorSize;
+    use vidi::model::{LoadOptions, VideoModel};
+    let clip = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
+    for (name, size, labels) in [
+        ("vjepa2_tester", ProcessorSize::ShortestEdge { shortest_edge: 18 }, 3),
+        ("videoprism_tester", ProcessorSize::HeightWidth { height: 8, width: 8 }, 4),
+    ] {
+        let dir = fixtures().join("models").join(name);
+        assert!(!dir.join("video_preprocessor_config.json").exists() && !dir.join("preprocessor_config.json").exists());
+        let device = vidi::backend::cpu().device;
+        let (model, _) = VideoModel::load(&dir, &LoadOptions::default(), &device).unwrap();
+        let side = model.config.image_size;
+        assert_eq!((model.processor.size, model.processor.crop_size), (size, (side, side)), "{name}");
+        let o = vidi(&["classify", "--json", "--model", dir.to_str().unwrap(), clip.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let preds = v[0]["predictions"].as_array().unwrap_or_else(|| panic!("{name}: {v}"));
+        assert_eq!(preds.len(), labels, "{name}: {v}");
+        let total: f64 = preds.iter().map(|p| p["score"].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-4, "{name}: the scores of every label sum to {total}");
     }
 }

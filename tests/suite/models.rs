@@ -588,15 +588,17 @@ fn vjepa2_matches_transformers_and_skips_its_predictor() {
 /// 32x32), against transformers (tests/fixtures/models/interpolate.*, made by
 /// make_interpolate.py there): V-JEPA 2 (rotary positions) and VideoMAE (its
 /// sinusoid table recomputed) at 6 frames and at 48x32, TimeSformer (nearest-
-/// interpolated position embeddings) at 48x32; what transformers cannot run is
-/// refused in one line, and `forward` itself still takes only the config's size.
+/// interpolated position embeddings) at 48x32, VideoPrism (its learned spatial and
+/// temporal tables resized, bilinear and antialiased) at 6 frames, at 48x32 and at
+/// 2 frames of 16x24 (both shrunk); what transformers cannot run is refused in one
+/// line, and `forward` itself still takes only the config's size.
 #[test]
 fn other_clip_sizes_match_transformers_interpolate_pos_encoding() {
     let io = fixtures().join("models/interpolate.safetensors");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("models/interpolate.json")).unwrap()).unwrap();
     let cases = meta["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 5);
+    assert_eq!(cases.len(), 8);
     for c in cases {
         let (name, input) = (c["model"].as_str().unwrap(), c["input"].as_str().unwrap());
         let (model, _) = VideoModel::load(&model_dir(name), &LoadOptions::default(), &cpu()).unwrap();
@@ -612,7 +614,7 @@ fn other_clip_sizes_match_transformers_interpolate_pos_encoding() {
     // Refusals: ViViT (transformers' interpolate_pos_encoding fails: recorded in interpolate.json),
     // TimeSformer with another frame count, sizes that are not whole patches.
     let refused = meta["refused_by_transformers"].as_array().unwrap();
-    assert!(refused.iter().all(|r| r["model"] == "vivit") && refused.len() == 2);
+    assert!(refused.iter().all(|r| r["model"] == "vivit") && refused.len() == 3);
     let refuse = |name: &str, input: &str, want: &str| {
         let (model, _) = VideoModel::load(&model_dir(name), &LoadOptions::default(), &cpu()).unwrap();
         let (shape, pixels) = read_tensor(&io, input);
@@ -621,6 +623,7 @@ fn other_clip_sizes_match_transformers_interpolate_pos_encoding() {
     };
     refuse("vivit", "frames_6", "interpolate_pos_encoding fails for ViViT");
     refuse("vivit", "size_48x32", "interpolate_pos_encoding fails for ViViT");
+    refuse("vivit", "frames_2_size_16x24", "interpolate_pos_encoding fails for ViViT");
     refuse("timesformer", "frames_6", "takes 4 frames (num_frames), got 6");
     let (model, _) = VideoModel::load(&model_dir("vjepa2"), &LoadOptions::default(), &cpu()).unwrap();
     for (shape, want) in [

@@ -51,7 +51,7 @@ fn model_preset(spec: String, hub: &crate::hub::HubSettings) -> Result<(String, 
     match crate::hub::model_statuses(&[&spec], hub).pop() {
         Some(ModelStatus::Local(dir) | ModelStatus::Cached(dir)) => {
             let config = crate::model::ModelConfig::from_dir(&dir).map_err(|e| e.to_string())?;
-            let processor = crate::model::config::read_processor(&dir, config.arch).map_err(|e| e.to_string())?;
+            let processor = crate::model::config::model_processor(&dir, &config).map_err(|e| e.to_string())?;
             let preset = crate::train::train_preset_for(&config, &processor, &Default::default());
             Ok((spec, preset))
         }
