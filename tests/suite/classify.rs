@@ -247,7 +247,11 @@ fn a_hub_vjepa2_model_brings_its_video_processor_config() {
     };
     let from_hub = run("someone/tiny-vjepa2", &hub.url);
     assert!(
-        hub.log.lock().unwrap().iter().any(|l| l == "GET /someone/tiny-vjepa2/resolve/main/video_preprocessor_config.json"),
+        hub.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l == "GET /someone/tiny-vjepa2/resolve/main/video_preprocessor_config.json"),
         "{:?}",
         hub.log.lock().unwrap()
     );
