@@ -75,7 +75,7 @@ if [[ -n "${VIDI_BIN:-}" ]]; then
 else
   echo "vidi: building (release, headless)..." >&2
   [[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-  if ! cargo build --release --no-default-features --bin vidi >"$out/build.log" 2>&1; then
+  if ! cargo build --release --no-default-features --features fusion --bin vidi >"$out/build.log" 2>&1; then
     tail -n 20 "$out/build.log" >&2
     echo "gpu-check.sh: the build failed (scripts/setup.sh lists the system packages)" >&2
     exit 1
