@@ -269,6 +269,18 @@ fn is_a_path(spec: &str) -> bool {
     spec.starts_with(['/', '.', '~', '\\']) || (spec.contains('/') && Path::new(first).is_dir())
 }
 
+/// A model given as `owner/name@revision` (a branch, a tag, a commit or a
+/// pull request's `refs/pr/N`; Hub ids cannot hold `@`): the id and the revision.
+/// Without `@`, the spec as it is and no revision.
+pub fn split_revision(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('@') {
+        Some((id, rev)) if !id.is_empty() && !rev.is_empty() && !id.starts_with(['/', '.', '~', '\\']) => {
+            (id, Some(rev))
+        }
+        _ => (spec, None),
+    }
+}
+
 fn split_repo_id(id: &str) -> Result<(&str, &str), HubError> {
     match id.split_once('/') {
         Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => Ok((o, n)),
@@ -577,12 +589,16 @@ mod tests {
 const MODEL_CONFIG_FILES: [&str; 3] = ["config.json", "preprocessor_config.json", "video_preprocessor_config.json"];
 
 /// The reference checkpoints, and what each is.
-pub const REFERENCE_MODELS: [(&str, &str); 5] = [
+pub const REFERENCE_MODELS: [(&str, &str); 6] = [
     ("MCG-NJU/videomae-base-finetuned-kinetics", "VideoMAE-base, Kinetics-400 labels"),
     ("facebook/timesformer-base-finetuned-k400", "TimeSformer-base, Kinetics-400 labels"),
     ("google/vivit-b-16x2-kinetics400", "ViViT-B/16x2, Kinetics-400 labels"),
     ("MCG-NJU/videomae-base", "VideoMAE-base pre-trained: the guide's starting point for fine-tuning"),
     ("facebook/vjepa2-vitl-fpc16-256-ssv2", "V-JEPA 2 ViT-L, 16 x 256 x 256, Something-Something v2 labels"),
+    (
+        "google/videoprism-base-f16r288@refs/pr/4",
+        "VideoPrism-base backbone, 16 x 288 x 288, for fine-tuning (its transformers weights are on the repo's pull request 4)",
+    ),
 ];
 
 /// Where `vidi login` saves the token: `HF_TOKEN_PATH`, else `$HF_HOME/token`
@@ -727,10 +743,11 @@ fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>
             Err(e) => ModelStatus::NotUsable(e.to_string()),
         };
     }
-    if is_a_path(spec) {
+    let (id, revision) = split_revision(spec);
+    if is_a_path(id) {
         return ModelStatus::NotUsable(HubError::NoSuchFolder(spec.to_string()).to_string());
     }
-    let Ok((owner, name)) = split_repo_id(spec) else { return ModelStatus::NotAModel };
+    let Ok((owner, name)) = split_repo_id(id) else { return ModelStatus::NotAModel };
     if let Ok(dir) = resolve(spec, None, true, hub, &DownloadOptions::default()) {
         return ModelStatus::Cached(dir);
     }
@@ -741,7 +758,7 @@ fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>
         Ok(c) => c,
         Err(e) => return ModelStatus::Unreachable(e.to_string()),
     };
-    match client.model(owner, name).list_tree().send() {
+    match client.model(owner, name).list_tree().maybe_revision(revision.map(str::to_string)).send() {
         Ok(entries) => {
             let sizes: std::collections::BTreeMap<String, u64> = entries
                 .into_iter()
@@ -811,6 +828,9 @@ fn resolve(
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
+    // `owner/name@revision`; a revision passed on its own (`--revision`) wins.
+    let (spec, at) = split_revision(spec);
+    let revision = revision.or(at);
     if is_a_path(spec) {
         return Err(HubError::NoSuchFolder(spec.to_string()));
     }

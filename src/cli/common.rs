@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// `--model` and `--device`, shared by the commands that run a model.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// A model folder in the transformers layout, or a Hub model id (downloaded into the hf-hub cache).
+    /// A model folder in the transformers layout, or a Hub model id (downloaded into the hf-hub cache;
+    /// `owner/name@revision` for a branch, tag, commit or `refs/pr/N`).
     #[arg(long)]
     pub model: String,
     /// Branch, tag or commit of a Hub model.

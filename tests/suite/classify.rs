@@ -338,3 +338,55 @@ fn a_checkpoint_without_a_processor_file_classifies_at_its_own_size() {
         assert!((total - 1.0).abs() < 1e-4, "{name}: the scores of every label sum to {total}");
     }
 }
+
+/// `--model owner/name@revision` takes the model at that revision (here a pull
+/// request's `refs/pr/4`, where `google/videoprism-*` keep their transformers
+/// weights): the server is asked for that revision's files only, the scores
+/// are those of the same files as a local folder, and the app's model status
+/// lists the revision's files as downloadable. `main` has no such model.
+#[test]
+fn a_hub_model_at_a_revision_is_the_files_of_that_revision() {
+    let m = fixtures().join("models/videoprism");
+    let files_at = |rev: &str| -> HashMap<String, Vec<u8>> {
+        ["config.json", "model.safetensors", "video_preprocessor_config.json"]
+            .iter()
+            .map(|f| (format!("/someone/tiny-videoprism/resolve/{rev}/{f}"), std::fs::read(m.join(f)).unwrap()))
+            .collect()
+    };
+    let hub = crate::hub::serve(files_at("refs%2Fpr%2F4"));
+    let home = tempfile::tempdir().unwrap();
+    let clip = crate::clip("asl_thanks.mkv");
+    let run = |model: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vidi"))
+            .args(["classify", "--json", "--top-k", "3", "--model", model, clip.to_str().unwrap()])
+            .env("VIDI_DEVICE", "cpu")
+            .env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", &hub.url)
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_CACHE")
+            .output()
+            .unwrap()
+    };
+    let scores = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["predictions"].clone()
+    };
+    let status = vidi::hub::model_statuses(
+        &["someone/tiny-videoprism@refs/pr/4"],
+        &vidi::hub::HubSettings {
+            endpoint: Some(hub.url.clone()),
+            cache_dir: Some(home.path().join("hub")),
+            ..Default::default()
+        },
+    );
+    let bytes: u64 = files_at("x").values().map(|b| b.len() as u64).sum();
+    assert!(matches!(status[..], [vidi::hub::ModelStatus::Downloadable { bytes: b }] if b == bytes), "{status:?}");
+    let from_pr = scores(run("someone/tiny-videoprism@refs/pr/4"));
+    assert_eq!(from_pr, scores(run(m.to_str().unwrap())));
+    let log = hub.log.lock().unwrap().clone();
+    assert!(log.iter().any(|l| l == "GET /someone/tiny-videoprism/resolve/refs%2Fpr%2F4/model.safetensors"), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("/resolve/main/")), "{log:?}");
+    let o = run("someone/tiny-videoprism");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("someone/tiny-videoprism"), "{err}");
+}
