@@ -502,9 +502,9 @@ pub fn scaled_cross_attention(
 /// (VideoPrism): `softmax(cap * tanh(q k^T / sqrt(dh) / cap)) v` per head
 /// (`cap` 0: no cap), its output projection `o`, and `residual` added; in
 /// training [`AttentionDrop`]'s dropout of the probabilities and of `o`'s
-/// output (no drop-path). By Burn's tensor operations on every route, the
-/// scores materialised (the cap sits between the product and the softmax,
-/// where vidi's fused kernels have no step).
+/// output (no drop-path). In inference on the CPU, vidi's attention kernel
+/// with the cap applied to each block of scores before its softmax; elsewhere
+/// Burn's tensor operations, the scores materialised.
 ///
 /// # Shapes
 /// x, residual: `[batch, tokens, hidden]` -> `[batch, tokens, hidden]`
@@ -517,8 +517,12 @@ pub fn capped_self_attention(
     drop: Option<AttentionDrop>,
 ) -> Tensor<3> {
     let drop = drop.filter(AttentionDrop::active);
-    pace(&x.device());
     let [b, n, _] = x.dims();
+    if route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(n) && drop.is_none() {
+        let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+        return linear_add(o, kernels::capped_attention(qx, kx, vx, heads, cap as f32), residual, 0);
+    }
+    pace(&x.device());
     let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
     let d = qx.dims()[2];
     let dh = d / heads;

@@ -118,7 +118,7 @@ pub fn attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, heads: usize) -> O
     let (qh, kh, vh) = (contiguous(q.primitive()), contiguous(k.primitive()), contiguous(v.primitive()));
     let [b, n, _] = dims;
     let mut lse = vec![0f32; b * heads * n];
-    let out = attention_host(values(&qh), values(&kh), values(&vh), dims, heads, Groups::All, Some(&mut lse));
+    let out = attention_host(values(&qh), values(&kh), values(&vh), dims, heads, Groups::All, Some(&mut lse), 0.0);
     let out = FlexTensor::from_data(TensorData::new(out, dims));
     Some(record(FusedAttention, [q.node(), k.node(), v.node()], out, |out| Saved {
         q: qh,

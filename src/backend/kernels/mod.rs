@@ -137,7 +137,20 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups:
     let dims = q.dims();
     assert!(groups.fits(dims[1]), "{} tokens do not split into {groups:?}", dims[1]);
     let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
-    let out = attention_host(&q, &k, &v, dims, heads, groups, None);
+    let out = attention_host(&q, &k, &v, dims, heads, groups, None, 0.0);
+    to_device(HostTensor::new(dims.to_vec(), out), &device)
+}
+
+/// [`attention`] over all tokens with its logits soft-capped before the softmax:
+/// `cap * tanh(logits / cap)` (VideoPrism's `attn_logit_softcapping`).
+///
+/// # Shapes
+/// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
+pub fn capped_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, cap: f32) -> Tensor<3> {
+    let device = q.device();
+    let dims = q.dims();
+    let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
+    let out = attention_host(&q, &k, &v, dims, heads, Groups::All, None, cap);
     to_device(HostTensor::new(dims.to_vec(), out), &device)
 }
 
@@ -274,7 +287,9 @@ pub(super) const SHORT: usize = 32;
 /// The attention of [`attention`] on host buffers. With `lse` (only for
 /// [`Groups::All`]), also writes each query row's log-sum-exp of its scaled
 /// scores (`[batch, heads, tokens]`, what the backward pass needs to rebuild
-/// the probabilities).
+/// the probabilities). With `cap` > 0, the scaled scores are soft-capped
+/// (`cap * tanh(x / cap)`) before the softmax.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn attention_host(
     q: &[f32],
     k: &[f32],
@@ -283,6 +298,7 @@ pub(super) fn attention_host(
     heads: usize,
     groups: Groups,
     lse: Option<&mut [f32]>,
+    cap: f32,
 ) -> Vec<f32> {
     debug_assert!(groups.fits(n) && (lse.is_none() || groups == Groups::All));
     let dh = d / heads;
@@ -338,6 +354,11 @@ pub(super) fn attention_host(
                             false,
                         );
                     }
+                }
+                if cap > 0.0 {
+                    // Soft-capped logits, kept in units of the unscaled scores (the softmax scales them).
+                    let (into, back) = (scale / cap, cap / scale);
+                    s.iter_mut().for_each(|x| *x = back * (*x * into).tanh());
                 }
                 softmax_rows(s, len, scale, &mut sums[..rows], &mut shifts[..rows]);
                 if len < SHORT {
