@@ -748,7 +748,7 @@ fn status(spec: &str, hub: &HubSettings, online: &mut Option<Result<(), String>>
         return ModelStatus::NotUsable(HubError::NoSuchFolder(spec.to_string()).to_string());
     }
     let Ok((owner, name)) = split_repo_id(id) else { return ModelStatus::NotAModel };
-    if let Ok(dir) = resolve(spec, None, true, hub, &DownloadOptions::default()) {
+    if let Ok(dir) = resolve(id, revision, true, hub, &DownloadOptions::default()) {
         return ModelStatus::Cached(dir);
     }
     if let Err(e) = online.get_or_insert_with(|| hub.reachable()) {

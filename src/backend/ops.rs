@@ -518,12 +518,14 @@ pub fn capped_self_attention(
 ) -> Tensor<3> {
     let drop = drop.filter(AttentionDrop::active);
     let [b, n, _] = x.dims();
-    if route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(n) && drop.is_none() {
-        let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+    let kernel = route(&x.device()) == Route::CpuKernel && cpu_takes_sequence(n) && drop.is_none();
+    if !kernel {
+        pace(&x.device());
+    }
+    let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
+    if kernel {
         return linear_add(o, kernels::capped_attention(qx, kx, vx, heads, cap as f32), residual, 0);
     }
-    pace(&x.device());
-    let (qx, kx, vx) = (linear(q, x.clone()), linear(k, x.clone()), linear(v, x));
     let d = qx.dims()[2];
     let dh = d / heads;
     let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]

@@ -570,11 +570,20 @@ pub fn fit_processor(p: &mut ImageProcessor, arch: Architecture, side: usize) {
     }
     p.size = match p.size {
         ProcessorSize::ShortestEdge { shortest_edge } => ProcessorSize::ShortestEdge {
-            shortest_edge: if arch == Architecture::Vjepa2 { side * 256 / 224 } else { shortest_edge * side / crop },
+            shortest_edge: if arch == Architecture::Vjepa2 {
+                vjepa2_shortest_edge(side)
+            } else {
+                shortest_edge * side / crop
+            },
         },
         ProcessorSize::HeightWidth { .. } => ProcessorSize::HeightWidth { height: side, width: side },
     };
     p.crop_size = (side, side);
+}
+
+/// VJEPA2VideoProcessor's resize for a crop of `crop`: `int(crop * 256 / 224)`.
+fn vjepa2_shortest_edge(crop: usize) -> usize {
+    crop * 256 / 224
 }
 
 /// Parses a processor config (see [`read_processor`]). A key that is there
@@ -660,8 +669,8 @@ pub fn processor_from_json(raw: &Value, arch: Architecture) -> Result<ImageProce
         p.image_std = s;
     }
     if arch == Architecture::Vjepa2 {
-        // VJEPA2VideoProcessor sets the resize from the crop whatever `size` says: int(crop * 256 / 224).
-        p.size = ProcessorSize::ShortestEdge { shortest_edge: p.crop_size.0 * 256 / 224 };
+        // VJEPA2VideoProcessor sets the resize from the crop whatever `size` says.
+        p.size = ProcessorSize::ShortestEdge { shortest_edge: vjepa2_shortest_edge(p.crop_size.0) };
     }
     match field(raw, "resample") {
         None => {}

@@ -215,11 +215,9 @@ impl VideoPrism {
     /// # Shapes
     /// pixel_values: [batch, frames, channels, height, width] -> [batch * frames, patches, hidden]
     pub fn encode_spatial(&self, pixel_values: Tensor<5>, seed: Option<u64>) -> Tensor<3> {
-        let pixel_values_dims = pixel_values.dims();
-        let [b, t, ..] = pixel_values_dims;
+        let [b, t, _, h, w] = pixel_values.dims();
         let x = ops::linear(&self.patch, layers::tubelets(pixel_values, 1, self.patch_size));
         let [_, tn, d] = x.dims();
-        let [.., h, w] = pixel_values_dims;
         let x = x.reshape([b * t, tn / t, d]) + self.spatial_table(h / self.patch_size, w / self.patch_size);
         let mut x = self.drop_embeddings(x, layers::site_seed(seed, 1 << 20, 0));
         for (i, blk) in self.spatial.iter().enumerate() {

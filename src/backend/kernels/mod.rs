@@ -133,12 +133,9 @@ impl Groups {
 /// # Panics
 /// If the tokens do not split into `groups` (models check the clip's shape before their forward pass).
 pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups: Groups) -> Tensor<3> {
-    let device = q.device();
-    let dims = q.dims();
-    assert!(groups.fits(dims[1]), "{} tokens do not split into {groups:?}", dims[1]);
-    let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
-    let out = attention_host(&q, &k, &v, dims, heads, groups, None, 0.0);
-    to_device(HostTensor::new(dims.to_vec(), out), &device)
+    let n = q.dims()[1];
+    assert!(groups.fits(n), "{n} tokens do not split into {groups:?}");
+    attention_on_host(q, k, v, heads, groups, 0.0)
 }
 
 /// [`attention`] over all tokens with its logits soft-capped before the softmax:
@@ -147,10 +144,15 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups:
 /// # Shapes
 /// q, k, v: `[batch, tokens, heads * dh]` -> `[batch, tokens, heads * dh]`
 pub fn capped_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, cap: f32) -> Tensor<3> {
+    attention_on_host(q, k, v, heads, Groups::All, cap)
+}
+
+/// [`attention_host`] on the tensors' data, back on their device.
+fn attention_on_host(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, groups: Groups, cap: f32) -> Tensor<3> {
     let device = q.device();
     let dims = q.dims();
     let (q, k, v) = (to_host(q).data, to_host(k).data, to_host(v).data);
-    let out = attention_host(&q, &k, &v, dims, heads, Groups::All, None, cap);
+    let out = attention_host(&q, &k, &v, dims, heads, groups, None, cap);
     to_device(HostTensor::new(dims.to_vec(), out), &device)
 }
 
