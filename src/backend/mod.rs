@@ -20,7 +20,7 @@ pub use device::{
     adapter_reports, adapters, choice_from, cpu, device_memory, host_device, is_real_gpu, on_wgpu_device, select,
     set_precision, window_device_headless, AdapterReport, BackendError, Compute, DeviceChoice, Precision,
 };
-pub use host::{to_device, to_host, HostTensor};
+pub use host::{device_reads, to_device, to_host, HostTensor, Scalar};
 
 /// Keeps freed tensor buffers in the process for reuse (glibc on Linux).
 ///

@@ -619,12 +619,24 @@ pub fn heads_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -
 /// One AdamW step of one parameter (flattened), with its moments (zeros when
 /// `None`): returns the new parameter and moments. On the CPU kernel route one
 /// pass over the four buffers; elsewhere the same arithmetic as tensor ops.
+/// The gradient is scaled by `k.clip` and, where given, by `clip_by` (a
+/// one-element tensor: the clipping coefficient left on the device).
 pub fn adamw(
     p: Tensor<1>,
     g: Tensor<1>,
     moments: Option<(Tensor<1>, Tensor<1>)>,
     k: &AdamWStep,
+    clip_by: Option<&Tensor<1>>,
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let g = match clip_by {
+        // The clipping coefficient computed on the device (one element), so that
+        // the step need not read the gradient norm back first.
+        Some(c) => {
+            let n = g.dims()[0];
+            g * c.clone().expand([n])
+        }
+        None => g,
+    };
     if route(&p.device()) == Route::CpuKernel {
         return kernels::adamw(p, g, moments, k);
     }
@@ -633,7 +645,7 @@ pub fn adamw(
     if UPDATES.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
         pace(&p.device());
     }
-    let g = g.mul_scalar(k.clip);
+    let g = if k.clip != 1.0 { g.mul_scalar(k.clip) } else { g };
     let p = if k.decay != 1.0 { p.mul_scalar(k.decay) } else { p };
     let (m, v) = moments.unwrap_or_else(|| (g.zeros_like(), g.zeros_like()));
     let m = m.mul_scalar(k.beta1) + g.clone().mul_scalar(k.one_minus_beta1);

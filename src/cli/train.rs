@@ -89,7 +89,8 @@ pub struct TrainArgs {
     /// Seed of the new classifier, the data order and every augmentation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Log the mean loss every this many steps.
+    /// Log the mean loss every this many steps (on a GPU, the only steps that
+    /// read the loss back and so wait for the device).
     #[arg(long, default_value_t = 10)]
     pub logging_steps: u64,
     /// Decoding threads (default: the cores but one, at least 1).
@@ -204,6 +205,8 @@ fn ctrl_c_token() -> Arc<AtomicBool> {
 struct EventView {
     bar: Option<ProgressBar>,
     mode: View,
+    /// The last loss read (off the CPU, that of the last log step).
+    loss: Option<f64>,
 }
 
 /// How training events are shown.
@@ -219,7 +222,7 @@ enum View {
 
 impl EventView {
     fn new(mode: View) -> EventView {
-        EventView { bar: None, mode }
+        EventView { bar: None, mode, loss: None }
     }
 
     fn line(&self, s: String) {
@@ -283,9 +286,11 @@ impl EventView {
                 self.bar = Some(bar);
             }
             TrainEvent::Step { step, loss, lr, clips_per_s, .. } => {
+                self.loss = loss.or(self.loss);
                 if let Some(b) = &self.bar {
                     b.set_position(*step);
-                    b.set_message(format!("loss {loss:.4} lr {lr:.2e} {clips_per_s:.1} clips/s"));
+                    let loss = self.loss.map_or("-".into(), |l| format!("{l:.4}"));
+                    b.set_message(format!("loss {loss} lr {lr:.2e} {clips_per_s:.1} clips/s"));
                 }
             }
             TrainEvent::Log { step, epoch, loss, lr, grad_norm } => self.line(format!(

@@ -35,7 +35,7 @@ use burn::module::Module;
 use burn::tensor::{activation, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::DeviceChoice;
+use crate::backend::{DeviceChoice, Scalar};
 use crate::dataset::index::Unreadable;
 use crate::dataset::loader::Example;
 use crate::dataset::presets::TrainPreset;
@@ -218,12 +218,13 @@ pub enum TrainEvent {
         total_steps: u64,
         /// Fractional epoch.
         epoch: f64,
-        /// Loss of this step.
-        loss: f64,
+        /// Loss of this step: on the CPU every step; on a GPU on log steps
+        /// only (`logging_steps`), since reading it waits for the step to finish.
+        loss: Option<f64>,
         /// Learning rate used.
         lr: f64,
-        /// Gradient norm before clipping.
-        grad_norm: f64,
+        /// Gradient norm before clipping (read when the loss is).
+        grad_norm: Option<f64>,
         /// Training clips per second over the run so far.
         clips_per_s: f64,
         /// Estimated seconds left (training steps only).
@@ -538,7 +539,8 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], scale: f64) -> Tensor<
 }
 
 /// Forward and backward of one micro-batch on an autodiff device: adds its
-/// gradients to `acc` and returns its loss (mean cross-entropy x `scale` x batch).
+/// gradients to `acc` and returns its loss (mean cross-entropy x `scale` x
+/// batch), left on the device off the CPU (a read waits for the step's work).
 /// The config's dropouts and drop-path draw their masks from `seed`
 /// ([`VideoModel::forward_train`]; a run derives it from its seed, the step
 /// and the micro-batch, see [`step_seed`]).
@@ -550,24 +552,24 @@ pub fn accumulate(
     scale: f64,
     seed: u64,
     acc: &mut GradAccumulator,
-) -> Result<f64, ModelError> {
+) -> Result<Scalar, ModelError> {
     let per = model.clips_per_pass();
     if shape[0] > per {
         // Off the CPU, a large micro-batch runs in pieces: the loss is a sum over
         // clips, so the pieces' gradients add up to the whole's.
         let clip: usize = shape[1..].iter().product();
-        let mut loss = 0.0;
+        let mut loss: Option<Scalar> = None;
         for (i, (piece, labels)) in pixel_values.chunks(per * clip).zip(labels.chunks(per)).enumerate() {
             let piece_shape = [labels.len(), shape[1], shape[2], shape[3], shape[4]];
             let piece_seed = crate::backend::ops::mix(seed, i as u64);
-            loss += accumulate(model, piece.to_vec(), piece_shape, labels, scale, piece_seed, acc)?;
+            loss = Some(accumulate(model, piece.to_vec(), piece_shape, labels, scale, piece_seed, acc)?.added_to(loss));
         }
-        return Ok(loss);
+        return Ok(loss.unwrap_or(Scalar::Host(0.0)));
     }
     let x: Tensor<5> = Tensor::from_data(TensorData::new(pixel_values, shape), &model.device);
     let logits = model.forward_train(x, seed)?;
     let loss = cross_entropy(logits, labels, scale);
-    let value = loss.clone().into_scalar::<f32>() as f64;
+    let value = Scalar::of(loss.clone().inner());
     let grads = loss.backward();
     acc.add(&model.net, &grads);
     Ok(value)

@@ -14,7 +14,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Gradients, Tensor};
 
-use crate::backend::{ops, to_device, to_host, HostTensor};
+use crate::backend::{ops, to_device, to_host, HostTensor, Scalar};
 use crate::model::weights;
 use crate::model::ModelError;
 
@@ -135,6 +135,8 @@ struct Update<'a> {
     grads: BTreeMap<String, Tensor<1>>,
     lr: f64,
     clip: f64,
+    /// The clipping coefficient, left on the device (off the CPU).
+    clip_by: Option<Tensor<1>>,
     path: PathTracker,
 }
 
@@ -171,7 +173,7 @@ impl ModuleMapper for Update<'_> {
             step_size: (self.lr / bc1) as f32,
         };
         let moments = self.opt.moments.remove(&key);
-        let (p, m, v) = ops::adamw(p, g, moments, &k);
+        let (p, m, v) = ops::adamw(p, g, moments, &k, self.clip_by.as_ref());
         self.opt.moments.insert(key, (m, v));
         let mut updated = Tensor::from_inner(p.reshape(shape));
         if require_grad {
@@ -182,10 +184,11 @@ impl ModuleMapper for Update<'_> {
 }
 
 /// What one optimizer step did.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct StepInfo {
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
+    /// Global gradient norm before clipping: read on the CPU, left on the
+    /// device elsewhere (read it for the log only, [`Scalar::value`]).
+    pub grad_norm: Scalar,
     /// Learning rate used.
     pub lr: f64,
 }
@@ -210,15 +213,25 @@ impl AdamW {
                 None => s,
             });
         }
-        let grad_norm = sq.map_or(0.0, |s| s.into_scalar::<f32>() as f64).sqrt();
         // clip_grad_norm_: scale by max_norm / (norm + 1e-6), clamped to at most 1.
-        let clip = if self.config.max_grad_norm > 0.0 {
-            (self.config.max_grad_norm / (grad_norm + 1e-6)).min(1.0)
-        } else {
-            1.0
+        let max_norm = self.config.max_grad_norm;
+        let (grad_norm, clip, clip_by) = match sq.map(Scalar::of) {
+            None => (Scalar::Host(0.0), 1.0, None),
+            Some(Scalar::Host(sq)) => {
+                let norm = sq.sqrt();
+                let clip = if max_norm > 0.0 { (max_norm / (norm + 1e-6)).min(1.0) } else { 1.0 };
+                (Scalar::Host(norm), clip, None)
+            }
+            // Off the CPU the norm and the coefficient stay on the device: no read.
+            Some(Scalar::Device(sq)) => {
+                let norm = sq.sqrt();
+                let by = (max_norm > 0.0)
+                    .then(|| norm.clone().add_scalar(1e-6).recip().mul_scalar(max_norm as f32).clamp_max(1.0));
+                (Scalar::Device(norm), 1.0, by)
+            }
         };
         self.steps += 1;
-        let mut u = Update { opt: self, grads, lr, clip, path: PathTracker::default() };
+        let mut u = Update { opt: self, grads, lr, clip, clip_by, path: PathTracker::default() };
         let module = module.map(&mut u);
         (module, StepInfo { grad_norm, lr })
     }

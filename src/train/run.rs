@@ -20,7 +20,7 @@ use super::{
     accumulate, apply_step, dataset_items_of, inference_copy, io_err, space, step_seed, train_preset, ResumeOptions,
     TrainConfig, TrainError, TrainEvent, TrainSummary, TrainerState,
 };
-use crate::backend;
+use crate::backend::{self, Scalar};
 use crate::dataset::loader::{balanced, Example, Loader, LoaderOptions};
 use crate::dataset::presets::Preset;
 use crate::eval::{evaluate, EvalOptions, EvalReport};
@@ -354,7 +354,7 @@ impl<'a> Run<'a> {
         mut state: TrainerState,
     ) -> Result<(VideoModel, AdamW, TrainerState, bool), TrainError> {
         let (p, cfg) = (&self.plan, &self.plan.cfg);
-        let (mut log_loss, mut log_n) = (0f64, 0u64);
+        let (mut log_loss, mut log_n) = (None::<Scalar>, 0u64);
         let (mut clips_done, t_train) = (0usize, Instant::now());
         let start_step = state.global_step;
         let mut first = true;
@@ -385,7 +385,7 @@ impl<'a> Run<'a> {
                     return Ok((model, opt, state, true));
                 }
                 let mut acc = GradAccumulator::default();
-                let (mut step_loss, mut step_clips) = (0f64, 0usize);
+                let (mut step_loss, mut step_clips) = (None::<Scalar>, 0usize);
                 for micro in 0..cfg.grad_accum {
                     let Some(batch) = loader.next() else { break };
                     for (path, reason) in &batch.skipped {
@@ -396,8 +396,9 @@ impl<'a> Run<'a> {
                     }
                     let scale = 1.0 / p.effective as f64;
                     let seed = step_seed(cfg.seed, state.global_step, micro);
-                    step_loss +=
+                    let loss =
                         accumulate(&model, batch.pixel_values, batch.shape, &batch.labels, scale, seed, &mut acc)?;
+                    step_loss = Some(loss.added_to(step_loss));
                     step_clips += batch.labels.len();
                 }
                 if acc.is_empty() {
@@ -413,32 +414,43 @@ impl<'a> Run<'a> {
                 let elapsed = t_train.elapsed().as_secs_f64();
                 let done_here = (state.global_step - start_step) as f64;
                 let epoch_f = state.epoch as f64 + state.step_in_epoch as f64 / p.steps_per_epoch as f64;
+                let step_loss = step_loss.unwrap_or(Scalar::Host(0.0));
+                log_loss = Some(step_loss.clone().added_to(log_loss));
+                log_n += 1;
+                // Off the CPU, the loss and the gradient norm are read (one wait for the
+                // device) on log steps only; the other steps queue their work and go on.
+                let log_now = state.global_step.is_multiple_of(cfg.logging_steps.max(1));
+                let read = match log_now {
+                    true => {
+                        let sum = log_loss.take().unwrap_or(Scalar::Host(0.0));
+                        let v = Scalar::values(&[step_loss.clone(), info.grad_norm.clone(), sum]);
+                        Some((v[0], v[1], v[2] / log_n as f64))
+                    }
+                    false => None,
+                };
                 let _ = self.events.send(TrainEvent::Step {
                     step: state.global_step,
                     total_steps: p.total_steps,
                     epoch: epoch_f,
-                    loss: step_loss,
+                    loss: read.map(|r| r.0).or(step_loss.host_value()),
                     lr,
-                    grad_norm: info.grad_norm,
+                    grad_norm: read.map(|r| r.1).or(info.grad_norm.host_value()),
                     clips_per_s: clips_done as f64 / elapsed.max(1e-9),
                     eta_s: elapsed / done_here * (p.total_steps - state.global_step) as f64,
                 });
-                log_loss += step_loss;
-                log_n += 1;
-                if state.global_step.is_multiple_of(cfg.logging_steps.max(1)) {
-                    let loss = log_loss / log_n as f64;
+                if let Some((_, grad_norm, loss)) = read {
                     self.metrics.append(&serde_json::json!({
                         "step": state.global_step, "epoch": epoch_f, "loss": loss, "learning_rate": lr,
-                        "grad_norm": info.grad_norm,
+                        "grad_norm": grad_norm,
                     }))?;
                     let _ = self.events.send(TrainEvent::Log {
                         step: state.global_step,
                         epoch: epoch_f,
                         loss,
                         lr,
-                        grad_norm: info.grad_norm,
+                        grad_norm,
                     });
-                    (log_loss, log_n) = (0.0, 0);
+                    log_n = 0;
                 }
             }
             drop(loader);

@@ -271,3 +271,97 @@ fn bench_train_reports_the_loaders_clips_per_second() {
     assert!(row["clips_per_s"].as_f64().unwrap() > 0.0, "{row}");
     assert!(vidi::dataset::loader::default_workers() >= 1);
 }
+
+/// Three Trainer steps on wgpu read nothing back from the device: the loss,
+/// the gradient norm and the clipping coefficient stay there until the log
+/// asks for them, and then all six numbers come back in one read, equal to
+/// PyTorch's (the fixture of `optimizer_steps_on_wgpu_match_pytorch`, whose
+/// norms are above `max_grad_norm`, so every step is clipped on the device).
+#[test]
+fn training_steps_on_wgpu_read_nothing_back_until_the_log() {
+    use vidi::backend::{device_reads, Scalar};
+    use vidi::model::{LoadOptions, VideoModel};
+    use vidi::train::optim::{self, AdamW, AdamWConfig, GradAccumulator};
+    let dir = fixtures().join("models/videomae_meanpool");
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("train/videomae_meanpool_steps.json")).unwrap())
+            .unwrap();
+    let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
+    let shape: [usize; 5] = shape.try_into().unwrap();
+    let labels: Vec<usize> = log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &wgpu().autodiff()).unwrap();
+    let cfg = AdamWConfig {
+        weight_decay: log["weight_decay"].as_f64().unwrap(),
+        max_grad_norm: log["max_grad_norm"].as_f64().unwrap(),
+        ..Default::default()
+    };
+    let (lr, total) = (log["lr"].as_f64().unwrap(), log["total"].as_u64().unwrap());
+    let warmup = optim::warmup_steps(total, 0.1);
+    let mut opt = AdamW::new(cfg);
+    let before = device_reads();
+    let (mut losses, mut norms) = (Vec::new(), Vec::new());
+    for step in 0..3u64 {
+        let mut acc = GradAccumulator::default();
+        let scale = 1.0 / labels.len() as f64;
+        losses.push(vidi::train::accumulate(&model, pixels.clone(), shape, &labels, scale, 0, &mut acc).unwrap());
+        let info;
+        (model, info) = vidi::train::apply_step(model, &mut opt, acc, optim::linear_schedule(lr, step, warmup, total));
+        norms.push(info.grad_norm);
+    }
+    assert_eq!(device_reads() - before, 0, "three steps on wgpu read from the device");
+    assert!(losses.iter().chain(&norms).all(|s| s.host_value().is_none()), "a value was read on the host");
+    let read = Scalar::values(&[losses, norms].concat());
+    assert_eq!(device_reads() - before, 1, "the log's values took more than one read");
+    for (i, (key, tol)) in [("losses", 1e-5), ("grad_norms", 1e-4)].into_iter().enumerate() {
+        for step in 0..3 {
+            let (got, want) = (read[3 * i + step], log[key][step].as_f64().unwrap());
+            assert!((got - want).abs() <= tol * want.max(1.0), "{key}[{step}]: {got} on wgpu, PyTorch {want}");
+        }
+    }
+}
+
+/// `vidi train` on wgpu: a step's event carries the loss and the gradient
+/// norm on log steps only (the others read nothing), and metrics.jsonl
+/// holds the losses and norms the same run logs on the CPU.
+#[test]
+fn training_on_wgpu_logs_what_the_cpu_logs() {
+    let m = crate::train::motion();
+    let logged = |device: DeviceChoice| {
+        let cfg = vidi::train::TrainConfig { max_steps: Some(4), device, ..crate::train::motion_config(m, 1) };
+        let out = m.root.join(format!("run-logs-{device:?}"));
+        let (_, events) = crate::train::run_training(Some(&cfg), &out, None);
+        let steps: Vec<(u64, Option<f64>, Option<f64>)> = events
+            .iter()
+            .filter_map(|e| match e {
+                vidi::train::TrainEvent::Step { step, loss, grad_norm, .. } => Some((*step, *loss, *grad_norm)),
+                _ => None,
+            })
+            .collect();
+        let metrics: Vec<(u64, f64, f64)> = std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v.get("loss").is_some())
+            .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap(), v["grad_norm"].as_f64().unwrap()))
+            .collect();
+        (steps, metrics)
+    };
+    let (gpu_steps, gpu_metrics) = logged(DeviceChoice::Gpu);
+    let (cpu_steps, cpu_metrics) = logged(DeviceChoice::Cpu);
+    assert_eq!(gpu_steps.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for ((step, loss, norm), (_, cpu_loss, cpu_norm)) in gpu_steps.iter().zip(&cpu_steps) {
+        assert!(cpu_loss.is_some() && cpu_norm.is_some(), "the CPU's step {step} has no loss");
+        let log_step = step % 2 == 0;
+        assert_eq!(loss.is_some(), log_step, "step {step} on wgpu: loss {loss:?}");
+        assert_eq!(norm.is_some(), log_step, "step {step} on wgpu: grad_norm {norm:?}");
+        if log_step {
+            assert!((loss.unwrap() - cpu_loss.unwrap()).abs() <= 1e-3, "step {step}: loss {loss:?} vs {cpu_loss:?}");
+        }
+    }
+    assert_eq!(gpu_metrics.iter().map(|m| m.0).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(cpu_metrics.len(), gpu_metrics.len());
+    for ((step, loss, norm), (_, cpu_loss, cpu_norm)) in gpu_metrics.iter().zip(&cpu_metrics) {
+        assert!((loss - cpu_loss).abs() <= 1e-3, "step {step}: logged loss {loss} on wgpu, {cpu_loss} on the CPU");
+        assert!((norm - cpu_norm).abs() <= 1e-3 * cpu_norm.max(1.0), "step {step}: grad_norm {norm} vs {cpu_norm}");
+    }
+}

@@ -126,3 +126,24 @@ fn burn_backends_are_named_in_src_backend_only() {
     }
     assert!(found.is_empty(), "Burn backend names outside src/backend/:\n{}", found.join("\n"));
 }
+
+/// Every read of a device tensor back to the host goes through
+/// `src/backend/host.rs`, which counts those off the CPU (what
+/// `gpu::training_steps_on_wgpu_read_nothing_back_until_the_log` checks).
+#[test]
+fn device_tensors_are_read_back_in_src_backend_only() {
+    let reads = [".into_scalar", ".into_data", ".to_data(", ".try_into_data"];
+    let backend = src().join("backend");
+    let found: Vec<String> = sources(&src())
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(&backend))
+        .flat_map(|(path, text)| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, line)| reads.iter().any(|r| line.contains(r)))
+                .map(|(i, line)| format!("{}:{}: {}", path.display(), i + 1, line.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(found.is_empty(), "device reads outside src/backend/:\n{}", found.join("\n"));
+}

@@ -445,7 +445,7 @@ fn training_passes_with_dropout_repeat_for_the_same_seed() {
         let shape5: [usize; 5] = shape.clone().try_into().unwrap();
         let step = |seed: u64| {
             let mut acc = vidi::train::optim::GradAccumulator::default();
-            vidi::train::accumulate(&model, pixels.clone(), shape5, &[1, 3], 0.5, seed, &mut acc).unwrap()
+            vidi::train::accumulate(&model, pixels.clone(), shape5, &[1, 3], 0.5, seed, &mut acc).unwrap().value()
         };
         let (a, b, c) = (step(7), step(7), step(8));
         assert_eq!(a.to_bits(), b.to_bits(), "{name}: same seed, another loss");

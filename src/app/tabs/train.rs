@@ -605,7 +605,10 @@ impl TrainTab {
             TrainEvent::Step { step, total_steps, loss, lr, clips_per_s, eta_s, .. } => {
                 self.step = (step, total_steps);
                 self.rate = (clips_per_s, eta_s);
-                self.loss.push([step as f64, loss]);
+                // Off the CPU the loss is read on log steps only.
+                if let Some(loss) = loss {
+                    self.loss.push([step as f64, loss]);
+                }
                 self.lr.push([step as f64, lr]);
             }
             // Once Stop is pressed, the steps still queued are not logged.
