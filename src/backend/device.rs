@@ -34,7 +34,7 @@ pub struct Compute {
 }
 
 /// No usable device for the choice.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BackendError {
     /// `gpu` asked for, none found.
     #[error("no GPU adapter found (wgpu saw: {seen}); use --device cpu")]
@@ -71,10 +71,7 @@ pub fn set_precision(compute: &mut Compute, precision: Precision) -> Result<(), 
         return Ok(());
     }
     if !compute.is_gpu {
-        return Err(BackendError::NoF16(format!(
-            "{} computes in f32 only (f16 needs --device gpu)",
-            compute.description
-        )));
+        return Err(f32_only(compute));
     }
     let f16 = burn::tensor::FloatDType::F16;
     if !compute.device.supports_dtype(f16) {
@@ -83,6 +80,10 @@ pub fn set_precision(compute: &mut Compute, precision: Precision) -> Result<(), 
     compute.device.configure(f16).map_err(|e| BackendError::NoF16(format!("{e:?}")))?;
     compute.description.push_str(", f16");
     Ok(())
+}
+
+fn f32_only(compute: &Compute) -> BackendError {
+    BackendError::NoF16(format!("{} computes in f32 only (f16 needs --device gpu)", compute.description))
 }
 
 /// What wgpu says about one adapter.
@@ -132,6 +133,29 @@ pub fn adapter_reports() -> Vec<AdapterReport> {
 /// GPU, else the software one), made without a window, and Burn's wgpu
 /// backend on it ([`on_wgpu_device`]).
 pub fn window_device_headless() -> Result<Compute, String> {
+    headless_device()
+}
+
+/// A device of its own, with every float f16, on the adapter `compute` (a
+/// GPU) computes on: f16 inference beside the f32 device that trains, as the
+/// app's Classify tab offers it (Burn fixes a device's float type once, so
+/// f16 needs a second device). Made once per process; the refusal, where the
+/// adapter has no `SHADER_F16`, is made once too.
+pub fn f16_device(compute: &Compute) -> Result<Compute, BackendError> {
+    static F16: std::sync::OnceLock<Result<Compute, BackendError>> = std::sync::OnceLock::new();
+    if !compute.is_gpu {
+        return Err(f32_only(compute));
+    }
+    F16.get_or_init(|| {
+        let mut c = headless_device().map_err(BackendError::NoF16)?;
+        c.description = c.description.replace(", the window's own device", ", a second device");
+        set_precision(&mut c, Precision::F16)?;
+        Ok(c)
+    })
+    .clone()
+}
+
+fn headless_device() -> Result<Compute, String> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapters = pollster_block(instance.enumerate_adapters(wgpu::Backends::all()));
     let adapter = adapters

@@ -1220,3 +1220,62 @@ fn every_character_the_app_writes_has_a_glyph() {
     assert!(seen > 0, "no non-ASCII text found: the scan is broken");
     assert!(missing.is_empty(), "characters without a glyph:\n{}", missing.into_iter().collect::<Vec<_>>().join("\n"));
 }
+
+/// f16 in the Classify tab, on the GPU the window draws with (lavapipe here,
+/// which has SHADER_F16): a real clip classified in f16, on a second device
+/// beside the window's f32 one, gets the CPU's f32 scores within 1e-2 and the
+/// same top label, and the results say f16. Where the adapter lacks f16, one
+/// line says so.
+#[test]
+fn f16_in_the_classify_tab_gives_the_f32_scores_within_a_hundredth() {
+    use egui_kittest::kittest::NodeT;
+    use vidi::backend::DeviceChoice;
+    let model = crate::fixtures().join("models/videomae_meanpool");
+    let video = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
+    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
+    let settings = Settings { use_model: model.to_string_lossy().into_owned(), ..Default::default() };
+    let mut app = new_app(settings, vec![video.clone()]);
+    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
+    let compute = app.compute.clone();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 720.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    settle(&mut h, 30);
+    h.get_by_label("f16").click();
+    h.get_by_label("Run classification").click();
+    settle(&mut h, 120);
+    if !has_f16 {
+        h.get_by_label_contains("f16 is not available");
+        return;
+    }
+    h.get_by_label("Frames of these results: as Evaluate, computed in f16");
+    // The tab's device computes in f16 (the same device, made once per process).
+    let f16 = vidi::backend::f16_device(&compute).unwrap();
+    let dtype = burn::tensor::Tensor::<1>::zeros([1], &f16.device).dtype();
+    assert_eq!(dtype, burn::tensor::DType::F16, "{}", f16.description);
+
+    let cpu = vidi::backend::cpu();
+    let (m, _) = vidi::model::VideoModel::load(&model, &Default::default(), &cpu.device).unwrap();
+    let opts = vidi::infer::ClassifyOptions { sampling: vidi::infer::Sampling::Eval, ..Default::default() };
+    let want = vidi::infer::classify(&m, &[video], &opts, &mut |_, _| {});
+    let vidi::infer::VideoResult::Ok { predictions, .. } = &want[0] else { panic!("{:?}", want[0]) };
+    assert!(predictions[0].score - predictions[1].score > 0.02, "the fixture's top two are too close: {predictions:?}");
+    let shown: Vec<(String, f64)> = predictions
+        .iter()
+        .map(|p| {
+            let prefix = format!("{}  ", p.label);
+            let node = h.get_by_label_contains(&prefix);
+            let text = node.accesskit_node().label().unwrap_or_default();
+            let score: f64 = text[prefix.len()..].trim().parse().unwrap_or_else(|e| panic!("'{text}': {e}"));
+            (p.label.clone(), score)
+        })
+        .collect();
+    for (p, (_, got)) in predictions.iter().zip(&shown) {
+        assert!((got - p.score as f64).abs() <= 1e-2, "{}: {got} in f16, {} in f32 on the CPU", p.label, p.score);
+    }
+    eprintln!("f16 in the Classify tab: {shown:?}; f32 on the CPU: {predictions:?}");
+    let top = shown.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(top.0, predictions[0].label, "f16's top label: {shown:?}, f32's: {predictions:?}");
+}

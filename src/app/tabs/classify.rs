@@ -15,6 +15,7 @@ use crate::app::jobs::{JobKey, Jobs, Reporter};
 use crate::app::widgets::files::{browse, save_button, save_text, Pick};
 use crate::app::widgets::timeline::{strip, Block};
 use crate::app::widgets::{error_line, error_text, labelled_text};
+use crate::backend::{BackendError, Precision};
 use crate::infer::{Sampling, VideoResult};
 use crate::net::TempVideo;
 use crate::timeline::{ExportFormat, Timeline};
@@ -65,6 +66,10 @@ pub struct ClassifyTab {
     sampling: Sampling,
     /// How the frames of the results shown were chosen.
     used: Sampling,
+    /// The float type of the next run: f16 on a second device of the GPU.
+    precision: Precision,
+    /// The float type of the results shown.
+    used_precision: Precision,
     error: Option<String>,
     copied: Option<String>,
 }
@@ -87,6 +92,8 @@ impl Default for ClassifyTab {
             live: LiveView::default(),
             sampling: Sampling::Eval,
             used: Sampling::Eval,
+            precision: Precision::F32,
+            used_precision: Precision::F32,
             error: None,
             copied: None,
         }
@@ -249,14 +256,26 @@ impl ClassifyTab {
             }
         });
         ui.weak(sampling_words(self.sampling).1);
+        ui.horizontal(|ui| {
+            ui.label("Precision:");
+            ui.radio_value(&mut self.precision, Precision::F32, "f32");
+            ui.add_enabled_ui(env.compute.is_gpu, |ui| ui.radio_value(&mut self.precision, Precision::F16, "f16"))
+                .response
+                .on_hover_text(
+                    "16-bit floats on the GPU, where its adapter has them: faster, scores within about 0.01 of f32's",
+                )
+                .on_disabled_hover_text("f16 needs the models on a GPU");
+        });
         ui.checkbox(&mut self.timeline, "Timeline: classify window after window along each video")
             .on_hover_text("Each window is num_frames frames read as the pipeline reads a video's start; windows follow one another without overlap. The strip under the video shows the top label of each; click it to go there.");
         let running = env.jobs.is_running(&self.job);
         let can = !running && !self.files.is_empty() && !self.model.downloading();
         if ui.add_enabled(can, egui::Button::new("Run classification")).clicked() {
-            let (model, files, device) = (s.use_model.clone(), self.files.clone(), env.compute.device.clone());
+            let (model, files, compute) = (s.use_model.clone(), self.files.clone(), env.compute.clone());
             self.error = None;
             self.used = self.sampling;
+            let precision = self.precision;
+            self.used_precision = precision;
             // Results of another model or other settings would mislead: they go.
             self.clear_results();
             let mut opts = crate::infer::ClassifyOptions { sampling: self.sampling, ..Default::default() };
@@ -266,6 +285,17 @@ impl ClassifyTab {
             }
             let (hub, timeline) = (env.hub.clone(), self.timeline);
             env.commands.start(self.job.start(move |report, cancel| {
+                let device = match precision {
+                    Precision::F32 => compute.device,
+                    // A second device on the same GPU, made on the first f16 run.
+                    Precision::F16 => match crate::backend::f16_device(&compute) {
+                        Ok(c) => c.device,
+                        Err(BackendError::NoF16(why)) => {
+                            return Err(format!("f16 is not available: {why}; choose f32"))
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    },
+                };
                 let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
                 let (m, _) =
                     crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
@@ -339,7 +369,8 @@ impl ClassifyTab {
             }
         }
         if !self.results.is_empty() {
-            ui.label(format!("Frames of these results: {}", sampling_words(self.used).0));
+            let f16 = if self.used_precision == Precision::F16 { ", computed in f16" } else { "" };
+            ui.label(format!("Frames of these results: {}{f16}", sampling_words(self.used).0));
         }
         let mut play = self.pending_play.take();
         let mut seek: Option<f64> = None;
