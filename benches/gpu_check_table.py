@@ -137,6 +137,13 @@ for arch in a.train_archs.split():
         v32, _, t32, t16 = (load(n) if n else None for n in names)
         row(f"train {arch}", b, v32, None, t32, t16, [n for n in names if n])
 say("")
+for arch in a.train_archs.split():
+    k = (load(f"train_vidi_{arch}_b1") or {}).get("kernels")
+    if k:
+        say(f"kernels of one vidi training step, {arch} batch 1 (fusion {'on' if k['fusion'] else 'off'}): "
+            f"forward+backward {k['forward_backward']}, optimizer {k['optimizer']} "
+            f"({k['optimizer_per_tensor']:.1f} per parameter tensor), LayerNorm {k['layer_norm']}, "
+            f"activation {k['activation']}")
 say("loader: the dataset loader's clips/s for that model's clips (train augmentation, decode workers = cores - 1),")
 say("measured by `vidi bench train` before its steps. torch: benches/python_model.py / python_train.py, sdpa")
 say("(eager where transformers has none: TimeSformer), bf16 = torch.autocast(bfloat16).")

@@ -13,6 +13,7 @@
 //!   single-threaded decoder each (how the dataset loader runs); ms per clip
 //!   is wall time divided by clips.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -375,6 +376,32 @@ pub struct TrainBenchRow {
     /// The dataset loader's throughput for this model's clips ([`bench_loader`]), measured
     /// before the steps; `None` when not asked for.
     pub loader: Option<LoaderBench>,
+    /// GPU runs: the kernels one more step launches (after the timed ones);
+    /// `null` on the CPU.
+    pub kernels: Option<KernelCounts>,
+}
+
+/// The GPU kernels of one training step, counted by cubecl's launch observer
+/// ([`crate::backend::kernel_launches`]) in the steady state, and of one
+/// LayerNorm and one MLP activation on a `[batch, tokens, hidden]` input.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelCounts {
+    /// Whether Burn's kernel fusion is compiled in (the `fusion` feature).
+    pub fusion: bool,
+    /// The model's parameter tensors.
+    pub parameter_tensors: usize,
+    /// Kernels of the forward pass, the loss and the backward pass.
+    pub forward_backward: usize,
+    /// Kernels of the optimizer step (gradient norm, clipping and AdamW).
+    pub optimizer: usize,
+    /// `optimizer / parameter_tensors`.
+    pub optimizer_per_tensor: f64,
+    /// Kernels of one LayerNorm.
+    pub layer_norm: usize,
+    /// Kernels of one MLP activation (`hidden_act`).
+    pub activation: usize,
+    /// The optimizer step's kernels by name.
+    pub optimizer_kernels: BTreeMap<String, usize>,
 }
 
 /// What [`bench_train`] feeds the dataset loader: `workers` threads (0: no
@@ -433,6 +460,10 @@ pub fn bench_train(
     }
     let median_s = median(times);
     let rss = peak_rss_mib();
+    let kernels = match compute.is_gpu {
+        true => Some(count_kernels(net, &mut opt, &pixels, shape, &labels, &compute.device)?),
+        false => None,
+    };
     Ok(TrainBenchRow {
         model: model.name(),
         weights,
@@ -448,6 +479,62 @@ pub fn bench_train(
         device_reserved_bytes: peak.reserved,
         device: compute.description.clone(),
         loader,
+        kernels,
+    })
+}
+
+/// One more training step of [`bench_train`], its kernels counted, then a
+/// LayerNorm and an activation of `net`'s width.
+fn count_kernels(
+    net: crate::model::VideoModel,
+    opt: &mut crate::train::optim::AdamW,
+    pixels: &[f32],
+    shape: [usize; 5],
+    labels: &[usize],
+    plain: &burn::tensor::Device,
+) -> Result<KernelCounts, crate::model::ModelError> {
+    use crate::backend::kernel_launches;
+    use crate::backend::ops::{activation, layer_norm};
+    use burn::tensor::{Distribution, Tensor, TensorData};
+    struct Tensors(usize);
+    impl burn::module::ModuleVisitor for Tensors {
+        fn visit_float<const D: usize>(&mut self, _: &burn::module::Param<Tensor<D>>) {
+            self.0 += 1;
+        }
+    }
+    let mut tensors = Tensors(0);
+    burn::module::Module::visit(&net.net, &mut tensors);
+    let device = net.device.clone();
+    let (acc, forward_backward) = kernel_launches(&device, || {
+        let mut acc = crate::train::optim::GradAccumulator::default();
+        let x = Tensor::<5>::from_data(TensorData::new(pixels.to_vec(), shape), &device);
+        let loss = crate::train::cross_entropy(net.forward(x)?, labels, 1.0 / shape[0] as f64);
+        acc.add(&net.net, &loss.backward());
+        Ok::<_, crate::model::ModelError>(acc)
+    });
+    let acc = acc?;
+    let cfg = net.config.clone();
+    let (_, optimizer) = kernel_launches(&device, || crate::train::apply_step(net, opt, acc, 5e-5));
+    // The width and the token count of the model's blocks, on the plain device.
+    let x = Tensor::<3>::random([shape[0], cfg.num_patches(), cfg.hidden_size], Distribution::Normal(0.0, 1.0), plain);
+    let (g, b) = (Tensor::<1>::ones([cfg.hidden_size], plain), Tensor::<1>::zeros([cfg.hidden_size], plain));
+    let (mut norm, mut act): (BTreeMap<String, usize>, BTreeMap<String, usize>) = Default::default();
+    for _ in 0..2 {
+        // `+ 0.0` ends each fused chain where the model would go on; the
+        // second count is the one kept (the first compiles).
+        norm = kernel_launches(plain, || layer_norm(x.clone(), g.clone(), b.clone(), cfg.layer_norm_eps) + 0.0).1;
+        act = kernel_launches(plain, || activation(x.clone(), cfg.hidden_act) + 0.0).1;
+    }
+    let total = |m: &BTreeMap<String, usize>| m.values().sum::<usize>();
+    Ok(KernelCounts {
+        fusion: cfg!(feature = "fusion"),
+        parameter_tensors: tensors.0,
+        forward_backward: total(&forward_backward),
+        optimizer: total(&optimizer),
+        optimizer_per_tensor: total(&optimizer) as f64 / tensors.0.max(1) as f64,
+        layer_norm: total(&norm),
+        activation: total(&act),
+        optimizer_kernels: optimizer,
     })
 }
 

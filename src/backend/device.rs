@@ -328,6 +328,55 @@ pub fn device_memory(device: &Device) -> Option<(u64, u64)> {
     device.memory_pool_usage().map(|u| (u.bytes_in_use, u.bytes_reserved))
 }
 
+/// The GPU kernels launched while `work` runs, by (shortened) kernel name,
+/// `device` synced before and after so that queued and fused work is counted
+/// where it belongs. Counted by cubecl's launch observer over the whole
+/// process (Burn launches from its own threads): run nothing else on a GPU
+/// beside it. The CPU backend launches none.
+pub fn kernel_launches<R>(device: &Device, work: impl FnOnce() -> R) -> (R, std::collections::BTreeMap<String, usize>) {
+    use burn_cubecl::cubecl::logging::{LaunchObservation, LaunchObserver};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Count(Mutex<BTreeMap<&'static str, usize>>);
+    impl LaunchObserver for Count {
+        fn launched(&self, kernel: &'static str) {
+            if let Ok(mut m) = self.0.lock() {
+                *m.entry(kernel).or_default() += 1;
+            }
+        }
+    }
+    let _ = device.sync();
+    let count = Arc::new(Count::default());
+    let watching = LaunchObservation::new(count.clone());
+    let r = work();
+    let _ = device.sync();
+    drop(watching);
+    let counts = count.0.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut short = BTreeMap::new();
+    for (name, n) in counts {
+        *short.entry(short_type_name(name)).or_default() += n;
+    }
+    (r, short)
+}
+
+/// `a::b::Kernel<c::d::Op>` -> `Kernel<Op>`.
+fn short_type_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in name.chars() {
+        if matches!(c, '<' | '>' | ',' | ' ') {
+            out.push_str(word.rsplit("::").next().unwrap_or(""));
+            out.push(c);
+            word.clear();
+        } else {
+            word.push(c);
+        }
+    }
+    out.push_str(word.rsplit("::").next().unwrap_or(""));
+    out
+}
+
 /// Whether `adapter` gives a device for `descriptor`: wgpu's reason if not.
 /// (The device made to find out is dropped at once.)
 pub fn try_device(adapter: &wgpu::Adapter, descriptor: &wgpu::DeviceDescriptor<'_>) -> Result<(), String> {

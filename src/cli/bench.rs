@@ -29,6 +29,8 @@ pub enum BenchCommand {
     Model(BenchModelArgs),
     /// Seconds per training step (forward, backward, AdamW), clips/s and peak memory
     /// (RSS; device memory on GPU runs), random inputs; compare with benches/python_train.py.
+    /// On a GPU, also the kernels one step launches (forward+backward, the optimizer per
+    /// parameter tensor) and one LayerNorm and MLP activation.
     ///
     /// --model DIR takes a folder with a config.json (random weights of that shape) or a
     /// whole checkpoint; --frames changes the clip length (and so the tokens).
@@ -230,6 +232,18 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     );
     if let Some(l) = &row.loader {
         println!("loader: {} clips of {} on {} workers, {:.2} clips/s", l.clips, l.source, l.workers, l.clips_per_s);
+    }
+    if let Some(k) = &row.kernels {
+        println!(
+            "kernels (fusion {}): forward+backward {}, optimizer {} ({:.1} per parameter tensor, {} tensors), LayerNorm {}, activation {}",
+            if k.fusion { "on" } else { "off" },
+            k.forward_backward,
+            k.optimizer,
+            k.optimizer_per_tensor,
+            k.parameter_tensors,
+            k.layer_norm,
+            k.activation
+        );
     }
     Ok(())
 }

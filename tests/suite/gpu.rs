@@ -365,3 +365,30 @@ fn training_on_wgpu_logs_what_the_cpu_logs() {
         assert!((norm - cpu_norm).abs() <= 1e-3 * cpu_norm.max(1.0), "step {step}: grad_norm {norm} vs {cpu_norm}");
     }
 }
+
+/// Few kernels for the elementwise work, counted by cubecl's launch observer
+/// in `vidi bench train --device gpu` (its own process: the observer sees
+/// every launch of the process) on lavapipe with fusion: an AdamW step, the
+/// gradient norm and the clipping included, at most 6 launches per parameter
+/// tensor; a LayerNorm at most 6 and an exact GELU at most 2 (unfused, Burn's
+/// tensor operations would be a dozen or more for each).
+#[test]
+fn adamw_layer_norm_and_gelu_launch_a_handful_of_kernels() {
+    let dir = fixtures().join("models/videomae_meanpool");
+    let dir = dir.to_str().unwrap();
+    let bench = ["bench", "train", "--model", dir, "--batch", "2", "--steps", "1", "--workers", "0", "--json"];
+    let row = vidi_json(&[&bench[..], &["--device", "gpu"]].concat());
+    let k = &row["kernels"];
+    assert_eq!(k["fusion"], true, "{k}");
+    let tensors = k["parameter_tensors"].as_u64().unwrap();
+    assert!(tensors > 30, "{k}");
+    let per_tensor = k["optimizer_per_tensor"].as_f64().unwrap();
+    assert!((1.0..=6.0).contains(&per_tensor), "AdamW: {per_tensor:.1} kernels per parameter tensor: {k}");
+    let (norm, gelu) = (k["layer_norm"].as_u64().unwrap(), k["activation"].as_u64().unwrap());
+    assert!((1..=6).contains(&norm), "LayerNorm: {norm} kernels: {k}");
+    assert!((1..=2).contains(&gelu), "GELU: {gelu} kernels: {k}");
+    assert!(k["forward_backward"].as_u64().unwrap() > 0, "{k}");
+    // And on the CPU, nothing is launched and nothing is reported.
+    let cpu = vidi_json(&[&bench[..], &["--device", "cpu"]].concat());
+    assert!(cpu["kernels"].is_null(), "{cpu}");
+}
