@@ -110,8 +110,11 @@ fn percentile(sorted: &[f64], p: usize) -> f64 {
 /// Training on the window's own device leaves the window drawing: each frame
 /// is laid out and rendered on that device, so it waits for the model's GPU
 /// work queued ahead of it. Models on a shared device queue their work in
-/// paces of about one layer (`backend::ops::pace_for_window`); p99 of the
-/// frame times stays under 33 ms while the training makes progress.
+/// paces of about one layer (`backend::ops::pace_for_window`). While the
+/// training makes progress, the frames take at most one 60 Hz frame (16 ms)
+/// longer than idle ones at the median, and one 30 Hz frame (33 ms) at p99:
+/// measured against the same window's idle frames, as the software adapter's
+/// speed, and so what one pace costs, is the machine's.
 #[test]
 fn the_window_keeps_drawing_while_training_on_its_own_device() {
     let tmp = tempfile::tempdir().unwrap();
@@ -188,7 +191,10 @@ fn the_window_keeps_drawing_while_training_on_its_own_device() {
         busy[busy.len() - 1]
     );
     assert!(last > first, "the training made no progress while the frames were timed (step {first})");
-    assert!(percentile(&busy, 99) <= 33.0, "p99 frame time {:.1} ms while training", percentile(&busy, 99));
+    let (idle50, idle99) = (percentile(&idle, 50), percentile(&idle, 99));
+    let (busy50, busy99) = (percentile(&busy, 50), percentile(&busy, 99));
+    assert!(busy50 <= idle50 + 16.0, "median frame time {busy50:.1} ms while training, {idle50:.1} ms idle");
+    assert!(busy99 <= idle99 + 33.0, "p99 frame time {busy99:.1} ms while training, {idle99:.1} ms idle");
     h.get_by_label("Stop").click();
     let t = Instant::now();
     while h.state().busy() {
