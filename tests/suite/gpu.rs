@@ -281,22 +281,13 @@ fn bench_train_reports_the_loaders_clips_per_second() {
 fn training_steps_on_wgpu_read_nothing_back_until_the_log() {
     use vidi::backend::{device_reads, Scalar};
     use vidi::model::{LoadOptions, VideoModel};
-    use vidi::train::optim::{self, AdamW, AdamWConfig, GradAccumulator};
+    use vidi::train::optim::{self, AdamW, GradAccumulator};
     let dir = fixtures().join("models/videomae_meanpool");
-    let log: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("train/videomae_meanpool_steps.json")).unwrap())
-            .unwrap();
+    let crate::train::StepFixture { log, labels, cfg, lr, total, warmup } =
+        crate::train::step_fixture("videomae_meanpool");
     let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
     let shape: [usize; 5] = shape.try_into().unwrap();
-    let labels: Vec<usize> = log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &wgpu().autodiff()).unwrap();
-    let cfg = AdamWConfig {
-        weight_decay: log["weight_decay"].as_f64().unwrap(),
-        max_grad_norm: log["max_grad_norm"].as_f64().unwrap(),
-        ..Default::default()
-    };
-    let (lr, total) = (log["lr"].as_f64().unwrap(), log["total"].as_u64().unwrap());
-    let warmup = optim::warmup_steps(total, 0.1);
     let mut opt = AdamW::new(cfg);
     let before = device_reads();
     let (mut losses, mut norms) = (Vec::new(), Vec::new());

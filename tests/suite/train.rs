@@ -29,26 +29,41 @@ fn optimizer_steps_match_pytorch() {
     optimizer_steps_match_pytorch_on(&ad_cpu());
 }
 
+/// A PyTorch optimizer-step fixture (`train/NAME_steps.json`: its losses,
+/// gradient norms and learning rates), and what it fixes for vidi's run: the
+/// batch's labels, AdamW's settings, the learning rate, the total steps and
+/// the warm-up steps (transformers' `warmup_ratio` 0.1).
+pub struct StepFixture {
+    pub log: serde_json::Value,
+    pub labels: Vec<usize>,
+    pub cfg: AdamWConfig,
+    pub lr: f64,
+    pub total: u64,
+    pub warmup: u64,
+}
+
+pub fn step_fixture(name: &str) -> StepFixture {
+    let path = fixtures().join(format!("train/{name}_steps.json"));
+    let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let labels = log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let cfg = AdamWConfig {
+        weight_decay: log["weight_decay"].as_f64().unwrap(),
+        max_grad_norm: log["max_grad_norm"].as_f64().unwrap(),
+        ..Default::default()
+    };
+    let (lr, total) = (log["lr"].as_f64().unwrap(), log["total"].as_u64().unwrap());
+    let warmup = optim::warmup_steps(total, 0.1);
+    StepFixture { log, labels, cfg, lr, total, warmup }
+}
+
 /// [`optimizer_steps_match_pytorch`] on an autodiff `device`.
 pub fn optimizer_steps_match_pytorch_on(device: &burn::tensor::Device) {
     for name in ["videomae_meanpool", "timesformer", "vivit", "vjepa2"] {
         let dir = fixtures().join("models").join(name);
-        let log: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixtures().join(format!("train/{name}_steps.json"))).unwrap(),
-        )
-        .unwrap();
+        let StepFixture { log, labels, cfg, lr, total, warmup } = step_fixture(name);
         let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), device).unwrap();
         let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
         let shape: [usize; 5] = shape.try_into().unwrap();
-        let labels: Vec<usize> =
-            log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-        let cfg = AdamWConfig {
-            weight_decay: log["weight_decay"].as_f64().unwrap(),
-            max_grad_norm: log["max_grad_norm"].as_f64().unwrap(),
-            ..Default::default()
-        };
-        let (lr, total) = (log["lr"].as_f64().unwrap(), log["total"].as_u64().unwrap());
-        let warmup = optim::warmup_steps(total, 0.1);
         assert_eq!(warmup, log["warmup"].as_u64().unwrap());
         let mut opt = AdamW::new(cfg);
         for step in 0..3u64 {

@@ -358,23 +358,13 @@ fn full_size_videoprism_backbone_loads_for_fine_tuning() {
 /// softmax ignores them, so their gradient is float noise.)
 #[test]
 fn videoprism_optimizer_steps_match_pytorch() {
-    use vidi::train::optim::{self, AdamW, AdamWConfig, GradAccumulator};
+    use vidi::train::optim::{self, AdamW, GradAccumulator};
     let dir = model_dir("videoprism");
-    let log: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("train/videoprism_steps.json")).unwrap())
-            .unwrap();
+    let crate::train::StepFixture { log, labels, cfg, lr, total, warmup } = crate::train::step_fixture("videoprism");
     let device = cpu().autodiff();
     let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &device).unwrap();
     let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
     let shape: [usize; 5] = shape.try_into().unwrap();
-    let labels: Vec<usize> = log["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-    let cfg = AdamWConfig {
-        weight_decay: log["weight_decay"].as_f64().unwrap(),
-        max_grad_norm: log["max_grad_norm"].as_f64().unwrap(),
-        ..Default::default()
-    };
-    let (lr, total) = (log["lr"].as_f64().unwrap(), log["total"].as_u64().unwrap());
-    let warmup = optim::warmup_steps(total, 0.1);
     let mut opt = AdamW::new(cfg);
     for step in 0..3u64 {
         let mut acc = GradAccumulator::default();
