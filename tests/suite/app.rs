@@ -609,7 +609,7 @@ fn old_results_go_or_are_marked_stale() {
     std::fs::create_dir_all(&junk).unwrap();
     h.state_mut().settings.use_model = junk.to_string_lossy().into_owned();
     settle(&mut h, 60);
-    h.get_by_label_contains("Out of date: the model, dataset, split or views changed");
+    h.get_by_label_contains("Out of date: the model, dataset, split, views or precision changed");
     h.get_by_label("Run evaluation").click();
     settle(&mut h, 60);
     use egui_kittest::kittest::NodeT;
@@ -1278,4 +1278,87 @@ fn f16_in_the_classify_tab_gives_the_f32_scores_within_a_hundredth() {
     eprintln!("f16 in the Classify tab: {shown:?}; f32 on the CPU: {predictions:?}");
     let top = shown.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
     assert_eq!(top.0, predictions[0].label, "f16's top label: {shown:?}, f32's: {predictions:?}");
+}
+
+/// f16 in the Evaluate tab: on a test split of real clips (the committed
+/// VideoMAE fixture, on the GPU path: lavapipe on CI), the report says f16 and
+/// gives the accuracy and the per-class precision, recall and F1 of the same
+/// evaluation in f32 on the CPU, whose top two scores are apart by more than
+/// f16's error for every video.
+#[test]
+fn f16_in_the_evaluate_tab_gives_the_f32_report() {
+    use egui_kittest::kittest::NodeT;
+    use vidi::backend::DeviceChoice;
+    let model = crate::fixtures().join("models/videomae_meanpool");
+    let tmp = tempfile::tempdir().unwrap();
+    // Two the fixture labels as its f32 run does and one it does not (66.7%,
+    // and no class's metrics all 0 or all 1).
+    let clips = [("v_ApplyEyeMakeup_g01_c01.avi", 2), ("mmaction2_demo.mp4", 3), ("short_1s_32frames_part_0.mp4", 1)];
+    for (clip, class) in clips {
+        let dir = tmp.path().join("test").join(format!("class_{class}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(crate::clip(clip), dir.join(clip)).unwrap();
+    }
+    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
+    let settings = Settings {
+        use_model: model.to_string_lossy().into_owned(),
+        data_dir: tmp.path().to_string_lossy().into_owned(),
+        tab: Tab::Evaluate,
+        ..Default::default()
+    };
+    let source = settings.data_source();
+    let mut app = new_app(settings, Vec::new());
+    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    settle(&mut h, 30);
+    h.get_by_label("f16").click();
+    h.get_by_label("Run evaluation").click();
+    settle(&mut h, 180);
+    if !has_f16 {
+        h.get_by_label_contains("f16 is not available");
+        return;
+    }
+
+    let cpu = vidi::backend::cpu();
+    let (m, _) = vidi::model::VideoModel::load(&model, &Default::default(), &cpu.device).unwrap();
+    let opts = vidi::dataset::IndexOptions { check_readable: true, threads: 2 };
+    let index = vidi::dataset::index_source(&source, &opts, &mut |_, _| {}).unwrap();
+    let items = vidi::eval::split_items(&index, "test", &m.labels).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let want = vidi::eval::evaluate(&m, &items, &Default::default(), &mut |_, _| {}, &cancel).unwrap();
+    assert_eq!(want.videos, clips.len(), "{:?}", want.failed);
+    assert!((want.accuracy - 2.0 / 3.0).abs() < 1e-9, "f32 on the CPU labels them otherwise now: {:?}", want.outcomes);
+    for o in &want.outcomes {
+        assert!(
+            o.top3[0].score - o.top3[1].score > 0.02,
+            "too close to compare in f16: {}: {:?}",
+            o.video.display(),
+            o.top3
+        );
+    }
+    h.get_by_label(&format!(
+        "accuracy {:.2}%   top-5 {:.2}%   ({} videos, 1 clip(s) x 1 crop(s), computed in f16)",
+        want.accuracy * 100.0,
+        want.top5_accuracy * 100.0,
+        want.videos
+    ));
+    // The per-class grid, row by row: the same predictions give the same metrics.
+    let shown: Vec<String> = h
+        .query_all_by_label_contains("")
+        .filter_map(|n| n.accesskit_node().label().or(n.accesskit_node().value()))
+        .collect();
+    for c in &want.per_class {
+        let row = [c.label.clone(), format!("{:.3}", c.precision), format!("{:.3}", c.recall), format!("{:.3}", c.f1)];
+        let row = [&row[..], &[c.support.to_string()]].concat();
+        assert!(shown.windows(row.len()).any(|w| w == row), "the f32 row {row:?} is not shown in f16: {shown:?}");
+    }
+    eprintln!(
+        "f16 in the Evaluate tab: accuracy {:.2}% as f32 on the CPU; f32 top-3: {:?}",
+        want.accuracy * 100.0,
+        want.outcomes.iter().map(|o| &o.top3).collect::<Vec<_>>()
+    );
 }

@@ -15,7 +15,7 @@ use crate::app::jobs::{JobKey, Jobs, Reporter};
 use crate::app::widgets::files::{browse, save_button, save_text, Pick};
 use crate::app::widgets::timeline::{strip, Block};
 use crate::app::widgets::{error_line, error_text, labelled_text};
-use crate::backend::{BackendError, Precision};
+use crate::backend::Precision;
 use crate::infer::{Sampling, VideoResult};
 use crate::net::TempVideo;
 use crate::timeline::{ExportFormat, Timeline};
@@ -256,16 +256,7 @@ impl ClassifyTab {
             }
         });
         ui.weak(sampling_words(self.sampling).1);
-        ui.horizontal(|ui| {
-            ui.label("Precision:");
-            ui.radio_value(&mut self.precision, Precision::F32, "f32");
-            ui.add_enabled_ui(env.compute.is_gpu, |ui| ui.radio_value(&mut self.precision, Precision::F16, "f16"))
-                .response
-                .on_hover_text(
-                    "16-bit floats on the GPU, where its adapter has them: faster, scores within about 0.01 of f32's",
-                )
-                .on_disabled_hover_text("f16 needs the models on a GPU");
-        });
+        super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu);
         ui.checkbox(&mut self.timeline, "Timeline: classify window after window along each video")
             .on_hover_text("Each window is num_frames frames read as the pipeline reads a video's start; windows follow one another without overlap. The strip under the video shows the top label of each; click it to go there.");
         let running = env.jobs.is_running(&self.job);
@@ -285,17 +276,7 @@ impl ClassifyTab {
             }
             let (hub, timeline) = (env.hub.clone(), self.timeline);
             env.commands.start(self.job.start(move |report, cancel| {
-                let device = match precision {
-                    Precision::F32 => compute.device,
-                    // A second device on the same GPU, made on the first f16 run.
-                    Precision::F16 => match crate::backend::f16_device(&compute) {
-                        Ok(c) => c.device,
-                        Err(BackendError::NoF16(why)) => {
-                            return Err(format!("f16 is not available: {why}; choose f32"))
-                        }
-                        Err(e) => return Err(e.to_string()),
-                    },
-                };
+                let device = super::parts::precision_device(compute, precision)?;
                 let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
                 let (m, _) =
                     crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@ use super::Env;
 use crate::app::jobs::{JobKey, Jobs};
 use crate::app::widgets::files::{path_field, save_button, save_text, Pick};
 use crate::app::widgets::{error_line, number, plots};
+use crate::backend::Precision;
 use crate::dataset::IndexOptions;
 use crate::eval::EvalReport;
 
@@ -21,10 +22,12 @@ pub struct EvaluateTab {
     split: String,
     clips: usize,
     crops: usize,
+    /// The float type of the next run: f16 on a second device of the GPU.
+    precision: Precision,
     job: JobKey<(), Result<EvalReport, String>>,
     report: Option<EvalReport>,
-    /// What the report shown was made from: (model, dataset, split, clips, crops).
-    report_of: (String, String, String, usize, usize),
+    /// What the report shown was made from: (model, dataset, split, clips, crops, precision).
+    report_of: (String, String, String, usize, usize, Precision),
     /// What the last export wrote.
     saved: Option<String>,
     cell: Option<(usize, usize)>,
@@ -40,6 +43,7 @@ impl Default for EvaluateTab {
             split: "test".into(),
             clips: 1,
             crops: 1,
+            precision: Precision::F32,
             job: JobKey::new("vidi-eval"),
             report: None,
             report_of: Default::default(),
@@ -57,12 +61,13 @@ fn eval_job(
     data: crate::dataset::DataSource,
     split: String,
     opts: crate::eval::EvalOptions,
-    (device, hub): (burn::tensor::Device, crate::hub::HubSettings),
+    (compute, precision, hub): (crate::backend::Compute, Precision, crate::hub::HubSettings),
     cancel: &AtomicBool,
 ) -> Result<EvalReport, String> {
     if model.trim().is_empty() {
         return Err("choose a model first: a model folder (a run's best/) or a Hub id".into());
     }
+    let device = super::parts::precision_device(compute, precision)?;
     let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
     let (m, _) = crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
     // A folder, or an annotation file (its segments are scored over their own range).
@@ -97,7 +102,8 @@ impl EvaluateTab {
         if let Some((rate, _)) = super::parts::run_clip_window(&s.use_model) {
             ui.weak(format!("clips take every {rate} frame(s), as the model's training run tested it"));
         }
-        let inputs = (s.use_model.clone(), data.clone(), self.split.clone(), self.clips, self.crops);
+        super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu);
+        let inputs = (s.use_model.clone(), data.clone(), self.split.clone(), self.clips, self.crops, self.precision);
         let running = env.jobs.is_running(&self.job);
         if ui.add_enabled(!running, egui::Button::new("Run evaluation")).clicked() {
             let mut with = s.clone();
@@ -111,7 +117,7 @@ impl EvaluateTab {
             // The old report goes: what shows next is this run's, or its error.
             (self.error, self.report, self.cell, self.saved) = (None, None, None, None);
             self.report_of = inputs.clone();
-            let on = (env.compute.device.clone(), env.hub.clone());
+            let on = (env.compute.clone(), self.precision, env.hub.clone());
             env.commands.start(self.job.start(move |_, cancel| eval_job(m, d, sp, opts, on, cancel)));
         }
         if running {
@@ -124,7 +130,7 @@ impl EvaluateTab {
         if self.report_of != inputs {
             ui.colored_label(
                 crate::app::widgets::WARNING,
-                "Out of date: the model, dataset, split or views changed since this report. Run the evaluation again.",
+                "Out of date: the model, dataset, split, views or precision changed since this report. Run the evaluation again.",
             );
         }
         ui.horizontal(|ui| {
@@ -158,8 +164,9 @@ impl EvaluateTab {
         if let Some(m) = &self.saved {
             ui.label(m);
         }
+        let f16 = if self.report_of.5 == Precision::F16 { ", computed in f16" } else { "" };
         ui.label(format!(
-            "accuracy {:.2}%   top-5 {:.2}%   ({} videos, {} clip(s) x {} crop(s))",
+            "accuracy {:.2}%   top-5 {:.2}%   ({} videos, {} clip(s) x {} crop(s){f16})",
             r.accuracy * 100.0,
             r.top5_accuracy * 100.0,
             r.videos,
