@@ -477,6 +477,60 @@ fn the_classify_tab_classifies_a_live_stream_until_stopped() {
     assert!(!h.state().busy());
 }
 
+/// The Live part computes in the Classify tab's precision: f16 chosen there,
+/// a UDP stream through the committed VideoMAE fixture on the GPU path
+/// (lavapipe on CI) gives windows "computed in f16" whose top labels are the
+/// model's, with scores of a softmax; without SHADER_F16, the one-line refusal.
+#[test]
+fn the_live_part_computes_in_f16_when_the_tab_says_f16() {
+    use egui_kittest::kittest::{NodeT, Queryable};
+    use vidi::backend::DeviceChoice;
+    let model = fixtures().join("models/videomae_meanpool");
+    let port = free_udp_port();
+    let _sender = Sender::start(port);
+    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
+    let settings = vidi::app::Settings {
+        use_model: model.to_string_lossy().into_owned(),
+        tab: vidi::app::Tab::Classify,
+        ..Default::default()
+    };
+    let mut app = crate::app::new_app(settings, Vec::new());
+    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(eframe::egui::vec2(1100.0, 900.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
+        .build_ui_state(|ui, app: &mut vidi::app::VidiApp| app.show(ui), app);
+    crate::app::settle(&mut h, 30);
+    h.get_by_label("f16").click();
+    h.get_by_label("Source").focus();
+    h.step();
+    h.get_by_label("Source").type_text(&format!("udp://127.0.0.1:{port}"));
+    h.step();
+    h.get_by_label("Start live").click();
+    if !has_f16 {
+        crate::app::wait_for(&mut h, "f16 is not available", 30);
+        return;
+    }
+    crate::app::wait_for(&mut h, "windows dropped)", 60);
+    h.get_by_label("computed in f16");
+    let labels: Vec<String> = (0..5).map(|i| format!("class_{i}")).collect();
+    let scores: Vec<f64> = h
+        .query_all_by_label_contains("class_")
+        .filter_map(|n| n.accesskit_node().label().or(n.accesskit_node().value()))
+        .filter_map(|t| {
+            let (label, score) = t.split_once("  ")?;
+            assert!(labels.iter().any(|l| l == label), "'{t}' is not one of the model's labels");
+            score.trim().parse().ok()
+        })
+        .collect();
+    assert_eq!(scores.len(), 3, "the newest window's top 3: {scores:?}");
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)) && scores.iter().sum::<f64>() <= 1.0 + 1e-3, "{scores:?}");
+    h.get_by_label("Stop live").click();
+    crate::app::wait_for(&mut h, "windows in ", 30);
+}
+
 #[test]
 fn a_segment_of_an_annotation_file_plays_its_range_alone() {
     use egui_kittest::kittest::Queryable;

@@ -419,7 +419,7 @@ impl ClassifyTab {
         ui.separator();
         ui.heading("Live");
         ui.label("Classify a camera or a stream as it plays: pick a camera or type a stream URL.");
-        self.live.show(ui, env);
+        self.live.show(ui, env, self.precision);
     }
 
     pub fn poll(&mut self, jobs: &mut Jobs, commands: &CommandSender) {

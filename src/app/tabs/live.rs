@@ -9,6 +9,7 @@ use super::Env;
 use crate::app::jobs::{JobKey, Jobs};
 use crate::app::widgets::timeline::{strip, Block};
 use crate::app::widgets::{error_line, labelled_text};
+use crate::backend::Precision;
 use crate::live::{LiveSummary, LiveWindow};
 use crate::video::RgbFrame;
 
@@ -17,8 +18,8 @@ const HISTORY: usize = 120;
 
 /// What the live job sends.
 pub enum LiveMsg {
-    /// The model's labels, once loaded.
-    Labels(Vec<String>),
+    /// The model's labels, once loaded, and the float type its device computes in.
+    Loaded(Vec<String>, Precision),
     /// A picture of the source.
     Frame(RgbFrame),
     /// A window's answer.
@@ -35,6 +36,8 @@ pub struct LiveView {
     /// The newest picture, until `show` uploads it.
     picture: Option<RgbFrame>,
     history: VecDeque<LiveWindow>,
+    /// The float type the run shown computes in (its model's device says).
+    used_precision: Precision,
     error: Option<String>,
     ended: Option<String>,
 }
@@ -48,6 +51,7 @@ impl Default for LiveView {
             texture: None,
             picture: None,
             history: VecDeque::new(),
+            used_precision: Precision::F32,
             error: None,
             ended: None,
         }
@@ -55,7 +59,8 @@ impl Default for LiveView {
 }
 
 impl LiveView {
-    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env) {
+    /// The live part, its runs in the Classify tab's `precision`.
+    pub fn show(&mut self, ui: &mut egui::Ui, env: &Env, precision: Precision) {
         let running = env.jobs.is_running(&self.job);
         ui.horizontal(|ui| {
             let cams = crate::live::cameras();
@@ -76,7 +81,7 @@ impl LiveView {
             );
             let can = !running && !self.source.trim().is_empty();
             if ui.add_enabled(can, egui::Button::new("Start live")).clicked() {
-                self.start(env);
+                self.start(env, precision);
             }
             if ui.add_enabled(running, egui::Button::new("Stop live")).clicked() {
                 env.commands.send(super::command::Command::StopJob(self.job.name().to_string()));
@@ -106,6 +111,9 @@ impl LiveView {
             ui.vertical(|ui| {
                 if let Some(w) = self.history.back() {
                     ui.label(format!("{:.1} s (lag {:.2} s, {} windows dropped)", w.t_s, w.lag_s, w.dropped));
+                    if self.used_precision == Precision::F16 {
+                        ui.weak("computed in f16");
+                    }
                     for p in &w.predictions {
                         ui.add(
                             egui::ProgressBar::new(p.score)
@@ -131,18 +139,21 @@ impl LiveView {
         }
     }
 
-    fn start(&mut self, env: &Env) {
-        let (model, device, hub) = (env.settings.use_model.clone(), env.compute.device.clone(), env.hub.clone());
+    fn start(&mut self, env: &Env, precision: Precision) {
+        let (model, compute, hub) = (env.settings.use_model.clone(), env.compute.clone(), env.hub.clone());
         let source = self.source.trim().to_string();
+        self.used_precision = Precision::F32;
         self.error = None;
         self.ended = None;
         self.history.clear();
         self.texture = None;
         env.commands.start(self.job.start(move |report, cancel| {
+            let device = super::parts::precision_device(compute, precision)?;
             let dir = crate::hub::resolve_model_with(&model, None, None, &hub).map_err(|e| e.to_string())?;
             let (m, _) =
                 crate::model::VideoModel::load(&dir, &Default::default(), &device).map_err(|e| e.to_string())?;
-            report.send(LiveMsg::Labels(m.labels.clone()));
+            let f16 = burn::tensor::Tensor::<1>::zeros([1], &device).dtype() == burn::tensor::DType::F16;
+            report.send(LiveMsg::Loaded(m.labels.clone(), if f16 { Precision::F16 } else { Precision::F32 }));
             let last_frame = std::sync::Mutex::new(std::time::Instant::now() - std::time::Duration::from_secs(1));
             let frames = report.clone();
             let on_frame = move |f: &RgbFrame| {
@@ -170,7 +181,7 @@ impl LiveView {
         let polled = jobs.poll(&self.job);
         for m in polled.messages {
             match m {
-                LiveMsg::Labels(l) => self.labels = l,
+                LiveMsg::Loaded(l, p) => (self.labels, self.used_precision) = (l, p),
                 LiveMsg::Frame(f) => self.picture = Some(f),
                 LiveMsg::Window(w) => {
                     self.history.push_back(w);
