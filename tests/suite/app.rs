@@ -1229,21 +1229,11 @@ fn every_character_the_app_writes_has_a_glyph() {
 #[test]
 fn f16_in_the_classify_tab_gives_the_f32_scores_within_a_hundredth() {
     use egui_kittest::kittest::NodeT;
-    use vidi::backend::DeviceChoice;
     let model = crate::fixtures().join("models/videomae_meanpool");
     let video = crate::clip("v_ApplyEyeMakeup_g01_c01.avi");
-    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
-    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
     let settings = Settings { use_model: model.to_string_lossy().into_owned(), ..Default::default() };
-    let mut app = new_app(settings, vec![video.clone()]);
-    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
-    let compute = app.compute.clone();
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1100.0, 720.0))
-        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
-        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
-    settle(&mut h, 30);
-    h.get_by_label("f16").click();
+    let (mut h, has_f16) = f16_harness(settings, vec![video.clone()]);
+    let compute = h.state().compute.clone();
     h.get_by_label("Run classification").click();
     settle(&mut h, 120);
     if !has_f16 {
@@ -1288,7 +1278,6 @@ fn f16_in_the_classify_tab_gives_the_f32_scores_within_a_hundredth() {
 #[test]
 fn f16_in_the_evaluate_tab_gives_the_f32_report() {
     use egui_kittest::kittest::NodeT;
-    use vidi::backend::DeviceChoice;
     let model = crate::fixtures().join("models/videomae_meanpool");
     let tmp = tempfile::tempdir().unwrap();
     // Two the fixture labels as its f32 run does and one it does not (66.7%,
@@ -1299,8 +1288,6 @@ fn f16_in_the_evaluate_tab_gives_the_f32_report() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(crate::clip(clip), dir.join(clip)).unwrap();
     }
-    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
-    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
     let settings = Settings {
         use_model: model.to_string_lossy().into_owned(),
         data_dir: tmp.path().to_string_lossy().into_owned(),
@@ -1308,14 +1295,7 @@ fn f16_in_the_evaluate_tab_gives_the_f32_report() {
         ..Default::default()
     };
     let source = settings.data_source();
-    let mut app = new_app(settings, Vec::new());
-    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1100.0, 900.0))
-        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
-        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
-    settle(&mut h, 30);
-    h.get_by_label("f16").click();
+    let (mut h, has_f16) = f16_harness(settings, Vec::new());
     h.get_by_label("Run evaluation").click();
     settle(&mut h, 180);
     if !has_f16 {
@@ -1361,4 +1341,22 @@ fn f16_in_the_evaluate_tab_gives_the_f32_report() {
         want.accuracy * 100.0,
         want.outcomes.iter().map(|o| &o.top3).collect::<Vec<_>>()
     );
+}
+
+/// The app with its models on the GPU path (the window's own wgpu device:
+/// lavapipe on CI), settled, with f16 chosen on the tab shown; and whether the
+/// adapter has SHADER_F16.
+pub fn f16_harness(settings: Settings, files: Vec<PathBuf>) -> (Harness<'static, VidiApp>, bool) {
+    use vidi::backend::DeviceChoice;
+    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
+    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
+    let mut app = new_app(settings, files);
+    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
+        .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
+    settle(&mut h, 30);
+    h.get_by_label("f16").click();
+    (h, has_f16)
 }

@@ -484,25 +484,15 @@ fn the_classify_tab_classifies_a_live_stream_until_stopped() {
 #[test]
 fn the_live_part_computes_in_f16_when_the_tab_says_f16() {
     use egui_kittest::kittest::{NodeT, Queryable};
-    use vidi::backend::DeviceChoice;
     let model = fixtures().join("models/videomae_meanpool");
     let port = free_udp_port();
     let _sender = Sender::start(port);
-    let rs = egui_kittest::wgpu::create_render_state(vidi::app::wgpu_setup(DeviceChoice::Gpu), Default::default());
-    let has_f16 = rs.adapter.features().contains(eframe::wgpu::Features::SHADER_F16);
     let settings = vidi::app::Settings {
         use_model: model.to_string_lossy().into_owned(),
         tab: vidi::app::Tab::Classify,
         ..Default::default()
     };
-    let mut app = crate::app::new_app(settings, Vec::new());
-    app.compute = vidi::app::compute_for(Some(&rs), DeviceChoice::Gpu);
-    let mut h = egui_kittest::Harness::builder()
-        .with_size(eframe::egui::vec2(1100.0, 900.0))
-        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
-        .build_ui_state(|ui, app: &mut vidi::app::VidiApp| app.show(ui), app);
-    crate::app::settle(&mut h, 30);
-    h.get_by_label("f16").click();
+    let (mut h, has_f16) = crate::app::f16_harness(settings, Vec::new());
     h.get_by_label("Source").focus();
     h.step();
     h.get_by_label("Source").type_text(&format!("udp://127.0.0.1:{port}"));
