@@ -483,8 +483,8 @@ pub fn bench_train(
     })
 }
 
-/// One more training step of [`bench_train`], its kernels counted, then a
-/// LayerNorm and an activation of `net`'s width.
+/// One more training step, as the Trainer takes it, its kernels counted, then
+/// a LayerNorm and an activation of `net`'s width.
 fn count_kernels(
     net: crate::model::VideoModel,
     opt: &mut crate::train::optim::AdamW,
@@ -495,7 +495,7 @@ fn count_kernels(
 ) -> Result<KernelCounts, crate::model::ModelError> {
     use crate::backend::kernel_launches;
     use crate::backend::ops::{activation, layer_norm};
-    use burn::tensor::{Distribution, Tensor, TensorData};
+    use burn::tensor::{Distribution, Tensor};
     struct Tensors(usize);
     impl burn::module::ModuleVisitor for Tensors {
         fn visit_float<const D: usize>(&mut self, _: &burn::module::Param<Tensor<D>>) {
@@ -505,14 +505,12 @@ fn count_kernels(
     let mut tensors = Tensors(0);
     burn::module::Module::visit(&net.net, &mut tensors);
     let device = net.device.clone();
-    let (acc, forward_backward) = kernel_launches(&device, || {
-        let mut acc = crate::train::optim::GradAccumulator::default();
-        let x = Tensor::<5>::from_data(TensorData::new(pixels.to_vec(), shape), &device);
-        let loss = crate::train::cross_entropy(net.forward(x)?, labels, 1.0 / shape[0] as f64);
-        acc.add(&net.net, &loss.backward());
-        Ok::<_, crate::model::ModelError>(acc)
-    });
-    let acc = acc?;
+    // The Trainer's own forward and backward pass (`train::accumulate`).
+    let mut acc = crate::train::optim::GradAccumulator::default();
+    let scale = 1.0 / shape[0] as f64;
+    let (loss, forward_backward) =
+        kernel_launches(&device, || crate::train::accumulate(&net, pixels.to_vec(), shape, labels, scale, 0, &mut acc));
+    loss?;
     let cfg = net.config.clone();
     let (_, optimizer) = kernel_launches(&device, || crate::train::apply_step(net, opt, acc, 5e-5));
     // The width and the token count of the model's blocks, on the plain device.
