@@ -102,7 +102,7 @@ say("")
 mem = "peak device MiB" if a.torch_device == "cuda" else "peak MiB (vidi: device; torch: RSS)"
 say(f"speed: clips/s (higher is better), {mem}; ratio = vidi f32 / torch fp32")
 head = (f"  {'run':<22} {'batch':>5} {'vidi f32':>9} {'vidi f16':>9} {'torch fp32':>10} {'torch bf16':>10} "
-        f"{'ratio':>6} {'vidi MiB':>9} {'torch MiB':>9} {'loader':>8}  notes")
+        f"{'torch fp16':>10} {'ratio':>6} {'vidi MiB':>9} {'torch MiB':>9} {'loader':>8}  notes")
 say(head)
 
 
@@ -112,7 +112,7 @@ def torch_mib(r):
     return r.get("peak_device_mib") if r.get("peak_device_mib") is not None else r.get("peak_rss_mib")
 
 
-def row(label, b, v32, v16, t32, t16, names):
+def row(label, b, v32, v16, t32, t16, names, tf16=None):
     vc = v32["clips_per_s"] if v32 else None
     tc = t32["clips_per_s"] if t32 else None
     ratio = vc / tc if vc and tc else None
@@ -120,7 +120,7 @@ def row(label, b, v32, v16, t32, t16, names):
     loader = v32.get("loader") if v32 else None
     notes = "; ".join(f"{n}: {why(n)}" for n in names if why(n) and why(n) != "not run")
     say(f"  {label:<22} {b:>5} {num(vc):>9} {num(v16['clips_per_s'] if v16 else None):>9} {num(tc):>10} "
-        f"{num(t16['clips_per_s'] if t16 else None):>10} {num(ratio):>6} {mib(vm):>9} {mib(torch_mib(t32)):>9} "
+        f"{num(t16['clips_per_s'] if t16 else None):>10} {num(tf16['clips_per_s'] if tf16 else None):>10} {num(ratio):>6} {mib(vm):>9} {mib(torch_mib(t32)):>9} "
         f"{num(loader['clips_per_s'] if loader else None):>8}  {notes}")
 
 
@@ -133,9 +133,10 @@ for b in [1, 8]:
     row(f"forward {arch}", b, v32, v16, t32, t16, names)
 for arch in a.train_archs.split():
     for b in [1, 4, 8]:
-        names = [f"train_vidi_{arch}_b{b}", "", f"train_torch_fp32_{arch}_b{b}", f"train_torch_bf16_{arch}_b{b}"]
-        v32, _, t32, t16 = (load(n) if n else None for n in names)
-        row(f"train {arch}", b, v32, None, t32, t16, [n for n in names if n])
+        names = [f"train_vidi_{arch}_b{b}", f"train_vidi_f16_{arch}_b{b}", f"train_torch_fp32_{arch}_b{b}",
+                 f"train_torch_bf16_{arch}_b{b}", f"train_torch_fp16_{arch}_b{b}"]
+        v32, v16, t32, t16, tf16 = (load(n) for n in names)
+        row(f"train {arch}", b, v32, v16, t32, t16, names, tf16)
 say("")
 for arch in a.train_archs.split():
     k = (load(f"train_vidi_{arch}_b1") or {}).get("kernels")
@@ -146,5 +147,6 @@ for arch in a.train_archs.split():
             f"activation {k['activation']}")
 say("loader: the dataset loader's clips/s for that model's clips (train augmentation, decode workers = cores - 1),")
 say("measured by `vidi bench train` before its steps. torch: benches/python_model.py / python_train.py, sdpa")
-say("(eager where transformers has none: TimeSformer), bf16 = torch.autocast(bfloat16).")
+say("(eager where transformers has none: TimeSformer), bf16 = torch.autocast(bfloat16); in training, vidi f16 =")
+say("`--precision f16` (mixed precision, loss scaling) and torch fp16 = torch.autocast(float16) with a GradScaler.")
 print("\n".join(lines))

@@ -8,7 +8,9 @@ One step = forward, cross-entropy, backward, clip_grad_norm_(1.0), AdamW step
 
 --device cuda times on the GPU (synchronised); --dtype bf16 runs forward and
 loss under torch.autocast(bfloat16) with fp32 weights and optimizer state (no
-loss scaler: bf16 has fp32's range); --attn picks transformers' attention
+loss scaler: bf16 has fp32's range); --dtype fp16 is the same under
+torch.autocast(float16) with torch.amp.GradScaler (what `vidi bench train
+--precision f16` does); --attn picks transformers' attention
 (sdpa by default, eager where transformers has no sdpa for the model). Reports the median seconds per step after one warm-up
 step, clips/s and peak memory: torch.cuda.max_memory_allocated on the GPU,
 the process's peak resident memory on the CPU (run one --arch per process for
@@ -40,7 +42,8 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--steps", type=int, default=3)
 ap.add_argument("--batch", type=int, default=1)
 ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast to bfloat16")
+ap.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                help="bf16: autocast to bfloat16; fp16: autocast to float16 with a GradScaler")
 ap.add_argument("--attn", choices=["eager", "sdpa"], default="sdpa",
                 help="sdpa falls back to eager for a model transformers has no sdpa for (TimeSformer)")
 ap.add_argument("--json", action="store_true")
@@ -66,7 +69,13 @@ def sync():
 def autocast():
     if a.dtype == "bf16":
         return torch.autocast(dev.type, dtype=torch.bfloat16)
+    if a.dtype == "fp16":
+        return torch.autocast(dev.type, dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+# Its defaults: init_scale 2**16, growth 2 every 2000 steps, backoff 0.5.
+scaler = torch.amp.GradScaler(dev.type, enabled=a.dtype == "fp16")
 
 
 if dev.type == "cuda":
@@ -77,9 +86,11 @@ for i in range(a.steps + 1):
     opt.zero_grad()
     with autocast():
         loss = torch.nn.functional.cross_entropy(model(pixel_values=x).logits, y)
-    loss.backward()
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    scaler.step(opt)
+    scaler.update()
     sync()
     if i > 0:
         times.append(time.perf_counter() - t)

@@ -10,7 +10,9 @@
 # logits parity with the committed transformers fixtures (f32, and f16 where
 # the adapter has SHADER_F16); `vidi bench model` at batch 1 and 8 and
 # `vidi bench train` at batch 1, 4 and 8 beside benches/python_model.py and
-# benches/python_train.py (fp32 and bf16 autocast, sdpa), with clips/s and
+# benches/python_train.py (fp32 and bf16 autocast, sdpa; and, where the adapter
+# has SHADER_F16, vidi's mixed precision beside float16 autocast with a
+# GradScaler for the first model), with clips/s and
 # peak device memory. Each step is time-boxed; a step that would pass the
 # budget is skipped and says so.
 #
@@ -26,7 +28,7 @@ smoke=0
 case "${1:-}" in
   --smoke) smoke=1 ;;
   "") ;;
-  -h | --help) sed -n 2,21p "$0"; exit 0 ;;
+  -h | --help) sed -n 2,23p "$0"; exit 0 ;;
   *) echo "gpu-check.sh: unknown argument '$1' (only --smoke)" >&2; exit 2 ;;
 esac
 
@@ -153,7 +155,14 @@ for arch in "${train_archs[@]}"; do
   for b in 1 4 8; do
     step "train_vidi_${arch}_b$b" 150 "$bin" bench train --arch "$arch" --batch "$b" --steps "$train_steps" \
       --device gpu --json
-    for d in fp32 bf16; do
+    dtypes=(fp32 bf16)
+    # Mixed precision, vidi's and PyTorch's (float16 autocast with a GradScaler), for the first model.
+    if ((f16)) && [[ $arch == "${train_archs[0]}" ]]; then
+      step "train_vidi_f16_${arch}_b$b" 150 "$bin" bench train --arch "$arch" --batch "$b" --steps "$train_steps" \
+        --device gpu --precision f16 --json
+      dtypes+=(fp16)
+    fi
+    for d in "${dtypes[@]}"; do
       step "train_torch_${d}_${arch}_b$b" 90 "$py" benches/python_train.py --arch "$arch" --batch "$b" \
         --steps "$train_steps" --device "$torch_device" --dtype "$d" --threads "$threads" --json
     done

@@ -379,6 +379,11 @@ pub struct TrainBenchRow {
     /// GPU runs: the kernels one more step launches (after the timed ones);
     /// `null` on the CPU.
     pub kernels: Option<KernelCounts>,
+    /// "f32", or "f16" for mixed precision (products in f16, f32 weights and moments).
+    pub precision: crate::backend::Precision,
+    /// Mixed-precision steps skipped (gradients not finite at the loss scale
+    /// of the moment), of the warm-up and timed steps.
+    pub skipped_steps: usize,
 }
 
 /// The GPU kernels of one training step, counted by cubecl's launch observer
@@ -416,6 +421,8 @@ pub struct LoaderSpec {
 
 /// Times `steps` training steps (after one warm-up) of `model` with random
 /// inputs, and before them the dataset loader for the model's clips (`loader`).
+/// `precision` f16 trains in mixed precision, as `vidi train --precision f16`
+/// does (the caller checks the device can: [`crate::backend::check_mixed_precision`]).
 pub fn bench_train(
     model: &BenchModel,
     frames: Option<usize>,
@@ -423,8 +430,10 @@ pub fn bench_train(
     steps: usize,
     compute: &crate::backend::Compute,
     loader: &LoaderSpec,
+    precision: crate::backend::Precision,
 ) -> Result<TrainBenchRow, crate::model::ModelError> {
-    use crate::train::optim::{AdamW, AdamWConfig, GradAccumulator};
+    use crate::train::optim::{AdamW, AdamWConfig, GradAccumulator, LossScaler};
+    let mut scaler = (precision == crate::backend::Precision::F16).then(LossScaler::default);
     let device = compute.device.clone().autodiff();
     let (mut net, weights) = model.build(frames, &device)?;
     let cfg = net.config.clone();
@@ -440,18 +449,26 @@ pub fn bench_train(
     let pixels = ramp(shape.iter().product());
     let labels: Vec<usize> = (0..batch).map(|i| i % k).collect();
     let mut peak = DevicePeak::default();
-    let mut times = Vec::new();
+    let (mut times, mut skipped_steps) = (Vec::new(), 0);
     for i in 0..=steps.max(1) {
         let t = Instant::now();
-        let mut acc = GradAccumulator::default();
+        let mut acc = match &scaler {
+            Some(s) => GradAccumulator::mixed(s.scale),
+            None => GradAccumulator::default(),
+        };
         let x = burn::tensor::Tensor::<5>::from_data(burn::tensor::TensorData::new(pixels.clone(), shape), &device);
-        let loss = crate::train::cross_entropy(net.forward(x)?, &labels, 1.0 / batch as f64);
+        let (loss, _) = crate::train::micro_loss(&net, x, &labels, 1.0 / batch as f64, 0, acc.loss_scale())?;
         peak.sample(&device);
         let grads = loss.backward();
         peak.sample(&device);
         acc.add(&net.net, &grads);
         drop(grads);
-        (net, _) = crate::train::apply_step(net, &mut opt, acc, 5e-5);
+        let info;
+        (net, info) = crate::train::apply_step(net, &mut opt, acc, 5e-5);
+        if let Some(s) = &mut scaler {
+            s.update(!info.skipped);
+        }
+        skipped_steps += usize::from(info.skipped);
         let _ = net.device.sync();
         peak.sample(&device);
         if i > 0 {
@@ -461,7 +478,7 @@ pub fn bench_train(
     let median_s = median(times);
     let rss = peak_rss_mib();
     let kernels = match compute.is_gpu {
-        true => Some(count_kernels(net, &mut opt, &pixels, shape, &labels, &compute.device)?),
+        true => Some(count_kernels(net, &mut opt, &pixels, shape, &labels, (&compute.device, scaler))?),
         false => None,
     };
     Ok(TrainBenchRow {
@@ -477,9 +494,14 @@ pub fn bench_train(
         peak_rss_bytes: rss.map(|m| (m * 1024.0 * 1024.0) as u64),
         peak_device_bytes: peak.in_use,
         device_reserved_bytes: peak.reserved,
-        device: compute.description.clone(),
+        device: match precision {
+            crate::backend::Precision::F16 => format!("{}, mixed precision f16", compute.description),
+            crate::backend::Precision::F32 => compute.description.clone(),
+        },
         loader,
         kernels,
+        precision,
+        skipped_steps,
     })
 }
 
@@ -491,7 +513,7 @@ fn count_kernels(
     pixels: &[f32],
     shape: [usize; 5],
     labels: &[usize],
-    plain: &burn::tensor::Device,
+    (plain, scaler): (&burn::tensor::Device, Option<crate::train::optim::LossScaler>),
 ) -> Result<KernelCounts, crate::model::ModelError> {
     use crate::backend::kernel_launches;
     use crate::backend::ops::{activation, layer_norm};
@@ -506,7 +528,10 @@ fn count_kernels(
     burn::module::Module::visit(&net.net, &mut tensors);
     let device = net.device.clone();
     // The Trainer's own forward and backward pass (`train::accumulate`).
-    let mut acc = crate::train::optim::GradAccumulator::default();
+    let mut acc = match scaler {
+        Some(s) => crate::train::optim::GradAccumulator::mixed(s.scale),
+        None => crate::train::optim::GradAccumulator::default(),
+    };
     let scale = 1.0 / shape[0] as f64;
     let (loss, forward_backward) =
         kernel_launches(&device, || crate::train::accumulate(&net, pixels.to_vec(), shape, labels, scale, 0, &mut acc));

@@ -305,6 +305,11 @@ pub fn model_card(model_dir: &Path, repo: &str) -> Result<String, ShareError> {
         if c.get("balance").and_then(|b| b.as_bool()) == Some(true) {
             md.push_str("| class balancing | classes sampled evenly each epoch (--balance) |\n");
         }
+        if c.get("precision").and_then(|p| p.as_str()) == Some("f16") {
+            md.push_str(
+                "| precision | mixed: products in f16, f32 weights and AdamW moments, dynamic loss scaling (--precision f16) |\n",
+            );
+        }
         md.push_str("| schedule | linear warm-up, then linear decay |\n\n");
     }
     if best_val.is_some() || test_acc.is_some() {

@@ -57,8 +57,10 @@ pub enum Precision {
     /// 32-bit floats everywhere (the default).
     #[default]
     F32,
-    /// 16-bit floats (weights, activations and arithmetic), on a GPU whose
-    /// adapter has `SHADER_F16`; inference only.
+    /// 16-bit floats, on a GPU whose adapter has `SHADER_F16`. Inference:
+    /// weights, activations and arithmetic all f16. Training: mixed precision
+    /// (products in f16, f32 master weights and optimizer moments, dynamic
+    /// loss scaling; see [`crate::backend::ops::autocast`]).
     F16,
 }
 
@@ -70,15 +72,27 @@ pub fn set_precision(compute: &mut Compute, precision: Precision) -> Result<(), 
     if precision == Precision::F32 {
         return Ok(());
     }
+    check_mixed_precision(compute, precision)?;
+    let f16 = burn::tensor::FloatDType::F16;
+    compute.device.configure(f16).map_err(|e| BackendError::NoF16(format!("{e:?}")))?;
+    compute.description.push_str(", f16");
+    Ok(())
+}
+
+/// Whether `compute` can train in mixed precision (`--precision f16`): a GPU
+/// whose adapter has `SHADER_F16`. Unlike [`set_precision`] it changes
+/// nothing: the device stays f32 (the master weights and moments), and the
+/// products cast to f16 on the fly. f32 is always possible.
+pub fn check_mixed_precision(compute: &Compute, precision: Precision) -> Result<(), BackendError> {
+    if precision == Precision::F32 {
+        return Ok(());
+    }
     if !compute.is_gpu {
         return Err(f32_only(compute));
     }
-    let f16 = burn::tensor::FloatDType::F16;
-    if !compute.device.supports_dtype(f16) {
+    if !compute.device.supports_dtype(burn::tensor::FloatDType::F16) {
         return Err(BackendError::NoF16(format!("{} has no SHADER_F16 (16-bit float shaders)", compute.description)));
     }
-    compute.device.configure(f16).map_err(|e| BackendError::NoF16(format!("{e:?}")))?;
-    compute.description.push_str(", f16");
     Ok(())
 }
 

@@ -13,16 +13,25 @@
 //!   with attention a block of queries at a time ([`super::blocked`]): no
 //!   `heads x tokens x tokens` tensor, in inference or in training.
 //!
+//! Mixed precision ([`autocast`]): off the CPU, while a training step's
+//! forward pass runs under it, the products (Linear layers, attention)
+//! compute in f16 from f32 parameters and activations, as PyTorch's
+//! `torch.autocast(dtype=torch.float16)` does; what goes from one product
+//! to the next (the MLP's activated hidden layer, the attention's output)
+//! stays f16; LayerNorm, the residual stream, softmax outside the blocked
+//! attention and the loss stay in f32.
+//!
 //! Sizes: a Linear layer takes vidi's gemm in inference from
 //! [`MIN_GEMM_ROWS`] rows (batch x tokens) on; an attention sequence takes
 //! vidi's kernel when it is shorter than [`SHORT_SEQUENCE`] tokens (plain
 //! loops) or at least [`MIN_GEMM_SEQUENCE`] (gemm), and Burn's attention in
 //! between, where its materialised path is fast.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::nn::Linear;
-use burn::tensor::{activation, Device, Tensor, TensorData};
+use burn::tensor::{activation, Device, FloatDType, Tensor, TensorData};
 
 use super::blocked;
 use super::kernels::{self, grad};
@@ -49,6 +58,57 @@ pub fn route(device: &Device) -> Route {
         Route::CpuAutodiff
     } else {
         Route::CpuKernel
+    }
+}
+
+thread_local! {
+    /// Whether this thread's products compute in f16 ([`autocast`]).
+    static AUTOCAST: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, this thread's products off the CPU compute in f16; dropping
+/// it restores what was before.
+#[must_use = "autocast lasts as long as the guard"]
+pub struct Autocast {
+    was: bool,
+}
+
+impl Drop for Autocast {
+    fn drop(&mut self) {
+        AUTOCAST.with(|a| a.set(self.was));
+    }
+}
+
+/// Mixed precision's forward pass: while the guard lives, this thread's
+/// Linear layers and attention products on a GPU take f16 copies of their f32
+/// inputs and parameters and hand back f32 results. Autodiff records the
+/// casts, so the gradients reach the f32 parameters in f32 (computed in f16
+/// through the products). On the CPU it changes nothing (training there is
+/// f32 only, see [`super::device::check_mixed_precision`]).
+pub fn autocast(on: bool) -> Autocast {
+    Autocast { was: AUTOCAST.with(|a| a.replace(on)) }
+}
+
+/// Whether products of tensors on `device` compute in f16 now.
+fn autocasting(device: &Device) -> bool {
+    AUTOCAST.with(Cell::get) && route(device) == Route::Generic
+}
+
+/// `t` in f16.
+fn half<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    t.cast(FloatDType::F16)
+}
+
+/// `t` in f32.
+fn full<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    t.cast(FloatDType::F32)
+}
+
+/// `a.matmul(b)`, its product in f16 under [`autocast`] (the result in f32).
+fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    match autocasting(&a.device()) {
+        true => full(half(a).matmul(half(b))),
+        false => a.matmul(b),
     }
 }
 
@@ -118,7 +178,28 @@ pub fn linear(l: &Linear, x: Tensor<3>) -> Tensor<3> {
     match route(&x.device()) {
         Route::CpuKernel if cpu_gemm(&x) => kernels::linear(l, &x, None).unwrap_or_else(|_| l.forward(x)),
         Route::CpuAutodiff => grad::linear(l, &x).unwrap_or_else(|| l.forward(x)),
+        Route::Generic if autocasting(&x.device()) => full(linear_f16(l, x)),
         _ => l.forward(x),
+    }
+}
+
+/// `l(x)` computed in f16 (the result left in f16).
+fn linear_f16(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let bias = l.bias.as_ref().map(|b| half(b.val()));
+    burn::tensor::module::linear(half(x), half(l.weight.val()), bias)
+}
+
+/// `act(l(x))`, the hidden layer of an MLP, whose result feeds the next
+/// Linear layer's product: under [`autocast`] left in f16 (the activation
+/// computed in f16, as PyTorch's autocast runs it in its input's type), so
+/// that what autodiff keeps of the widest activation takes half the memory.
+///
+/// # Shapes
+/// x: `[batch, tokens, d_in]` -> `[batch, tokens, d_out]`
+pub fn linear_activation(l: &Linear, x: Tensor<3>, act: Activation) -> Tensor<3> {
+    match autocasting(&x.device()) {
+        true => activation(linear_f16(l, x), act),
+        false => activation(linear(l, x), act),
     }
 }
 
@@ -267,6 +348,8 @@ pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, seed: u64, group: usize) ->
     let dims = x.dims();
     let mask = kernels::dropout_mask(dims.iter().product(), p, seed, group);
     let mask: Tensor<D> = Tensor::from_data(TensorData::new(mask, dims), &x.device());
+    // In `x`'s float type (f16 under autocast).
+    let mask = mask.cast(FloatDType::from(x.dtype()));
     x * mask
 }
 
@@ -489,13 +572,13 @@ pub fn scaled_cross_attention(
     let dh = d / heads;
     let q = q.reshape([b, m, heads, dh]).swap_dims(1, 2);
     let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2);
-    let scores = q.matmul(split(k).swap_dims(2, 3));
+    let scores = matmul(q, split(k).swap_dims(2, 3));
     let scores = if scale == 1.0 { scores } else { scores.mul_scalar(scale) };
     let mut probs = activation::softmax(scores, 3);
     if let Some((p, seed)) = drop {
         probs = dropout(probs, p, seed, 1);
     }
-    probs.matmul(split(v)).swap_dims(1, 2).reshape([b, m, d])
+    matmul(probs, split(v)).swap_dims(1, 2).reshape([b, m, d])
 }
 
 /// Self-attention over each batch entry's tokens with soft-capped logits
@@ -529,13 +612,13 @@ pub fn capped_self_attention(
     let d = qx.dims()[2];
     let dh = d / heads;
     let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
-    let scores = split(qx).matmul(split(kx).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let scores = matmul(split(qx), split(kx).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
     let scores = if cap > 0.0 { scores.div_scalar(cap).tanh().mul_scalar(cap) } else { scores };
     let mut probs = activation::softmax(scores, 3);
     if let Some(dr) = drop.filter(|d| d.probs > 0.0) {
         probs = dropout(probs, dr.probs, mix(dr.seed, 1), 1);
     }
-    let ctx = probs.matmul(split(vx)).swap_dims(1, 2).reshape([b, n, d]);
+    let ctx = matmul(probs, split(vx)).swap_dims(1, 2).reshape([b, n, d]);
     match drop {
         None => linear_add(o, ctx, residual, 0),
         Some(dr) => residual + dropout(linear(o, ctx), dr.hidden, mix(dr.seed, 2), 1),
@@ -575,12 +658,18 @@ fn by_sequences(
     }
 }
 
-/// Attention within each batch entry (one sequence each), off the CPU kernel route.
+/// Attention within each batch entry (one sequence each), off the CPU kernel
+/// route; under [`autocast`] in f16, its result too (for the output projection).
 fn sequences_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
     if route(&q.device()) == Route::CpuAutodiff && cpu_takes_sequence(q.dims()[1]) {
         if let Some(ctx) = grad::attention(&q, &k, &v, heads) {
             return ctx;
         }
+    }
+    if autocasting(&q.device()) {
+        // As PyTorch's scaled_dot_product_attention under autocast: all of it in
+        // f16, its result too (the output projection's product takes it as it is).
+        return blocked::attention(half(q), half(k), half(v), heads);
     }
     if route(&q.device()) == Route::Generic {
         return blocked::attention(q, k, v, heads);
@@ -599,9 +688,9 @@ fn dropped_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, p: 
     let [b, n, d] = q.dims();
     let dh = d / heads;
     let split = |t: Tensor<3>| t.reshape([b, n, heads, dh]).swap_dims(1, 2); // [b, heads, n, dh]
-    let scores = split(q).matmul(split(k).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+    let scores = matmul(split(q), split(k).swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
     let probs = dropout(activation::softmax(scores, 3), p, seed, 1);
-    probs.matmul(split(v)).swap_dims(1, 2).reshape([b, n, d])
+    matmul(probs, split(v)).swap_dims(1, 2).reshape([b, n, d])
 }
 
 /// `softmax(q k^T / sqrt(dh)) v` by Burn's attention, each of `heads` column

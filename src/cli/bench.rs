@@ -127,6 +127,9 @@ pub struct BenchTrainArgs {
     /// Where to compute.
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
+    /// f16: mixed precision, as `vidi train --precision f16` trains (a GPU with SHADER_F16).
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: vidi::backend::Precision,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -209,7 +212,8 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     };
     let compute = compute(a.device)?;
     let loader = vidi::bench::LoaderSpec { workers: a.workers, videos: a.videos.clone() };
-    let row = vidi::bench::bench_train(&model, a.frames, a.batch.max(1), a.steps, &compute, &loader)?;
+    vidi::backend::check_mixed_precision(&compute, a.precision)?;
+    let row = vidi::bench::bench_train(&model, a.frames, a.batch.max(1), a.steps, &compute, &loader, a.precision)?;
     if a.json {
         return print_json(&row);
     }
@@ -232,6 +236,13 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     );
     if let Some(l) = &row.loader {
         println!("loader: {} clips of {} on {} workers, {:.2} clips/s", l.clips, l.source, l.workers, l.clips_per_s);
+    }
+    if a.precision == vidi::backend::Precision::F16 {
+        println!(
+            "mixed precision: {} of {} steps skipped (gradients past f16's range)",
+            row.skipped_steps,
+            a.steps + 1
+        );
     }
     if let Some(k) = &row.kernels {
         println!(

@@ -23,7 +23,7 @@ pub struct TrainArgs {
         "data", "model", "out", "classes", "train_lists", "val_lists", "test_lists", "balance", "revision",
         "batch_size", "grad_accum", "lr", "warmup_ratio", "weight_decay", "beta1", "beta2", "eps",
         "max_grad_norm", "max_steps", "seed", "logging_steps", "workers", "sample_rate", "fps",
-        "short_side", "flip_p", "device",
+        "short_side", "flip_p", "device", "precision",
     ])]
     pub resume: Option<PathBuf>,
     /// Dataset: a folder with train/ and val/ (and test/) holding one folder per class, a
@@ -111,6 +111,12 @@ pub struct TrainArgs {
     /// Where to compute (default: VIDI_DEVICE, else a GPU when there is one).
     #[arg(long, value_enum)]
     pub device: Option<vidi::backend::DeviceChoice>,
+    /// f16: mixed-precision training on a GPU whose adapter has SHADER_F16 (the Linear layers
+    /// and attention compute in f16; master weights, AdamW moments, LayerNorm and the loss stay
+    /// f32; dynamic loss scaling from 65536, steps whose gradients overflow skipped). Refused
+    /// on the CPU and on adapters without f16 shaders. The saved model is f32 either way.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: vidi::backend::Precision,
     /// The largest share of a split's videos (train, val or test) that may be unreadable: each
     /// one is reported and left out, and more stops the run before it starts [default: 0.1,
     /// more than 1 in 10]. Works with --resume.
@@ -293,8 +299,9 @@ impl EventView {
                     b.set_message(format!("loss {loss} lr {lr:.2e} {clips_per_s:.1} clips/s"));
                 }
             }
-            TrainEvent::Log { step, epoch, loss, lr, grad_norm } => self.line(format!(
-                "step {step:>6}  epoch {epoch:6.2}  loss {loss:.4}  lr {lr:.3e}  grad_norm {grad_norm:.3}"
+            TrainEvent::Log { step, epoch, loss, lr, grad_norm, loss_scale } => self.line(format!(
+                "step {step:>6}  epoch {epoch:6.2}  loss {loss:.4}  lr {lr:.3e}  grad_norm {grad_norm:.3}{}",
+                loss_scale.map(|s| format!("  loss_scale {s}")).unwrap_or_default()
             )),
             TrainEvent::Eval { epoch, accuracy, loss, videos, .. } => self.line(format!(
                 "epoch {epoch}: val accuracy {:.2}% ({videos} videos), val loss {loss:.4}",
@@ -383,6 +390,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 val_lists: a.lists.val_lists.clone(),
                 test_lists: a.lists.test_lists.clone(),
                 balance: a.balance,
+                precision: a.precision,
             };
             if !cfg.model.is_empty() && !std::path::Path::new(&cfg.model).is_dir() {
                 // A Hub id: fetch it with a progress bar before training starts.

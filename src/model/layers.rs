@@ -142,7 +142,7 @@ impl Mlp {
 
     /// The activated hidden layer.
     fn hidden(&self, x: Tensor<3>) -> Tensor<3> {
-        ops::activation(ops::linear(&self.fc1, x), self.act)
+        ops::linear_activation(&self.fc1, x, self.act)
     }
 }
 

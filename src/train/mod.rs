@@ -103,6 +103,10 @@ pub struct TrainConfig {
     /// many examples as the train split holds, the same number from each class.
     #[serde(default)]
     pub balance: bool,
+    /// f32, or f16: mixed precision on a GPU whose adapter has SHADER_F16
+    /// (products in f16, f32 master weights and moments, dynamic loss scaling).
+    #[serde(default)]
+    pub precision: crate::backend::Precision,
 }
 
 impl TrainConfig {
@@ -164,6 +168,7 @@ impl Default for TrainConfig {
             val_lists: Vec::new(),
             test_lists: Vec::new(),
             balance: false,
+            precision: crate::backend::Precision::F32,
         }
     }
 }
@@ -181,6 +186,20 @@ pub struct TrainerState {
     pub best_accuracy: Option<f64>,
     /// Step of the best model.
     pub best_step: Option<u64>,
+    /// AdamW steps taken, where it differs from `global_step` (mixed
+    /// precision's skipped steps count in `global_step` only, as the Trainer's do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer_steps: Option<u64>,
+    /// Mixed precision's loss scale and its growth count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<optim::LossScaler>,
+}
+
+impl TrainerState {
+    /// AdamW steps taken (the learning-rate schedule's position).
+    pub fn adamw_steps(&self) -> u64 {
+        self.optimizer_steps.unwrap_or(self.global_step)
+    }
 }
 
 /// What a run reports while it goes.
@@ -240,8 +259,11 @@ pub enum TrainEvent {
         loss: f64,
         /// Learning rate of the last step.
         lr: f64,
-        /// Gradient norm of the last step.
+        /// Gradient norm of the last step (infinite where mixed precision skipped it).
         grad_norm: f64,
+        /// Mixed precision's loss scale after the last step.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss_scale: Option<f64>,
     },
     /// An evaluation on the val split.
     Eval {
@@ -543,7 +565,9 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], scale: f64) -> Tensor<
 /// batch), left on the device off the CPU (a read waits for the step's work).
 /// The config's dropouts and drop-path draw their masks from `seed`
 /// ([`VideoModel::forward_train`]; a run derives it from its seed, the step
-/// and the micro-batch, see [`step_seed`]).
+/// and the micro-batch, see [`step_seed`]). A mixed-precision accumulator
+/// ([`GradAccumulator::mixed`]) runs the forward pass under autocast and the
+/// backward pass from the loss times its loss scale; the loss returned is the unscaled one.
 pub fn accumulate(
     model: &VideoModel,
     pixel_values: Vec<f32>,
@@ -567,12 +591,33 @@ pub fn accumulate(
         return Ok(loss.unwrap_or(Scalar::Host(0.0)));
     }
     let x: Tensor<5> = Tensor::from_data(TensorData::new(pixel_values, shape), &model.device);
-    let logits = model.forward_train(x, seed)?;
-    let loss = cross_entropy(logits, labels, scale);
-    let value = Scalar::of(loss.clone().inner());
+    let (loss, value) = micro_loss(model, x, labels, scale, seed, acc.loss_scale())?;
     let grads = loss.backward();
     acc.add(&model.net, &grads);
     Ok(value)
+}
+
+/// The forward pass of one micro-batch `x` and its loss: (what the backward
+/// pass starts from, the loss). In mixed precision (`loss_scale`), the
+/// forward pass runs under autocast and the first is the loss times the scale.
+pub fn micro_loss(
+    model: &VideoModel,
+    x: Tensor<5>,
+    labels: &[usize],
+    scale: f64,
+    seed: u64,
+    loss_scale: Option<f64>,
+) -> Result<(Tensor<1>, Scalar), ModelError> {
+    let logits = {
+        let _autocast = crate::backend::ops::autocast(loss_scale.is_some());
+        model.forward_train(x, seed)?
+    };
+    let loss = cross_entropy(logits, labels, scale);
+    let value = Scalar::of(loss.clone().inner());
+    Ok(match loss_scale {
+        Some(s) => (loss.mul_scalar(s as f32), value),
+        None => (loss, value),
+    })
 }
 
 /// The dropout seed of micro-batch `micro` of optimizer step `step` (counted

@@ -7,6 +7,12 @@
 //! is written here against Burn's module visitor and mapper. Moments live on
 //! the device as flat tensors keyed by the parameter's path, and are saved
 //! and restored exactly for `--resume`.
+//!
+//! Mixed precision (`--precision f16`) adds dynamic loss scaling, as
+//! `torch.amp.GradScaler` does it with its defaults ([`LossScaler`]): the
+//! loss is multiplied by the scale before the backward pass, the gradients
+//! divided by it before clipping, and a step whose gradients are not finite
+//! is skipped (no update, no AdamW step counted) with the scale halved.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,10 +60,50 @@ impl Default for AdamWConfig {
     }
 }
 
+/// Dynamic loss scaling of mixed-precision training, with
+/// `torch.amp.GradScaler`'s defaults: start at 2^16, halve on a step whose
+/// gradients overflow (that step skipped), double after 2000 steps in a row without one.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossScaler {
+    /// The factor the loss is multiplied by before its backward pass.
+    pub scale: f64,
+    /// Finite steps since the scale last changed.
+    pub good_steps: u64,
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        LossScaler { scale: LossScaler::INIT, good_steps: 0 }
+    }
+}
+
+impl LossScaler {
+    /// The first scale (`init_scale`).
+    pub const INIT: f64 = 65536.0;
+    /// Finite steps in a row before the scale doubles (`growth_interval`).
+    pub const GROWTH_INTERVAL: u64 = 2000;
+
+    /// After a step: finite gradients count toward growth; others halve the scale.
+    pub fn update(&mut self, finite: bool) {
+        if !finite {
+            self.scale *= 0.5;
+            self.good_steps = 0;
+            return;
+        }
+        self.good_steps += 1;
+        if self.good_steps == Self::GROWTH_INTERVAL {
+            self.scale *= 2.0;
+            self.good_steps = 0;
+        }
+    }
+}
+
 /// Gradients of one optimizer step, summed over its micro-batches, by parameter path.
 #[derive(Default)]
 pub struct GradAccumulator {
     grads: BTreeMap<String, Tensor<1>>,
+    /// Mixed precision's loss scale: the gradients are this many times the true ones.
+    loss_scale: Option<f64>,
 }
 
 /// Tracks the `a.b.c` path of the parameter being visited, with its position
@@ -118,6 +164,18 @@ impl GradAccumulator {
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
+    }
+
+    /// An accumulator for a mixed-precision step: its forward passes run
+    /// under [`crate::backend::ops::autocast`], their losses multiplied by
+    /// `scale` before the backward pass ([`crate::train::accumulate`]).
+    pub fn mixed(scale: f64) -> GradAccumulator {
+        GradAccumulator { grads: BTreeMap::new(), loss_scale: Some(scale) }
+    }
+
+    /// The loss scale of a mixed-precision step; `None` in f32.
+    pub fn loss_scale(&self) -> Option<f64> {
+        self.loss_scale
     }
 }
 
@@ -191,6 +249,9 @@ pub struct StepInfo {
     pub grad_norm: Scalar,
     /// Learning rate used.
     pub lr: f64,
+    /// Whether the step was skipped: mixed precision's gradients were not
+    /// finite (the parameters, moments and AdamW step count are unchanged).
+    pub skipped: bool,
 }
 
 impl AdamW {
@@ -200,8 +261,12 @@ impl AdamW {
     }
 
     /// Clips `acc` by its global norm and applies one AdamW step at `lr`.
+    /// A mixed-precision step ([`GradAccumulator::mixed`]) first divides the
+    /// gradients by the loss scale, and is skipped when they are not finite:
+    /// that takes one read of their squared norm from the device, every step
+    /// (as `GradScaler.step` reads its `found_inf`).
     pub fn step<M: Module>(&mut self, module: M, acc: GradAccumulator, lr: f64) -> (M, StepInfo) {
-        let grads = acc.grads;
+        let GradAccumulator { grads, loss_scale } = acc;
         let mut sq: Option<Tensor<1>> = None;
         for (i, g) in grads.values().enumerate() {
             if i % 4 == 3 {
@@ -213,14 +278,24 @@ impl AdamW {
                 None => s,
             });
         }
+        let sq = sq.map(Scalar::of).map(|s| match (loss_scale, s) {
+            (Some(_), Scalar::Device(t)) => Scalar::Host(Scalar::Device(t).value()),
+            (_, s) => s,
+        });
+        let unscale = loss_scale.map_or(1.0, |s| 1.0 / s);
+        if let Some(Scalar::Host(v)) = sq.as_ref().filter(|_| loss_scale.is_some()) {
+            if !v.is_finite() {
+                return (module, StepInfo { grad_norm: Scalar::Host(f64::INFINITY), lr, skipped: true });
+            }
+        }
         // clip_grad_norm_: scale by max_norm / (norm + 1e-6), clamped to at most 1.
         let max_norm = self.config.max_grad_norm;
-        let (grad_norm, clip, clip_by) = match sq.map(Scalar::of) {
+        let (grad_norm, clip, clip_by) = match sq {
             None => (Scalar::Host(0.0), 1.0, None),
             Some(Scalar::Host(sq)) => {
-                let norm = sq.sqrt();
+                let norm = sq.sqrt() * unscale;
                 let clip = if max_norm > 0.0 { (max_norm / (norm + 1e-6)).min(1.0) } else { 1.0 };
-                (Scalar::Host(norm), clip, None)
+                (Scalar::Host(norm), clip * unscale, None)
             }
             // Off the CPU the norm and the coefficient stay on the device: no read.
             Some(Scalar::Device(sq)) => {
@@ -233,7 +308,7 @@ impl AdamW {
         self.steps += 1;
         let mut u = Update { opt: self, grads, lr, clip, clip_by, path: PathTracker::default() };
         let module = module.map(&mut u);
-        (module, StepInfo { grad_norm, lr })
+        (module, StepInfo { grad_norm, lr, skipped: false })
     }
 
     /// Writes the moments (`exp_avg.KEY`, `exp_avg_sq.KEY`) to a safetensors file.
@@ -269,5 +344,33 @@ impl AdamW {
             moments.insert(k, (to_device(mt, device), to_device(vt, device)));
         }
         Ok(AdamW { config, steps, moments })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LossScaler;
+
+    /// `torch.amp.GradScaler(init_scale=2.**16, growth_factor=2.0,
+    /// backoff_factor=0.5, growth_interval=2000)`, its defaults: halved by a
+    /// step that overflows (which restarts the count), doubled by the 2000th
+    /// finite step in a row.
+    #[test]
+    fn the_loss_scale_moves_as_gradscalers_defaults() {
+        let mut s = LossScaler::default();
+        assert_eq!(s.scale, 65536.0);
+        s.update(false);
+        assert_eq!(s.scale, 32768.0);
+        for _ in 0..1999 {
+            s.update(true);
+        }
+        assert_eq!(s.scale, 32768.0);
+        s.update(false);
+        for _ in 0..1999 {
+            s.update(true);
+        }
+        assert_eq!((s.scale, s.good_steps), (16384.0, 1999));
+        s.update(true);
+        assert_eq!((s.scale, s.good_steps), (32768.0, 0));
     }
 }

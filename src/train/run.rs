@@ -58,6 +58,11 @@ fn run(
     compute: Option<&backend::Compute>,
 ) -> Result<TrainSummary, TrainError> {
     let t0 = Instant::now();
+    // A new run that cannot compute as it asks is refused before its folder is made.
+    let chosen = match cfg {
+        Some(c) => Some(computing(c, compute)?),
+        None => None,
+    };
     // Before anything in `out` is read: the run's settings and checkpoints are this process's alone.
     let _lock = RunLock::acquire(out, cfg.is_some())?;
     let (cfg, resume_from) = settings(cfg, out)?;
@@ -86,9 +91,9 @@ fn run(
             plan.steps_per_epoch
         )));
     }
-    let compute = match compute {
-        Some(c) => c.clone(),
-        None => backend::select(backend::choice_from(Some(plan.cfg.device))?)?,
+    let compute = match chosen {
+        Some(c) => c,
+        None => computing(&plan.cfg, compute)?,
     };
     // A resumed run whose settings changed keeps them for its later resumes.
     let save_config = resume_from.is_none() || serde_json::to_value(&plan.cfg).ok() != serde_json::to_value(&cfg).ok();
@@ -122,6 +127,17 @@ struct Start {
     resume_from: Option<(PathBuf, TrainerState)>,
     save_config: bool,
     extended_from: Option<usize>,
+}
+
+/// Where `cfg` computes: `compute` when given, else its `--device`; refused
+/// in one line where its precision cannot run (mixed precision needs a GPU with SHADER_F16).
+fn computing(cfg: &TrainConfig, compute: Option<&backend::Compute>) -> Result<backend::Compute, TrainError> {
+    let compute = match compute {
+        Some(c) => c.clone(),
+        None => backend::select(backend::choice_from(Some(cfg.device))?)?,
+    };
+    backend::check_mixed_precision(&compute, cfg.precision)?;
+    Ok(compute)
 }
 
 /// The settings of the run in `out`: `cfg` for a new one (`out` must not hold
@@ -282,7 +298,7 @@ impl<'a> Run<'a> {
                         dir.display()
                     )));
                 }
-                let opt = AdamW::load(cfg.adamw.clone(), state.global_step, &dir.join("optimizer.safetensors"), &ad)?;
+                let opt = AdamW::load(cfg.adamw.clone(), state.adamw_steps(), &dir.join("optimizer.safetensors"), &ad)?;
                 (m, opt, state.clone(), None)
             }
             None => {
@@ -384,7 +400,11 @@ impl<'a> Run<'a> {
                 if self.cancel.load(Ordering::SeqCst) {
                     return Ok((model, opt, state, true));
                 }
-                let mut acc = GradAccumulator::default();
+                let mixed = cfg.precision == backend::Precision::F16;
+                let mut acc = match mixed {
+                    true => GradAccumulator::mixed(state.loss_scaler.get_or_insert_with(Default::default).scale),
+                    false => GradAccumulator::default(),
+                };
                 let (mut step_loss, mut step_clips) = (None::<Scalar>, 0usize);
                 for micro in 0..cfg.grad_accum {
                     let Some(batch) = loader.next() else { break };
@@ -405,9 +425,15 @@ impl<'a> Run<'a> {
                     // The epoch ran out of readable videos.
                     break;
                 }
-                let lr = optim::linear_schedule(cfg.lr, state.global_step, p.warmup, p.total_steps);
+                // The schedule follows AdamW's steps: a skipped mixed-precision step
+                // moves it no further (the Trainer's scheduler steps only when the optimizer did).
+                let lr = optim::linear_schedule(cfg.lr, state.adamw_steps(), p.warmup, p.total_steps);
                 let info;
                 (model, info) = apply_step(model, &mut opt, acc, lr);
+                if let Some(scaler) = state.loss_scaler.as_mut().filter(|_| mixed) {
+                    scaler.update(!info.skipped);
+                    state.optimizer_steps = Some(opt.steps);
+                }
                 state.global_step += 1;
                 state.step_in_epoch += 1;
                 clips_done += step_clips;
@@ -439,16 +465,22 @@ impl<'a> Run<'a> {
                     eta_s: elapsed / done_here * (p.total_steps - state.global_step) as f64,
                 });
                 if let Some((_, grad_norm, loss)) = read {
-                    self.metrics.append(&serde_json::json!({
+                    let loss_scale = state.loss_scaler.as_ref().map(|s| s.scale);
+                    let mut line = serde_json::json!({
                         "step": state.global_step, "epoch": epoch_f, "loss": loss, "learning_rate": lr,
                         "grad_norm": grad_norm,
-                    }))?;
+                    });
+                    if let Some(s) = loss_scale {
+                        line["loss_scale"] = s.into();
+                    }
+                    self.metrics.append(&line)?;
                     let _ = self.events.send(TrainEvent::Log {
                         step: state.global_step,
                         epoch: epoch_f,
                         loss,
                         lr,
                         grad_norm,
+                        loss_scale,
                     });
                     log_n = 0;
                 }

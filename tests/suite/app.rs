@@ -1357,6 +1357,56 @@ pub fn f16_harness(settings: Settings, files: Vec<PathBuf>) -> (Harness<'static,
         .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
         .build_ui_state(|ui, app: &mut VidiApp| app.show(ui), app);
     settle(&mut h, 30);
+    if h.query_by_label("f16").is_none() {
+        // The Train tab keeps its precision under Advanced.
+        h.get_by_label_contains("Advanced:").click();
+        h.step();
+    }
     h.get_by_label("f16").click();
     (h, has_f16)
+}
+
+/// Precision f16 in the Train tab (Advanced), the models on the window's
+/// wgpu device (lavapipe on CI, which has SHADER_F16): the run trains in mixed
+/// precision (its config.json says f16, its log lines carry the loss scale,
+/// 65536 with nothing skipped) and leaves an f32 best model that classifies
+/// on the CPU. Where the adapter lacks f16, the one-line refusal shows.
+#[test]
+fn f16_in_the_train_tab_trains_in_mixed_precision() {
+    let f = fixture();
+    let run = f.root.join("gui-run-mixed");
+    let settings = Settings {
+        data_dir: f.split.to_string_lossy().into_owned(),
+        model: f.model.to_string_lossy().into_owned(),
+        run_dir: run.to_string_lossy().into_owned(),
+        epochs: 1,
+        batch_size: 2,
+        tab: Tab::Train,
+        ..Default::default()
+    };
+    let (mut h, has_f16) = f16_harness(settings, Vec::new());
+    h.get_by_label("Start").click();
+    settle(&mut h, 300);
+    if !has_f16 {
+        h.get_by_label_contains("f16 is not available");
+        return;
+    }
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["precision"], "f16", "{config}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let logs: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("loss").is_some())
+        .collect();
+    assert!(!logs.is_empty(), "{metrics}");
+    for l in &logs {
+        assert_eq!(l["loss_scale"].as_f64(), Some(65536.0), "{l}");
+        assert!(l["loss"].as_f64().is_some_and(f64::is_finite), "{l}");
+    }
+    let cpu = vidi::backend::cpu();
+    let (m, _) = vidi::model::VideoModel::load(&run.join("best"), &Default::default(), &cpu.device).unwrap();
+    let x = burn::tensor::Tensor::<5>::zeros([1, 8, 3, 32, 32], &cpu.device);
+    let logits = m.forward(x).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert!(logits.iter().all(|v| v.is_finite()), "{logits:?}");
 }

@@ -383,3 +383,211 @@ fn adamw_layer_norm_and_gelu_launch_a_handful_of_kernels() {
     let cpu = vidi_json(&[&bench[..], &["--device", "cpu"]].concat());
     assert!(cpu["kernels"].is_null(), "{cpu}");
 }
+
+/// The three Trainer steps of a PyTorch fixture in mixed precision
+/// (`--precision f16`: products in f16, f32 weights and moments, the loss
+/// scaled from 65536 down while the scaled gradients overflow f16, such steps
+/// skipped), or in f32 on wgpu: `(losses, grad_norms, model, skipped)` of the
+/// steps that trained.
+fn mixed_steps(name: &str, mixed: bool) -> (Vec<f64>, Vec<f64>, vidi::model::VideoModel, usize) {
+    use vidi::model::{LoadOptions, VideoModel};
+    use vidi::train::optim::{self, AdamW, GradAccumulator, LossScaler};
+    let dir = fixtures().join("models").join(name);
+    let crate::train::StepFixture { labels, cfg, lr, total, warmup, .. } = crate::train::step_fixture(name);
+    let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
+    let shape: [usize; 5] = shape.try_into().unwrap();
+    let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &wgpu().autodiff()).unwrap();
+    let mut opt = AdamW::new(cfg);
+    let mut scaler = LossScaler::default();
+    let (mut losses, mut norms, mut skipped) = (Vec::new(), Vec::new(), 0);
+    while losses.len() < 3 {
+        assert!(skipped < 8, "{name}: {skipped} mixed-precision steps skipped, loss scale down to {}", scaler.scale);
+        let mut acc = if mixed { GradAccumulator::mixed(scaler.scale) } else { GradAccumulator::default() };
+        let scale = 1.0 / labels.len() as f64;
+        let loss = vidi::train::accumulate(&model, pixels.clone(), shape, &labels, scale, 0, &mut acc).unwrap();
+        let lr = optim::linear_schedule(lr, opt.steps, warmup, total);
+        let info;
+        (model, info) = vidi::train::apply_step(model, &mut opt, acc, lr);
+        scaler.update(!info.skipped);
+        if info.skipped {
+            assert!(mixed, "{name}: an f32 step was skipped");
+            skipped += 1;
+            continue;
+        }
+        losses.push(loss.value());
+        norms.push(info.grad_norm.value());
+    }
+    assert_eq!(scaler.scale, LossScaler::INIT / 2f64.powi(skipped as i32), "{name}: the scale after {skipped} skips");
+    (losses, norms, model, skipped)
+}
+
+/// Mixed-precision training on wgpu, where the adapter has SHADER_F16: the
+/// three Trainer steps of the PyTorch fixtures (VideoMAE's all-token
+/// attention, TimeSformer's grouped ones) give PyTorch's f32 losses and
+/// gradient norms within 1%, and the model they leave gives the f32-trained
+/// model's logits within 1e-2 with the same top-1. TimeSformer's gradients
+/// (norm 16) overflow f16 at the first loss scale: that step is skipped and
+/// the next, at half the scale, trains. Where the adapter has no f16 shaders,
+/// and on the CPU, a one-line refusal.
+#[test]
+fn mixed_precision_steps_on_wgpu_follow_pytorchs_f32_steps() {
+    use vidi::backend::{check_mixed_precision, Precision};
+    let cpu = check_mixed_precision(&vidi::backend::cpu(), Precision::F16).unwrap_err().to_string();
+    assert!(cpu.contains("--precision f16 is not available") && cpu.contains("f16 needs --device gpu"), "{cpu}");
+    let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
+    if let Err(e) = check_mixed_precision(&compute, Precision::F16) {
+        let f16 = vidi::backend::adapter_reports().iter().any(|a| a.shader_f16);
+        assert!(!f16 || !compute.device.supports_dtype(burn::tensor::FloatDType::F16), "refused: {e}");
+        assert!(e.to_string().contains("no SHADER_F16"), "{e}");
+        return;
+    }
+    for name in ["videomae_meanpool", "timesformer"] {
+        let log = crate::train::step_fixture(name).log;
+        let (losses, norms, mixed, skipped) = mixed_steps(name, true);
+        eprintln!("{name}: mixed precision skipped {skipped} step(s); losses {losses:?}, grad norms {norms:?}");
+        for (key, got) in [("losses", &losses), ("grad_norms", &norms)] {
+            for (step, got) in got.iter().enumerate() {
+                let want = log[key][step].as_f64().unwrap();
+                assert!(
+                    (got - want).abs() <= 1e-2 * want.abs().max(1.0),
+                    "{name} {key}[{step}]: {got} mixed, PyTorch f32 {want}"
+                );
+            }
+        }
+        let (_, _, plain, _) = mixed_steps(name, false);
+        let dir = fixtures().join("models").join(name);
+        let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
+        let logits = |m: &vidi::model::VideoModel| {
+            let m = vidi::train::inference_copy(m);
+            let x = Tensor::<5>::from_data(TensorData::new(pixels.clone(), shape.clone()), &m.device);
+            values(m.forward(x).unwrap())
+        };
+        let (got, want) = (logits(&mixed), logits(&plain));
+        let diff = max_abs_diff(&got, &want);
+        let k = plain.labels.len();
+        eprintln!("{name}: logits after mixed-precision training, max |diff| {diff:.2e} from f32 training");
+        assert!(diff <= 1e-2, "{name}: logits after mixed-precision training, max |diff| {diff} from f32 training");
+        assert_eq!(top1(&got, k), top1(&want, k), "{name}: top-1 after mixed-precision training");
+    }
+}
+
+/// A mixed-precision step whose scaled gradients overflow f16 is skipped, as
+/// `torch.amp.GradScaler` skips it: the model's logits are bit for bit those
+/// before the step and AdamW counts no step; at the first scale (65536) the
+/// same step trains, with PyTorch's f32 loss within 1%.
+#[test]
+fn mixed_precision_skips_a_step_whose_gradients_overflow() {
+    use vidi::model::{LoadOptions, VideoModel};
+    use vidi::train::optim::{AdamW, GradAccumulator, LossScaler};
+    let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
+    if vidi::backend::check_mixed_precision(&compute, vidi::backend::Precision::F16).is_err() {
+        return; // the refusal is checked by mixed_precision_steps_on_wgpu_follow_pytorchs_f32_steps
+    }
+    let name = "videomae_meanpool";
+    let dir = fixtures().join("models").join(name);
+    let crate::train::StepFixture { log, labels, cfg, lr, .. } = crate::train::step_fixture(name);
+    let (shape, pixels) = read_tensor(&dir.join("io.safetensors"), "pixel_values");
+    let shape: [usize; 5] = shape.try_into().unwrap();
+    let (mut model, _) = VideoModel::load(&dir, &LoadOptions::default(), &compute.device.clone().autodiff()).unwrap();
+    let logits = |m: &VideoModel| {
+        let m = vidi::train::inference_copy(m);
+        let x = Tensor::<5>::from_data(TensorData::new(pixels.clone(), shape), &m.device);
+        values(m.forward(x).unwrap())
+    };
+    let before = logits(&model);
+    let mut opt = AdamW::new(cfg);
+    let scale = 1.0 / labels.len() as f64;
+    let step = |model: VideoModel, opt: &mut AdamW, loss_scale: f64| {
+        let mut acc = GradAccumulator::mixed(loss_scale);
+        let loss = vidi::train::accumulate(&model, pixels.clone(), shape, &labels, scale, 0, &mut acc).unwrap();
+        let (model, info) = vidi::train::apply_step(model, opt, acc, lr);
+        (model, info, loss.value())
+    };
+    // 2^40: f16 tops out at 65504, so the scaled gradients overflow in the first product back.
+    let (m, info, loss) = step(model, &mut opt, 2f64.powi(40));
+    model = m;
+    assert!(info.skipped, "a step at loss scale 2^40 was not skipped (loss {loss})");
+    assert_eq!(opt.steps, 0, "a skipped step counted as an AdamW step");
+    assert_eq!(logits(&model), before, "a skipped step changed the model");
+    let mut scaler = LossScaler { scale: 2f64.powi(40), good_steps: 0 };
+    scaler.update(false);
+    assert_eq!(scaler.scale, 2f64.powi(39), "GradScaler's backoff factor is 0.5");
+    let (m, info, loss) = step(model, &mut opt, LossScaler::INIT);
+    assert!(!info.skipped, "the step at the first loss scale was skipped");
+    assert_eq!(opt.steps, 1);
+    let want = log["losses"][0].as_f64().unwrap();
+    assert!((loss - want).abs() <= 1e-2 * want.max(1.0), "loss {loss} after a skip, PyTorch f32 {want}");
+    assert_ne!(logits(&m), before, "the step after the skip did not train");
+}
+
+/// `vidi train --precision f16`: on the CPU refused in one line before the
+/// run folder is made; on wgpu with SHADER_F16 the run logs the loss scale
+/// beside losses within 2% of the same run's in f32 on the CPU, records its
+/// precision in config.json, and leaves an f32 model in best/.
+#[test]
+fn vidi_train_in_mixed_precision() {
+    use vidi::train::TrainEvent;
+    let m = crate::train::motion();
+    let out = m.root.join("run-mixed-cpu");
+    let base = crate::train::motion_config(m, 1);
+    let o = Command::new(env!("CARGO_BIN_EXE_vidi"))
+        .args(["train", "--precision", "f16", "--device", "cpu", "--max-steps", "2", "--data"])
+        .arg(&base.data)
+        .arg("--model")
+        .arg(&base.model)
+        .arg("--out")
+        .arg(&out)
+        .env_remove("VIDI_DEVICE")
+        .output()
+        .expect("run vidi");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--precision f16 is not available"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!out.exists(), "a refused run made its folder");
+    let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
+    if vidi::backend::check_mixed_precision(&compute, vidi::backend::Precision::F16).is_err() {
+        return;
+    }
+    let metrics = |precision, device, dir: &str| {
+        let base = crate::train::motion_config(m, 1);
+        let cfg = vidi::train::TrainConfig { max_steps: Some(4), device, precision, ..base };
+        let out = m.root.join(dir);
+        let (summary, events) = crate::train::run_training(Some(&cfg), &out, None);
+        let logs: Vec<(f64, Option<f64>)> = events
+            .iter()
+            .filter_map(|e| match e {
+                TrainEvent::Log { loss, loss_scale, .. } => Some((*loss, *loss_scale)),
+                _ => None,
+            })
+            .collect();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v.get("loss").is_some())
+            .collect();
+        (summary, out, logs, lines)
+    };
+    let (_, _, cpu_logs, _) = metrics(vidi::backend::Precision::F32, DeviceChoice::Cpu, "run-f32-cpu");
+    let (summary, out, logs, lines) = metrics(vidi::backend::Precision::F16, DeviceChoice::Gpu, "run-mixed-gpu");
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    for (((loss, scale), line), (cpu_loss, cpu_scale)) in logs.iter().zip(&lines).zip(&cpu_logs) {
+        assert_eq!(*scale, Some(65536.0), "the loss scale of a run with no overflow");
+        assert_eq!(line["loss_scale"].as_f64(), Some(65536.0), "{line}");
+        assert_eq!(*cpu_scale, None, "an f32 run logged a loss scale");
+        assert!(
+            (loss - cpu_loss).abs() <= 2e-2 * cpu_loss.max(1.0),
+            "loss {loss} mixed on wgpu, {cpu_loss} f32 on the CPU"
+        );
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["precision"], "f16");
+    let best = summary.best_dir.expect("a best model");
+    let bytes = std::fs::read(best.join("model.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&bytes[8..8 + len]);
+    assert!(header.contains("\"F32\"") && !header.contains("\"F16\""), "best/ is not all f32: {header}");
+    let card = vidi::share::model_card(&best, "me/mixed").unwrap();
+    assert!(card.contains("| precision | mixed: products in f16"), "{card}");
+}

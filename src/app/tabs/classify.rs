@@ -256,7 +256,7 @@ impl ClassifyTab {
             }
         });
         ui.weak(sampling_words(self.sampling).1);
-        super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu);
+        super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu, super::parts::F16_INFERENCE);
         ui.checkbox(&mut self.timeline, "Timeline: classify window after window along each video")
             .on_hover_text("Each window is num_frames frames read as the pipeline reads a video's start; windows follow one another without overlap. The strip under the video shows the top label of each; click it to go there.");
         let running = env.jobs.is_running(&self.job);

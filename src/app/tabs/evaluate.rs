@@ -102,7 +102,7 @@ impl EvaluateTab {
         if let Some((rate, _)) = super::parts::run_clip_window(&s.use_model) {
             ui.weak(format!("clips take every {rate} frame(s), as the model's training run tested it"));
         }
-        super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu);
+        super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu, super::parts::F16_INFERENCE);
         let inputs = (s.use_model.clone(), data.clone(), self.split.clone(), self.clips, self.crops, self.precision);
         let running = env.jobs.is_running(&self.job);
         if ui.add_enabled(!running, egui::Button::new("Run evaluation")).clicked() {

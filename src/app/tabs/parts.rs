@@ -227,17 +227,22 @@ pub fn run_clip_window(model: &str) -> Option<(usize, f64)> {
     Some((c.sample_rate, c.fps))
 }
 
-/// The "Precision:" choice of the tabs that run models: f16 only where the
-/// models are on a GPU.
-pub fn precision_choice(ui: &mut egui::Ui, precision: &mut Precision, is_gpu: bool) {
+/// What f16 means in the tabs that run a model (Evaluate, Classify).
+pub const F16_INFERENCE: &str =
+    "16-bit floats on the GPU, where its adapter has them: faster, scores within about 0.01 of f32's";
+/// What f16 means in the Train tab.
+pub const F16_TRAINING: &str = "mixed precision on the GPU, where its adapter has 16-bit floats: the layers' \
+                                products in f16, the weights kept in f32 (the saved model is f32)";
+
+/// The "Precision:" choice of the tabs that run models: f16 (what it means
+/// there: `f16_means`) only where the models are on a GPU.
+pub fn precision_choice(ui: &mut egui::Ui, precision: &mut Precision, is_gpu: bool, f16_means: &str) {
     ui.horizontal(|ui| {
         ui.label("Precision:");
         ui.radio_value(precision, Precision::F32, "f32");
         ui.add_enabled_ui(is_gpu, |ui| ui.radio_value(precision, Precision::F16, "f16"))
             .response
-            .on_hover_text(
-                "16-bit floats on the GPU, where its adapter has them: faster, scores within about 0.01 of f32's",
-            )
+            .on_hover_text(f16_means)
             .on_disabled_hover_text("f16 needs the models on a GPU");
     });
 }

@@ -75,6 +75,8 @@ pub struct TrainTab {
     out: PathBuf,
     /// Sample the classes evenly (`vidi train --balance`).
     balance: bool,
+    /// f32, or f16 for mixed precision (`vidi train --precision`).
+    precision: crate::backend::Precision,
     data: PathBuf,
     /// The demo's settings, while the demo is the run shown.
     demo: Option<DemoOptions>,
@@ -103,6 +105,7 @@ impl Default for TrainTab {
             result: None,
             out: PathBuf::new(),
             balance: false,
+            precision: crate::backend::Precision::F32,
             data: PathBuf::new(),
             demo: None,
             stopping: false,
@@ -236,6 +239,7 @@ impl TrainTab {
             seed: s.seed,
             device: if compute.is_gpu { crate::backend::DeviceChoice::Gpu } else { crate::backend::DeviceChoice::Cpu },
             balance: self.balance,
+            precision: self.precision,
             ..Default::default()
         };
         let demo = self.demo.clone().unwrap_or_default();
@@ -364,9 +368,11 @@ impl TrainTab {
         }
         ui.checkbox(&mut self.balance, "Balance classes")
             .on_hover_text("draw each epoch's clips evenly from the classes (for data with a much larger class)");
-        egui::CollapsingHeader::new("Advanced: epochs, batch size, learning rate, seed")
+        egui::CollapsingHeader::new("Advanced: epochs, batch size, learning rate, seed, precision")
             .id_salt("train-advanced")
             .show(ui, |ui| {
+                let f16 = super::parts::F16_TRAINING;
+                super::parts::precision_choice(ui, &mut self.precision, env.compute.is_gpu, f16);
                 egui::Grid::new("train-params").show(ui, |ui| {
                     env.edit(&s.epochs, Setting::Epochs, |v| number(ui, "epochs", v, 1..=1000));
                     ui.label("passes over the train split");
