@@ -71,6 +71,8 @@ else:
             f"{'yes' if ad['cooperative_matrix'] else 'no'}; max storage binding "
             f"{ad['max_storage_buffer_binding_size'] / 2**20:.0f} MiB")
         say(f"  features: {' '.join(ad['features']) or '(none)'}")
+    on = lambda k: "on" if adapter.get(k) else "off"
+    say(f"vidi's build: fusion {on('fusion')}, autotune {on('autotune')}")
     wd = adapter["window_device"]
     if "Ok" in wd:
         diff = adapter.get("window_matmul_max_abs_diff")

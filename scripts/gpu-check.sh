@@ -21,6 +21,7 @@
 #   VIDI_PYTHON=path/to/python   use this interpreter (torch + transformers), no venv
 #   GPU_CHECK_OUT=dir            where the JSON and logs go (default target/gpu-check)
 #   GPU_CHECK_BUDGET=seconds     the whole run's budget (default 470)
+#   GPU_CHECK_FEATURES=list      cargo features of the build (default fusion,autotune)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,11 +29,12 @@ smoke=0
 case "${1:-}" in
   --smoke) smoke=1 ;;
   "") ;;
-  -h | --help) sed -n 2,23p "$0"; exit 0 ;;
+  -h | --help) sed -n 2,24p "$0"; exit 0 ;;
   *) echo "gpu-check.sh: unknown argument '$1' (only --smoke)" >&2; exit 2 ;;
 esac
 
 out="${GPU_CHECK_OUT:-target/gpu-check}"
+features="${GPU_CHECK_FEATURES:-fusion,autotune}"
 budget="${GPU_CHECK_BUDGET:-470}"
 mkdir -p "$out"
 rm -f "$out"/*.json "$out"/*.log "$out"/*.safetensors
@@ -75,9 +77,9 @@ if [[ -n "${VIDI_BIN:-}" ]]; then
   bin="$VIDI_BIN"
   echo "vidi: $bin (given)" >&2
 else
-  echo "vidi: building (release, headless)..." >&2
+  echo "vidi: building (release, headless, features: $features)..." >&2
   [[ -f "$HOME/.cargo/env" ]] && . "$HOME/.cargo/env"
-  if ! cargo build --release --no-default-features --features fusion --bin vidi >"$out/build.log" 2>&1; then
+  if ! cargo build --release --no-default-features --features "$features" --bin vidi >"$out/build.log" 2>&1; then
     tail -n 20 "$out/build.log" >&2
     echo "gpu-check.sh: the build failed (scripts/setup.sh lists the system packages)" >&2
     exit 1

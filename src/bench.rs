@@ -631,6 +631,10 @@ pub struct AdapterBench {
     pub window_device: Result<String, String>,
     /// A 64x48 by 48x32 matmul on that device against the CPU's.
     pub window_matmul_max_abs_diff: Option<f32>,
+    /// Whether this build has Burn's kernel fusion (cargo feature `fusion`).
+    pub fusion: bool,
+    /// Whether this build has Burn's autotune (cargo feature `autotune`).
+    pub autotune: bool,
 }
 
 /// The adapters wgpu sees, and the device the window would create, made
@@ -649,5 +653,11 @@ pub fn bench_adapter() -> AdapterBench {
         let (gpu, cpu) = (on(&c.device), on(&crate::backend::host_device()));
         gpu.iter().zip(&cpu).map(|(g, c)| (g - c).abs()).fold(0.0f32, f32::max)
     });
-    AdapterBench { adapters, window_device: made.map(|c| c.description), window_matmul_max_abs_diff: diff }
+    AdapterBench {
+        adapters,
+        window_device: made.map(|c| c.description),
+        window_matmul_max_abs_diff: diff,
+        fusion: cfg!(feature = "fusion"),
+        autotune: cfg!(feature = "autotune"),
+    }
 }

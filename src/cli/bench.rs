@@ -271,6 +271,8 @@ pub fn bench_adapter(a: BenchAdapterArgs) -> Result<()> {
         );
         println!("  features: {}", ad.features.join(" "));
     }
+    let on = |b: bool| if b { "on" } else { "off" };
+    println!("build: fusion {}, autotune {}", on(report.fusion), on(report.autotune));
     match (&report.window_device, &report.window_matmul_max_abs_diff) {
         (Ok(d), Some(diff)) => println!("window device, headless: {d}; matmul vs CPU max |diff| {diff:.2e}"),
         (Ok(d), None) => println!("window device, headless: {d}"),

@@ -1407,6 +1407,6 @@ fn f16_in_the_train_tab_trains_in_mixed_precision() {
     let cpu = vidi::backend::cpu();
     let (m, _) = vidi::model::VideoModel::load(&run.join("best"), &Default::default(), &cpu.device).unwrap();
     let x = burn::tensor::Tensor::<5>::zeros([1, 8, 3, 32, 32], &cpu.device);
-    let logits = m.forward(x).unwrap().into_data().to_vec::<f32>().unwrap();
+    let logits = m.forward(x).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     assert!(logits.iter().all(|v| v.is_finite()), "{logits:?}");
 }
