@@ -591,3 +591,49 @@ fn vidi_train_in_mixed_precision() {
     let card = vidi::share::model_card(&best, "me/mixed").unwrap();
     assert!(card.contains("| precision | mixed: products in f16"), "{card}");
 }
+
+/// A mixed-precision run on wgpu stopped after a step and resumed ends with
+/// the uninterrupted run's weights and moments (within 1e-6): the stop's
+/// checkpoint keeps the loss scale, its growth count and AdamW's own step count.
+#[test]
+fn a_mixed_precision_run_resumes_exactly() {
+    let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
+    if vidi::backend::check_mixed_precision(&compute, vidi::backend::Precision::F16).is_err() {
+        return;
+    }
+    let m = crate::train::motion();
+    let base = crate::train::motion_config(m, 1);
+    let cfg = vidi::train::TrainConfig {
+        max_steps: Some(4),
+        device: DeviceChoice::Gpu,
+        precision: vidi::backend::Precision::F16,
+        ..base
+    };
+    let (whole, part) = (m.root.join("mixed-whole"), m.root.join("mixed-stopped"));
+    let (s_whole, _) = crate::train::run_training(Some(&cfg), &whole, None);
+    assert_eq!(s_whole.steps, 4);
+    let (s_stop, _) = crate::train::run_training(Some(&cfg), &part, Some(2));
+    assert!(s_stop.stopped && s_stop.steps < 4, "{} steps, stopped {}", s_stop.steps, s_stop.stopped);
+    let stop = part.join(format!("checkpoint-step-{}", s_stop.steps));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stop.join("trainer_state.json")).unwrap()).unwrap();
+    assert_eq!(state["loss_scaler"], serde_json::json!({"scale": 65536.0, "good_steps": s_stop.steps}), "{state}");
+    assert_eq!(state["optimizer_steps"], s_stop.steps, "{state}");
+    let (s_res, _) = crate::train::run_training(None, &part, None);
+    assert_eq!(s_res.steps, 4);
+    let (a, b) = (
+        crate::train::weights_of(&whole.join("checkpoint-epoch-1")),
+        crate::train::weights_of(&part.join("checkpoint-epoch-1")),
+    );
+    for (k, t) in &a {
+        let d = max_abs_diff(&t.data, &b[k].data);
+        assert!(d <= 1e-6, "{k}: the resumed mixed-precision run differs from the uninterrupted one by {d}");
+    }
+    let opt =
+        |d: &Path| vidi::model::weights::read_safetensors(&d.join("checkpoint-epoch-1/optimizer.safetensors")).unwrap();
+    let (oa, ob) = (opt(&whole), opt(&part));
+    assert_eq!(oa.len(), ob.len());
+    for (k, t) in &oa {
+        assert!(max_abs_diff(&t.data, &ob[k].data) <= 1e-6, "optimizer {k}");
+    }
+}

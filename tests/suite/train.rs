@@ -301,7 +301,7 @@ fn tiny_model_learns_motion_from_videos() {
     assert!(csv.starts_with("true\\predicted,Growing,MovingDown,MovingLeft,MovingRight"));
 }
 
-fn weights_of(dir: &Path) -> std::collections::BTreeMap<String, vidi::model::weights::HostTensor> {
+pub fn weights_of(dir: &Path) -> std::collections::BTreeMap<String, vidi::model::weights::HostTensor> {
     read_safetensors(&dir.join("model.safetensors")).unwrap()
 }
 
