@@ -196,6 +196,13 @@ impl TrainTab {
     fn start(&mut self, s: &Settings, run: Run, compute: &crate::backend::Compute, commands: &CommandSender) {
         let out = PathBuf::from(&s.run_dir);
         self.existing = None;
+        if run == Run::Start {
+            // A new run's precision (a resumed run keeps its own): refused here in the app's words.
+            if let Err(e) = crate::backend::check_mixed_precision(compute, self.precision) {
+                self.error = Some(super::parts::f16_refusal(e));
+                return;
+            }
+        }
         if run == Run::Start && holds_run(&out) {
             // Not started: the run there is shown, with the choice of resuming it or a new folder.
             (self.loss, self.lr, self.val) = read_curves(&out);
