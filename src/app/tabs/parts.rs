@@ -253,12 +253,13 @@ pub fn precision_choice(ui: &mut egui::Ui, precision: &mut Precision, is_gpu: bo
 pub fn precision_device(compute: Compute, precision: Precision) -> Result<burn::tensor::Device, String> {
     match precision {
         Precision::F32 => Ok(compute.device),
-        Precision::F16 => crate::backend::f16_device(&compute).map(|c| c.device).map_err(f16_refusal),
+        Precision::F16 => crate::backend::f16_device(&compute).map(|c| c.device).map_err(|e| f16_refusal(&e)),
     }
 }
 
-/// The app's one line for a refused f16 (the CLI's names its flag).
-pub fn f16_refusal(e: BackendError) -> String {
+/// The app's one line for a refused f16 (the CLI's names its flag); any
+/// other device error as it is.
+pub fn f16_refusal(e: &BackendError) -> String {
     match e {
         BackendError::NoF16(why) => format!("f16 is not available: {why}; choose f32"),
         e => e.to_string(),

@@ -25,7 +25,13 @@ struct Failure {
 
 impl Failure {
     fn of(e: &crate::train::TrainError) -> Failure {
-        Failure { message: e.to_string(), gpu_lost: matches!(e, crate::train::TrainError::GpuLost { .. }) }
+        use crate::train::TrainError;
+        let message = match e {
+            // The app's words for a refused f16 (the trainer's name the CLI flag).
+            TrainError::Backend(b) => super::parts::f16_refusal(b),
+            e => e.to_string(),
+        };
+        Failure { message, gpu_lost: matches!(e, TrainError::GpuLost { .. }) }
     }
 }
 
@@ -196,13 +202,6 @@ impl TrainTab {
     fn start(&mut self, s: &Settings, run: Run, compute: &crate::backend::Compute, commands: &CommandSender) {
         let out = PathBuf::from(&s.run_dir);
         self.existing = None;
-        if run == Run::Start {
-            // A new run's precision (a resumed run keeps its own): refused here in the app's words.
-            if let Err(e) = crate::backend::check_mixed_precision(compute, self.precision) {
-                self.error = Some(super::parts::f16_refusal(e));
-                return;
-            }
-        }
         if run == Run::Start && holds_run(&out) {
             // Not started: the run there is shown, with the choice of resuming it or a new folder.
             (self.loss, self.lr, self.val) = read_curves(&out);
