@@ -422,7 +422,7 @@ pub struct LoaderSpec {
 /// Times `steps` training steps (after one warm-up) of `model` with random
 /// inputs, and before them the dataset loader for the model's clips (`loader`).
 /// `precision` f16 trains in mixed precision, as `vidi train --precision f16`
-/// does (the caller checks the device can: [`crate::backend::check_mixed_precision`]).
+/// does (the caller checks the device can: [`crate::backend::check_f16`]).
 pub fn bench_train(
     model: &BenchModel,
     frames: Option<usize>,
@@ -452,10 +452,7 @@ pub fn bench_train(
     let (mut times, mut skipped_steps) = (Vec::new(), 0);
     for i in 0..=steps.max(1) {
         let t = Instant::now();
-        let mut acc = match &scaler {
-            Some(s) => GradAccumulator::mixed(s.scale),
-            None => GradAccumulator::default(),
-        };
+        let mut acc = GradAccumulator::new(scaler.as_ref().map(|s| s.scale));
         let x = burn::tensor::Tensor::<5>::from_data(burn::tensor::TensorData::new(pixels.clone(), shape), &device);
         let (loss, _) = crate::train::micro_loss(&net, x, &labels, 1.0 / batch as f64, 0, acc.loss_scale())?;
         peak.sample(&device);
@@ -478,7 +475,9 @@ pub fn bench_train(
     let median_s = median(times);
     let rss = peak_rss_mib();
     let kernels = match compute.is_gpu {
-        true => Some(count_kernels(net, &mut opt, &pixels, shape, &labels, (&compute.device, scaler))?),
+        true => {
+            Some(count_kernels(net, &mut opt, &pixels, shape, &labels, (&compute.device, scaler.map(|s| s.scale)))?)
+        }
         false => None,
     };
     Ok(TrainBenchRow {
@@ -513,7 +512,7 @@ fn count_kernels(
     pixels: &[f32],
     shape: [usize; 5],
     labels: &[usize],
-    (plain, scaler): (&burn::tensor::Device, Option<crate::train::optim::LossScaler>),
+    (plain, loss_scale): (&burn::tensor::Device, Option<f64>),
 ) -> Result<KernelCounts, crate::model::ModelError> {
     use crate::backend::kernel_launches;
     use crate::backend::ops::{activation, layer_norm};
@@ -528,10 +527,7 @@ fn count_kernels(
     burn::module::Module::visit(&net.net, &mut tensors);
     let device = net.device.clone();
     // The Trainer's own forward and backward pass (`train::accumulate`).
-    let mut acc = match scaler {
-        Some(s) => crate::train::optim::GradAccumulator::mixed(s.scale),
-        None => crate::train::optim::GradAccumulator::default(),
-    };
+    let mut acc = crate::train::optim::GradAccumulator::new(loss_scale);
     let scale = 1.0 / shape[0] as f64;
     let (loss, forward_backward) =
         kernel_launches(&device, || crate::train::accumulate(&net, pixels.to_vec(), shape, labels, scale, 0, &mut acc));

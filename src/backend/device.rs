@@ -72,18 +72,19 @@ pub fn set_precision(compute: &mut Compute, precision: Precision) -> Result<(), 
     if precision == Precision::F32 {
         return Ok(());
     }
-    check_mixed_precision(compute, precision)?;
+    check_f16(compute, precision)?;
     let f16 = burn::tensor::FloatDType::F16;
     compute.device.configure(f16).map_err(|e| BackendError::NoF16(format!("{e:?}")))?;
     compute.description.push_str(", f16");
     Ok(())
 }
 
-/// Whether `compute` can train in mixed precision (`--precision f16`): a GPU
-/// whose adapter has `SHADER_F16`. Unlike [`set_precision`] it changes
-/// nothing: the device stays f32 (the master weights and moments), and the
-/// products cast to f16 on the fly. f32 is always possible.
-pub fn check_mixed_precision(compute: &Compute, precision: Precision) -> Result<(), BackendError> {
+/// Whether `compute` can compute in `precision`: f32 always; f16 on a GPU
+/// whose adapter has `SHADER_F16`. It changes nothing: [`set_precision`]
+/// checks with it before making the device f16 (inference); mixed-precision
+/// training (`--precision f16`) checks with it and leaves the device f32 (the
+/// master weights and moments), the products casting to f16 on the fly.
+pub fn check_f16(compute: &Compute, precision: Precision) -> Result<(), BackendError> {
     if precision == Precision::F32 {
         return Ok(());
     }

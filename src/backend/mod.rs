@@ -17,9 +17,9 @@ mod kernels;
 pub mod ops;
 
 pub use device::{
-    adapter_reports, adapters, check_mixed_precision, choice_from, cpu, device_memory, f16_device, host_device,
-    is_real_gpu, kernel_launches, on_wgpu_device, select, set_precision, window_device_headless, AdapterReport,
-    BackendError, Compute, DeviceChoice, Precision,
+    adapter_reports, adapters, check_f16, choice_from, cpu, device_memory, f16_device, host_device, is_real_gpu,
+    kernel_launches, on_wgpu_device, select, set_precision, window_device_headless, AdapterReport, BackendError,
+    Compute, DeviceChoice, Precision,
 };
 pub use host::{device_reads, to_device, to_host, HostTensor, Scalar};
 

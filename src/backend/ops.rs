@@ -81,10 +81,12 @@ impl Drop for Autocast {
 
 /// Mixed precision's forward pass: while the guard lives, this thread's
 /// Linear layers and attention products on a GPU take f16 copies of their f32
-/// inputs and parameters and hand back f32 results. Autodiff records the
+/// inputs and parameters and hand back f32 results, except where the result
+/// feeds the next product ([`linear_activation`], the blocked attention's
+/// output), which stays f16. Autodiff records the
 /// casts, so the gradients reach the f32 parameters in f32 (computed in f16
 /// through the products). On the CPU it changes nothing (training there is
-/// f32 only, see [`super::device::check_mixed_precision`]).
+/// f32 only, see [`super::device::check_f16`]).
 pub fn autocast(on: bool) -> Autocast {
     Autocast { was: AUTOCAST.with(|a| a.replace(on)) }
 }

@@ -212,7 +212,7 @@ pub fn bench_train(a: BenchTrainArgs) -> Result<()> {
     };
     let compute = compute(a.device)?;
     let loader = vidi::bench::LoaderSpec { workers: a.workers, videos: a.videos.clone() };
-    vidi::backend::check_mixed_precision(&compute, a.precision)?;
+    vidi::backend::check_f16(&compute, a.precision)?;
     let row = vidi::bench::bench_train(&model, a.frames, a.batch.max(1), a.steps, &compute, &loader, a.precision)?;
     if a.json {
         return print_json(&row);

@@ -566,7 +566,7 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], scale: f64) -> Tensor<
 /// The config's dropouts and drop-path draw their masks from `seed`
 /// ([`VideoModel::forward_train`]; a run derives it from its seed, the step
 /// and the micro-batch, see [`step_seed`]). A mixed-precision accumulator
-/// ([`GradAccumulator::mixed`]) runs the forward pass under autocast and the
+/// ([`GradAccumulator::new`] with a scale) runs the forward pass under autocast and the
 /// backward pass from the loss times its loss scale; the loss returned is the unscaled one.
 pub fn accumulate(
     model: &VideoModel,

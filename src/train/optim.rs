@@ -166,11 +166,12 @@ impl GradAccumulator {
         self.grads.is_empty()
     }
 
-    /// An accumulator for a mixed-precision step: its forward passes run
-    /// under [`crate::backend::ops::autocast`], their losses multiplied by
-    /// `scale` before the backward pass ([`crate::train::accumulate`]).
-    pub fn mixed(scale: f64) -> GradAccumulator {
-        GradAccumulator { grads: BTreeMap::new(), loss_scale: Some(scale) }
+    /// An empty accumulator: for an f32 step (`None`, as `default()`), or for
+    /// a mixed-precision step at loss scale `Some(scale)`, whose forward passes
+    /// run under [`crate::backend::ops::autocast`] and whose losses are
+    /// multiplied by the scale before the backward pass ([`crate::train::accumulate`]).
+    pub fn new(loss_scale: Option<f64>) -> GradAccumulator {
+        GradAccumulator { grads: BTreeMap::new(), loss_scale }
     }
 
     /// The loss scale of a mixed-precision step; `None` in f32.
@@ -261,7 +262,7 @@ impl AdamW {
     }
 
     /// Clips `acc` by its global norm and applies one AdamW step at `lr`.
-    /// A mixed-precision step ([`GradAccumulator::mixed`]) first divides the
+    /// A mixed-precision step ([`GradAccumulator::new`] with a scale) first divides the
     /// gradients by the loss scale, and is skipped when they are not finite:
     /// that takes one read of their squared norm from the device, every step
     /// (as `GradScaler.step` reads its `found_inf`).
@@ -278,16 +279,17 @@ impl AdamW {
                 None => s,
             });
         }
-        let sq = sq.map(Scalar::of).map(|s| match (loss_scale, s) {
-            (Some(_), Scalar::Device(t)) => Scalar::Host(Scalar::Device(t).value()),
-            (_, s) => s,
-        });
-        let unscale = loss_scale.map_or(1.0, |s| 1.0 / s);
-        if let Some(Scalar::Host(v)) = sq.as_ref().filter(|_| loss_scale.is_some()) {
+        let mut sq = sq.map(Scalar::of);
+        if loss_scale.is_some() {
+            // Mixed precision reads the squared norm (one wait for the device): a
+            // step whose gradients overflowed is skipped.
+            let v = sq.as_ref().map_or(0.0, Scalar::value);
             if !v.is_finite() {
                 return (module, StepInfo { grad_norm: Scalar::Host(f64::INFINITY), lr, skipped: true });
             }
+            sq = sq.map(|_| Scalar::Host(v));
         }
+        let unscale = loss_scale.map_or(1.0, |s| 1.0 / s);
         // clip_grad_norm_: scale by max_norm / (norm + 1e-6), clamped to at most 1.
         let max_norm = self.config.max_grad_norm;
         let (grad_norm, clip, clip_by) = match sq {

@@ -136,7 +136,7 @@ fn computing(cfg: &TrainConfig, compute: Option<&backend::Compute>) -> Result<ba
         Some(c) => c.clone(),
         None => backend::select(backend::choice_from(Some(cfg.device))?)?,
     };
-    backend::check_mixed_precision(&compute, cfg.precision)?;
+    backend::check_f16(&compute, cfg.precision)?;
     Ok(compute)
 }
 
@@ -401,10 +401,8 @@ impl<'a> Run<'a> {
                     return Ok((model, opt, state, true));
                 }
                 let mixed = cfg.precision == backend::Precision::F16;
-                let mut acc = match mixed {
-                    true => GradAccumulator::mixed(state.loss_scaler.get_or_insert_with(Default::default).scale),
-                    false => GradAccumulator::default(),
-                };
+                let loss_scale = mixed.then(|| state.loss_scaler.get_or_insert_with(Default::default).scale);
+                let mut acc = GradAccumulator::new(loss_scale);
                 let (mut step_loss, mut step_clips) = (None::<Scalar>, 0usize);
                 for micro in 0..cfg.grad_accum {
                     let Some(batch) = loader.next() else { break };

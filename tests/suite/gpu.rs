@@ -402,7 +402,7 @@ fn mixed_steps(name: &str, mixed: bool) -> (Vec<f64>, Vec<f64>, vidi::model::Vid
     let (mut losses, mut norms, mut skipped) = (Vec::new(), Vec::new(), 0);
     while losses.len() < 3 {
         assert!(skipped < 8, "{name}: {skipped} mixed-precision steps skipped, loss scale down to {}", scaler.scale);
-        let mut acc = if mixed { GradAccumulator::mixed(scaler.scale) } else { GradAccumulator::default() };
+        let mut acc = GradAccumulator::new(mixed.then_some(scaler.scale));
         let scale = 1.0 / labels.len() as f64;
         let loss = vidi::train::accumulate(&model, pixels.clone(), shape, &labels, scale, 0, &mut acc).unwrap();
         let lr = optim::linear_schedule(lr, opt.steps, warmup, total);
@@ -431,11 +431,11 @@ fn mixed_steps(name: &str, mixed: bool) -> (Vec<f64>, Vec<f64>, vidi::model::Vid
 /// and on the CPU, a one-line refusal.
 #[test]
 fn mixed_precision_steps_on_wgpu_follow_pytorchs_f32_steps() {
-    use vidi::backend::{check_mixed_precision, Precision};
-    let cpu = check_mixed_precision(&vidi::backend::cpu(), Precision::F16).unwrap_err().to_string();
+    use vidi::backend::{check_f16, Precision};
+    let cpu = check_f16(&vidi::backend::cpu(), Precision::F16).unwrap_err().to_string();
     assert!(cpu.contains("--precision f16 is not available") && cpu.contains("f16 needs --device gpu"), "{cpu}");
     let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
-    if let Err(e) = check_mixed_precision(&compute, Precision::F16) {
+    if let Err(e) = check_f16(&compute, Precision::F16) {
         let f16 = vidi::backend::adapter_reports().iter().any(|a| a.shader_f16);
         assert!(!f16 || !compute.device.supports_dtype(burn::tensor::FloatDType::F16), "refused: {e}");
         assert!(e.to_string().contains("no SHADER_F16"), "{e}");
@@ -480,7 +480,7 @@ fn mixed_precision_skips_a_step_whose_gradients_overflow() {
     use vidi::model::{LoadOptions, VideoModel};
     use vidi::train::optim::{AdamW, GradAccumulator, LossScaler};
     let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
-    if vidi::backend::check_mixed_precision(&compute, vidi::backend::Precision::F16).is_err() {
+    if vidi::backend::check_f16(&compute, vidi::backend::Precision::F16).is_err() {
         return; // the refusal is checked by mixed_precision_steps_on_wgpu_follow_pytorchs_f32_steps
     }
     let name = "videomae_meanpool";
@@ -498,7 +498,7 @@ fn mixed_precision_skips_a_step_whose_gradients_overflow() {
     let mut opt = AdamW::new(cfg);
     let scale = 1.0 / labels.len() as f64;
     let step = |model: VideoModel, opt: &mut AdamW, loss_scale: f64| {
-        let mut acc = GradAccumulator::mixed(loss_scale);
+        let mut acc = GradAccumulator::new(Some(loss_scale));
         let loss = vidi::train::accumulate(&model, pixels.clone(), shape, &labels, scale, 0, &mut acc).unwrap();
         let (model, info) = vidi::train::apply_step(model, opt, acc, lr);
         (model, info, loss.value())
@@ -545,7 +545,7 @@ fn vidi_train_in_mixed_precision() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!out.exists(), "a refused run made its folder");
     let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
-    if vidi::backend::check_mixed_precision(&compute, vidi::backend::Precision::F16).is_err() {
+    if vidi::backend::check_f16(&compute, vidi::backend::Precision::F16).is_err() {
         return;
     }
     let metrics = |precision, device, dir: &str| {
@@ -598,7 +598,7 @@ fn vidi_train_in_mixed_precision() {
 #[test]
 fn a_mixed_precision_run_resumes_exactly() {
     let compute = vidi::backend::select(DeviceChoice::Gpu).unwrap();
-    if vidi::backend::check_mixed_precision(&compute, vidi::backend::Precision::F16).is_err() {
+    if vidi::backend::check_f16(&compute, vidi::backend::Precision::F16).is_err() {
         return;
     }
     let m = crate::train::motion();
